@@ -1,0 +1,98 @@
+# mlops-operator. Every target runs the idempotent set-up it needs first (hack/setup.sh),
+# so `make demo` and `make test` work on a fresh machine.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+PY      := .venv/bin/python
+BIN     := $(or $(MLOPS_CACHE_DIR),$(HOME)/.cache/mlops-operator)/bin
+export PATH := $(CURDIR)/.venv/bin:$(BIN):$(PATH)
+PYTEST  := $(PY) -m pytest
+PHASE   := hack/phase.sh
+
+.PHONY: help setup setup-python setup-binaries demo demo-down test test-unit test-integration \
+        lint fmt run cluster-up cluster-down cluster-reset crds pipelines bench bench-runtime \
+        bench-reconcile images kind-up kind-down kind-load deploy e2e
+
+help: ## this list
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
+
+setup: ## install everything (Python env, Go-built binaries, Debian packages); idempotent
+	@$(PHASE) setup hack/setup.sh
+setup-python:
+	@hack/setup.sh python
+setup-binaries:
+	@$(PHASE) binaries hack/setup.sh binaries
+
+demo: setup ## the main job: local cluster + MLflow + operator + examples, then the loop
+	@$(PY) hack/demo.py up
+
+demo-down: setup-python ## stop what `make demo` started
+	@$(PY) hack/demo.py down
+
+test: setup ## everything CI runs: lint, unit, integration
+	@$(PHASE) lint $(MAKE) --no-print-directory lint
+	@$(PHASE) unit $(PYTEST) -m unit -q
+	@$(PHASE) integration $(PYTEST) -m integration -q
+
+test-unit: setup-python ## pure tests, no servers (seconds)
+	@$(PYTEST) -m unit -q
+
+test-integration: setup
+	@$(PYTEST) -m integration -q
+
+lint: setup-python ## ruff and mypy
+	@$(PY) -m ruff check operator tests pipelines hack
+	@$(PY) -m ruff format --check operator tests pipelines hack
+	@$(PY) -m mypy
+
+fmt: setup-python
+	@$(PY) -m ruff format operator tests pipelines hack
+	@$(PY) -m ruff check --fix operator tests pipelines hack
+
+run: setup ## the operator against KUBECONFIG (or the local cluster when unset)
+	@if [ -z "$$KUBECONFIG" ]; then $(MAKE) --no-print-directory cluster-up; export KUBECONFIG=$(CURDIR)/.cluster/kubeconfig; fi; \
+	  $(PY) -m mlops_operator.cli run
+
+cluster-up: setup-binaries setup-python ## start the local control plane (kubeconfig: .cluster/kubeconfig)
+	@$(PY) hack/localcluster.py up
+
+cluster-down: setup-python ## stop it (state is kept; cluster-reset forgets it)
+	@$(PY) hack/localcluster.py down
+
+cluster-reset: setup-python
+	@$(PY) hack/localcluster.py reset
+
+crds: setup-python ## regenerate crds/ from the typed models in api/
+	@$(PY) -m mlops_operator.api.crdgen crds
+
+pipelines: setup-python ## compile pipelines/*/pipeline.py into pipeline.yaml
+	@$(PY) -m mlops_operator.pipelines_compile
+
+bench: bench-runtime bench-reconcile ## all benchmarks
+
+bench-runtime: setup ## our runtime vs `mlflow models serve`
+	@$(PY) bench/bench_runtime.py
+
+bench-reconcile: setup ## apply -> Deployment and alias move -> roll-forward, 1/100/500 objects
+	@$(PY) bench/bench_reconcile.py
+
+images: ## build the runtime and operator images (needs Docker)
+	docker build -f images/runtime.Dockerfile -t mlops-operator/runtime:dev .
+	docker build -f images/operator.Dockerfile -t mlops-operator/operator:dev .
+	docker build -f images/operator.Dockerfile --build-arg EXTRAS=pipelines -t mlops-operator/operator:dev-pipelines .
+
+kind-up: ## a kind cluster whose workers look like the local one (needs Docker)
+	bash hack/kind/up.sh
+
+kind-down:
+	kind delete cluster --name mlops
+
+kind-load: ## load the images of `make images` into kind
+	kind load docker-image --name mlops mlops-operator/runtime:dev mlops-operator/operator:dev-pipelines
+
+deploy: setup-binaries ## helm install the operator into the current cluster
+	helm upgrade --install mlops-operator charts/mlops-operator -n mlops-system --create-namespace \
+	  --set image.repository=mlops-operator/operator --set image.tag=dev-pipelines \
+	  --set runtime.image=mlops-operator/runtime:dev
+
+e2e: setup ## the integration suite against the kind cluster
+	MLOPS_TEST_CONTEXT=kind-mlops $(PYTEST) -m integration -q

@@ -1,0 +1,183 @@
+"""The Kubernetes API, as the reconcilers need it: apply, get, list, delete, patch status.
+
+A thin async client over aiohttp (which kopf already uses), authenticated from the same
+kubeconfig or in-cluster service account as kopf. Server-side apply with one field manager is
+how children are written, so fields other controllers own (HPA replicas, annotations) stay.
+"""
+
+from __future__ import annotations
+
+import json
+import ssl
+from dataclasses import dataclass
+from typing import Any, Protocol
+from urllib.parse import urlencode
+
+import aiohttp
+
+FIELD_MANAGER = "mlops-operator"
+
+# (apiVersion, kind) -> plural, for the kinds the operator touches
+PLURALS: dict[tuple[str, str], str] = {
+    ("v1", "Pod"): "pods",
+    ("v1", "Service"): "services",
+    ("v1", "Event"): "events",
+    ("v1", "Namespace"): "namespaces",
+    ("apps/v1", "Deployment"): "deployments",
+    ("apps/v1", "ReplicaSet"): "replicasets",
+    ("autoscaling/v2", "HorizontalPodAutoscaler"): "horizontalpodautoscalers",
+    ("policy/v1", "PodDisruptionBudget"): "poddisruptionbudgets",
+    ("networking.k8s.io/v1", "NetworkPolicy"): "networkpolicies",
+    ("coordination.k8s.io/v1", "Lease"): "leases",
+    ("mlops.dev/v1alpha1", "ModelDeployment"): "modeldeployments",
+    ("mlops.dev/v1alpha1", "RetrainJob"): "retrainjobs",
+}
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, reason: str, message: str) -> None:
+        super().__init__(f"{status} {reason}: {message}")
+        self.status = status
+        self.reason = reason
+        self.message = message
+
+
+def path_of(api_version: str, kind: str, namespace: str | None, name: str | None = None,
+            subresource: str | None = None) -> str:
+    plural = PLURALS[(api_version, kind)]
+    base = f"/api/{api_version}" if "/" not in api_version else f"/apis/{api_version}"
+    p = base + (f"/namespaces/{namespace}" if namespace else "") + f"/{plural}"
+    if name:
+        p += f"/{name}"
+    if subresource:
+        p += f"/{subresource}"
+    return p
+
+
+class Kube(Protocol):
+    async def apply(self, obj: dict[str, Any], manager: str = FIELD_MANAGER,
+                    subresource: str | None = None) -> dict[str, Any]: ...
+    async def get(self, api_version: str, kind: str, namespace: str | None,
+                  name: str) -> dict[str, Any] | None: ...
+    async def list(self, api_version: str, kind: str, namespace: str | None,
+                   label_selector: str | None = None) -> list[dict[str, Any]]: ...
+    async def delete(self, api_version: str, kind: str, namespace: str | None, name: str,
+                     uid: str | None = None) -> bool: ...
+    async def create(self, obj: dict[str, Any]) -> dict[str, Any]: ...
+    async def patch_merge(self, api_version: str, kind: str, namespace: str | None, name: str,
+                          patch: dict[str, Any],
+                          subresource: str | None = None) -> dict[str, Any]: ...
+
+
+@dataclass(frozen=True)
+class Credentials:
+    server: str
+    ssl: ssl.SSLContext
+    token: str | None
+
+
+def load_credentials() -> Credentials:
+    """In-cluster service account, else the kubeconfig (KUBECONFIG), like kopf's login."""
+    from kubernetes import client, config
+
+    cfg = client.Configuration()
+    try:
+        config.load_incluster_config(client_configuration=cfg)
+    except config.ConfigException:
+        config.load_kube_config(client_configuration=cfg)
+    ctx = ssl.create_default_context(cafile=cfg.ssl_ca_cert) if cfg.ssl_ca_cert else (
+        ssl.create_default_context())
+    if not cfg.verify_ssl:
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+    if cfg.cert_file:
+        ctx.load_cert_chain(cfg.cert_file, cfg.key_file)
+    token = cfg.get_api_key_with_prefix("authorization") or None
+    return Credentials(server=cfg.host.rstrip("/"), ssl=ctx, token=token)
+
+
+class HttpKube:
+    def __init__(self, creds: Credentials, session: aiohttp.ClientSession | None = None) -> None:
+        self._creds = creds
+        self._session = session
+
+    async def _http(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            headers = {"Accept": "application/json"}
+            if self._creds.token:
+                headers["Authorization"] = self._creds.token
+            self._session = aiohttp.ClientSession(
+                headers=headers, connector=aiohttp.TCPConnector(ssl=self._creds.ssl, limit=50),
+                timeout=aiohttp.ClientTimeout(total=30))
+        return self._session
+
+    async def close(self) -> None:
+        if self._session:
+            await self._session.close()
+
+    async def _request(self, method: str, path: str, *, query: dict[str, str] | None = None,
+                       body: Any = None, content_type: str = "application/json",
+                       ok_missing: bool = False) -> dict[str, Any] | None:
+        url = self._creds.server + path + (("?" + urlencode(query)) if query else "")
+        http = await self._http()
+        data = json.dumps(body) if body is not None else None
+        headers = {"Content-Type": content_type} if data is not None else {}
+        async with http.request(method, url, data=data, headers=headers) as r:
+            text = await r.text()
+            if r.status == 404 and ok_missing:
+                return None
+            if r.status >= 400:
+                try:
+                    st = json.loads(text)
+                    raise ApiError(r.status, st.get("reason", ""), st.get("message", text))
+                except ValueError:
+                    raise ApiError(r.status, r.reason or "", text) from None
+            return json.loads(text) if text else {}
+
+    async def apply(self, obj: dict[str, Any], manager: str = FIELD_MANAGER,
+                    subresource: str | None = None) -> dict[str, Any]:
+        meta = obj["metadata"]
+        p = path_of(obj["apiVersion"], obj["kind"], meta.get("namespace"), meta["name"],
+                    subresource)
+        out = await self._request("PATCH", p, query={"fieldManager": manager, "force": "true"},
+                                  body=obj, content_type="application/apply-patch+yaml")
+        assert out is not None
+        return out
+
+    async def get(self, api_version: str, kind: str, namespace: str | None,
+                  name: str) -> dict[str, Any] | None:
+        return await self._request("GET", path_of(api_version, kind, namespace, name),
+                                   ok_missing=True)
+
+    async def list(self, api_version: str, kind: str, namespace: str | None,
+                   label_selector: str | None = None) -> list[dict[str, Any]]:
+        q = {"labelSelector": label_selector} if label_selector else None
+        out = await self._request("GET", path_of(api_version, kind, namespace), query=q)
+        return list((out or {}).get("items", []))
+
+    async def delete(self, api_version: str, kind: str, namespace: str | None, name: str,
+                     uid: str | None = None) -> bool:
+        body: dict[str, Any] = {"kind": "DeleteOptions", "apiVersion": "v1",
+                                "propagationPolicy": "Background"}
+        if uid:
+            # only the object we looked at, never a newer one of the same name
+            body["preconditions"] = {"uid": uid}
+        out = await self._request("DELETE", path_of(api_version, kind, namespace, name),
+                                  body=body, ok_missing=True)
+        return out is not None
+
+    async def create(self, obj: dict[str, Any]) -> dict[str, Any]:
+        meta = obj["metadata"]
+        out = await self._request(
+            "POST", path_of(obj["apiVersion"], obj["kind"], meta.get("namespace")), body=obj)
+        assert out is not None
+        return out
+
+    async def patch_merge(self, api_version: str, kind: str, namespace: str | None, name: str,
+                          patch: dict[str, Any],
+                          subresource: str | None = None) -> dict[str, Any]:
+        out = await self._request("PATCH", path_of(api_version, kind, namespace, name,
+                                                   subresource),
+                                  body=patch, content_type="application/merge-patch+json")
+        assert out is not None
+        return out

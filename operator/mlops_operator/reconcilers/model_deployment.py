@@ -1,0 +1,230 @@
+"""Reconcile one ModelDeployment: resolve the model, apply the children, write the status.
+
+Level-based: the same function runs for a new object, a changed one, a changed or deleted
+child, and the periodic resync. It reads what exists, builds what should exist (builders/,
+pure), applies the difference and derives the status (status/, pure).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from pydantic import ValidationError
+
+from mlops_operator.api.common import API_VERSION
+from mlops_operator.api.model_deployment import KIND, ModelDeploymentSpec
+from mlops_operator.builders import model_deployment as b
+from mlops_operator.clients.kube import FIELD_MANAGER, ApiError, Kube
+from mlops_operator.clients.registry import Registry, RegistryError
+from mlops_operator.status import conditions as cond
+from mlops_operator.status.model_deployment import (
+    DeploymentState,
+    Resolution,
+    StatusInput,
+    compute,
+    stalled_status,
+)
+
+log = logging.getLogger(__name__)
+
+HANDOVER_MANAGER = "mlops-operator-handover"
+
+
+class EventSink(Protocol):
+    def __call__(self, body: dict[str, Any], type_: str, reason: str, message: str) -> None: ...
+
+
+@dataclass(frozen=True)
+class Deps:
+    kube: Kube
+    registry: Registry
+    build: b.BuildContext
+    event: EventSink
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What the caller should do next: requeue after `retry_after` seconds, or wait."""
+
+    retry_after: float | None = None
+    reason: str = ""
+
+
+def owner_of(body: dict[str, Any]) -> b.Owner:
+    m = body["metadata"]
+    return b.Owner(name=m["name"], namespace=m["namespace"], uid=m["uid"])
+
+
+def served_model(deployment: dict[str, Any] | None, status: dict[str, Any]) -> (
+        b.ResolvedModel | None):
+    """The version the existing Deployment is pinned to, with what status recorded of it."""
+    if not deployment:
+        return None
+    uri = deployment.get("metadata", {}).get("annotations", {}).get("mlops.dev/model-uri", "")
+    parts = uri.removeprefix("models:/").rsplit("/", 1)
+    if not uri.startswith("models:/") or len(parts) != 2:
+        return None
+    rec = status.get("model") or {}
+    same = rec.get("name") == parts[0] and rec.get("version") == parts[1]
+    return b.ResolvedModel(name=parts[0], version=parts[1],
+                           alias=rec.get("alias") if same else None,
+                           source=rec.get("source") if same else None,
+                           run_id=rec.get("runId") if same else None)
+
+
+def deployment_state(dep: dict[str, Any] | None, pods: list[dict[str, Any]]) -> DeploymentState:
+    if not dep:
+        return DeploymentState()
+    spec, st = dep.get("spec", {}), dep.get("status", {})
+    tpl_labels = spec.get("template", {}).get("metadata", {}).get("labels", {})
+    version = tpl_labels.get(b.LABEL_VERSION)
+    unschedulable = []
+    for p in pods:
+        if p.get("metadata", {}).get("labels", {}).get(b.LABEL_VERSION) != version:
+            continue
+        if p.get("metadata", {}).get("deletionTimestamp"):
+            continue
+        for c in p.get("status", {}).get("conditions", []) or []:
+            if (c.get("type") == "PodScheduled" and c.get("status") == "False"
+                    and c.get("reason") == "Unschedulable"):
+                unschedulable.append(c.get("message", "Unschedulable"))
+    deadline = any(c.get("type") == "Progressing" and c.get("reason") == "ProgressDeadlineExceeded"
+                   for c in st.get("conditions", []) or [])
+    return DeploymentState(
+        exists=True,
+        generation=dep.get("metadata", {}).get("generation", 0),
+        observed_generation=st.get("observedGeneration", 0),
+        desired=spec.get("replicas", 1) if spec.get("replicas") is not None else 1,
+        replicas=st.get("replicas", 0) or 0,
+        updated=st.get("updatedReplicas", 0) or 0,
+        ready=st.get("readyReplicas", 0) or 0,
+        available=st.get("availableReplicas", 0) or 0,
+        serving_version=version,
+        progress_deadline_exceeded=deadline,
+        unschedulable=unschedulable,
+    )
+
+
+def _owns_replicas(dep: dict[str, Any]) -> bool:
+    for mf in dep.get("metadata", {}).get("managedFields", []) or []:
+        if mf.get("manager") == FIELD_MANAGER and mf.get("operation") == "Apply":
+            if "f:replicas" in (mf.get("fieldsV1", {}).get("f:spec", {}) or {}):
+                return True
+    return False
+
+
+async def _apply_children(deps: Deps, owner: b.Owner, spec: ModelDeploymentSpec,
+                          model: b.ResolvedModel, existing_dep: dict[str, Any] | None) -> None:
+    children = b.get_children(owner, spec, model, deps.build)
+    if spec.autoscaling and existing_dep and _owns_replicas(existing_dep):
+        # Server-side apply drops a field its manager stops sending (replicas would fall
+        # back to 1). Hand it over first: a second manager co-owns the current value, so
+        # when we stop applying it, it stays until the HPA takes it.
+        await deps.kube.apply({
+            "apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": owner.name, "namespace": owner.namespace},
+            "spec": {"replicas": existing_dep["spec"].get("replicas", 1)}},
+            manager=HANDOVER_MANAGER)
+    for obj in children.apply:
+        await deps.kube.apply(obj)
+    for api_version, kind in children.absent:
+        cur = await deps.kube.get(api_version, kind, owner.namespace, owner.name)
+        if cur and _is_ours(cur, owner):
+            await deps.kube.delete(api_version, kind, owner.namespace, owner.name,
+                                   uid=cur["metadata"]["uid"])
+
+
+def _is_ours(obj: dict[str, Any], owner: b.Owner) -> bool:
+    # delete only what this operator created for this very object
+    refs = obj.get("metadata", {}).get("ownerReferences", []) or []
+    return any(r.get("uid") == owner.uid and r.get("controller") for r in refs)
+
+
+async def _write_status(deps: Deps, body: dict[str, Any], new: dict[str, Any],
+                        now: dt.datetime) -> bool:
+    old = body.get("status", {}) or {}
+    merged, changed = cond.merge_all(old.get("conditions", []) or [], new.pop("conditions"),
+                                     now)
+    patch: dict[str, Any] = {k: v for k, v in new.items() if old.get(k) != v}
+    if changed:
+        patch["conditions"] = merged
+    if not patch:
+        return False
+    m = body["metadata"]
+    await deps.kube.patch_merge(API_VERSION, KIND, m["namespace"], m["name"],
+                                {"status": patch}, subresource="status")
+    _emit_transitions(deps, body, old.get("conditions", []) or [], merged)
+    return True
+
+
+def _emit_transitions(deps: Deps, body: dict[str, Any], old: list[cond.Condition],
+                      new: list[cond.Condition]) -> None:
+    for type_ in ("Ready", "Stalled", "ModelResolved"):
+        o, n = cond.get(old, type_), cond.get(new, type_)
+        if not n or (o and o.get("status") == n.get("status")
+                     and o.get("reason") == n.get("reason")):
+            continue
+        if type_ == "Stalled" and n["status"] != "True":
+            continue
+        bad = (n["status"] == "True") == (type_ == "Stalled")
+        deps.event(body, "Warning" if bad else "Normal", n.get("reason") or type_,
+                   n.get("message") or f"{type_}={n['status']}")
+
+
+async def reconcile(body: dict[str, Any], deps: Deps, now: dt.datetime) -> Outcome:
+    owner = owner_of(body)
+    gen = int(body["metadata"].get("generation", 1))
+    status = body.get("status", {}) or {}
+    try:
+        spec = ModelDeploymentSpec.model_validate(body.get("spec", {}))
+    except ValidationError as e:
+        # the CRD schema refuses most of this; what slips through stalls, it does not crash
+        msg = "; ".join(f"{'.'.join(map(str, x['loc']))}: {x['msg']}" for x in e.errors())
+        await _write_status(deps, body, stalled_status(gen, "InvalidSpec", msg), now)
+        return Outcome()
+
+    try:
+        resolved = await deps.registry.resolve(spec.model.name, spec.model.alias,
+                                               spec.model.version)
+        resolution = Resolution(resolved)
+    except RegistryError as e:
+        resolution = Resolution(None, e.reason, e.message)
+
+    dep = await deps.kube.get("apps/v1", "Deployment", owner.namespace, owner.name)
+    if dep and not _is_ours(dep, owner):
+        msg = f"a Deployment named {owner.name} exists and is not managed by this object"
+        await _write_status(deps, body, stalled_status(gen, "NameConflict", msg), now)
+        return Outcome()
+    serving = served_model(dep, status)
+    # A registry failure never touches what serves: keep applying the pinned version (so
+    # edited or deleted children still come back), never roll to nothing.
+    target = resolution.model if resolution.ok else serving
+    if target is not None:
+        try:
+            await _apply_children(deps, owner, spec, target, dep)
+        except ApiError as e:
+            if e.status in (400, 403, 422):
+                await _write_status(deps, body, stalled_status(
+                    gen, "InvalidSpec", f"the API server refused a child: {e.message}"), now)
+                return Outcome()
+            raise
+        dep = await deps.kube.get("apps/v1", "Deployment", owner.namespace, owner.name)
+    pods: list[dict[str, Any]] = []
+    if dep and (dep.get("status", {}).get("readyReplicas", 0) or 0) < (
+            dep.get("spec", {}).get("replicas") or 0):
+        pods = await deps.kube.list("v1", "Pod", owner.namespace,
+                                    f"{b.LABEL_MD}={owner.name}")
+    state = deployment_state(dep, pods)
+    served = target if target and state.serving_version == target.version else served_model(
+        dep, status)
+    new = compute(StatusInput(
+        generation=gen, name=owner.name, alias=spec.model.alias, resolution=resolution,
+        deployment=state, endpoint=b.endpoint(owner, spec),
+        selector=f"{b.LABEL_MD}={owner.name}", served=served))
+    await _write_status(deps, body, new, now)
+    if resolution.reason == "RegistryUnavailable":
+        return Outcome(retry_after=5.0, reason="registry unavailable")
+    return Outcome()

@@ -1,0 +1,145 @@
+"""The operator's settings: one typed object, read once from the environment at start.
+
+Every variable is documented here (the `help` of each field) and in docs/settings.md; a test
+keeps the two in step. A bad value stops the operator at start with a message naming the
+variable, instead of failing later inside a handler.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from typing import Literal, cast
+from urllib.parse import urlparse
+
+Backend = Literal["local", "kfp"]
+
+
+class SettingsError(ValueError):
+    """A setting has a value the operator cannot use."""
+
+
+def _var(name: str, default: str, help: str) -> str:
+    # the field's metadata carries the variable name, default and help for docs and errors
+    return field(default=default, metadata={"env": name, "help": help})  # type: ignore[return-value]
+
+
+@dataclass(frozen=True)
+class Settings:
+    mlflow_tracking_uri: str = _var(
+        "MLFLOW_TRACKING_URI", "http://127.0.0.1:5000",
+        "MLflow tracking server the operator resolves aliases and versions against "
+        "(MLflow's own variable).")
+    runtime_image: str = _var(
+        "MLOPS_RUNTIME_IMAGE", "ghcr.io/mlops-operator/runtime:0.1.0",
+        "Default container image of the `mlflow` runtime (spec.runtime.image overrides it).")
+    runtime_mlflow_uri: str = _var(
+        "MLOPS_RUNTIME_MLFLOW_URI", "",
+        "MLflow URI the model pods use to download the model; empty = MLFLOW_TRACKING_URI. "
+        "Set it when pods reach MLflow under another address than the operator does.")
+    resync_seconds: float = _var(  # type: ignore[assignment]
+        "MLOPS_RESYNC_SECONDS", "30",
+        "Seconds between periodic re-checks of every ModelDeployment (alias moves, children).")
+    pipeline_backend: Backend = _var(  # type: ignore[assignment]
+        "MLOPS_PIPELINE_BACKEND", "local",
+        "Default RetrainJob backend: `local` (kfp's local runner in a worker process) or "
+        "`kfp` (a Kubeflow Pipelines API server).")
+    kfp_host: str = _var(
+        "MLOPS_KFP_HOST", "",
+        "Kubeflow Pipelines API endpoint for the `kfp` backend, e.g. http://ml-pipeline.kubeflow:8888.")
+    prometheus_url: str = _var(
+        "MLOPS_PROMETHEUS_URL", "",
+        "Prometheus the drift trigger queries; empty disables drift-triggered retraining.")
+    local_concurrency: int = _var(  # type: ignore[assignment]
+        "MLOPS_LOCAL_CONCURRENCY", "2",
+        "How many `local` pipeline runs may execute at once.")
+    namespaces: tuple[str, ...] = _var(  # type: ignore[assignment]
+        "MLOPS_NAMESPACES", "",
+        "Comma-separated namespaces to watch; empty = all namespaces.")
+    work_dir: str = _var(
+        "MLOPS_WORK_DIR", "/tmp/mlops-operator",
+        "Where the `local` backend keeps run directories and logs.")
+    metrics_port: int = _var(  # type: ignore[assignment]
+        "MLOPS_METRICS_PORT", "8080",
+        "Port of the operator's /metrics and health endpoints (0 = off).")
+    log_level: str = _var(
+        "MLOPS_LOG_LEVEL", "INFO", "Python log level of the operator: DEBUG, INFO, WARNING, ERROR.")
+
+    @property
+    def pod_mlflow_uri(self) -> str:
+        return self.runtime_mlflow_uri or self.mlflow_tracking_uri
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+        values: dict[str, object] = {}
+        for f in fields(cls):
+            name = f.metadata["env"]
+            raw = env.get(name, f.default)
+            values[f.name] = _parse(f.name, name, str(raw).strip())
+        return cls(**values)  # type: ignore[arg-type]
+
+
+def _parse(attr: str, name: str, raw: str) -> object:
+    def bad(why: str) -> SettingsError:
+        return SettingsError(f"{name}={raw!r} is invalid: {why}")
+
+    if attr in ("mlflow_tracking_uri", "runtime_mlflow_uri", "kfp_host", "prometheus_url"):
+        if not raw:
+            if attr == "mlflow_tracking_uri":
+                raise bad("the operator needs an MLflow tracking server")
+            return ""
+        u = urlparse(raw)
+        ok = u.scheme in ("http", "https") and bool(u.netloc)
+        # MLflow also takes local stores, handy for a laptop and for tests
+        ok |= attr in ("mlflow_tracking_uri", "runtime_mlflow_uri") and u.scheme in (
+            "file", "sqlite")
+        if not ok:
+            raise bad("expected an http(s):// URL")
+        return raw.rstrip("/")
+    if attr == "resync_seconds":
+        try:
+            v = float(raw)
+        except ValueError:
+            raise bad("expected a number of seconds") from None
+        if not 1 <= v <= 86400:
+            raise bad("expected between 1 and 86400 seconds")
+        return v
+    if attr in ("local_concurrency", "metrics_port"):
+        try:
+            n = int(raw)
+        except ValueError:
+            raise bad("expected an integer") from None
+        lo, hi = (1, 64) if attr == "local_concurrency" else (0, 65535)
+        if not lo <= n <= hi:
+            raise bad(f"expected between {lo} and {hi}")
+        return n
+    if attr == "pipeline_backend":
+        if raw not in ("local", "kfp"):
+            raise bad("expected `local` or `kfp`")
+        return cast(Backend, raw)
+    if attr == "namespaces":
+        items = tuple(s.strip() for s in raw.split(",") if s.strip())
+        for ns in items:
+            if not _is_dns_label(ns):
+                raise bad(f"{ns!r} is not a namespace name")
+        return items
+    if attr == "log_level":
+        if raw.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+            raise bad("expected DEBUG, INFO, WARNING or ERROR")
+        return raw.upper()
+    if not raw and attr == "runtime_image":
+        raise bad("an image is required")
+    return raw
+
+
+def _is_dns_label(s: str) -> bool:
+    import re
+
+    return bool(re.fullmatch(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?", s))
+
+
+def documented_variables() -> dict[str, tuple[str, str]]:
+    """name -> (default, help), for docs and for the test that keeps the docs complete."""
+    return {f.metadata["env"]: (str(f.default), f.metadata["help"]) for f in fields(Settings)}

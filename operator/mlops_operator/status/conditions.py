@@ -1,0 +1,65 @@
+"""PURE: Kubernetes-style conditions, changed only when something really changed.
+
+Conditions are plain dicts as they appear on the wire (type, status, reason, message,
+lastTransitionTime, observedGeneration), so the reconcilers can compare and patch them as is.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable
+from typing import Any
+
+Condition = dict[str, Any]
+
+
+def now_rfc3339(now: dt.datetime) -> str:
+    return now.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def make(type_: str, status: bool | str, reason: str, message: str,
+         generation: int) -> Condition:
+    s = status if isinstance(status, str) else ("True" if status else "False")
+    return {"type": type_, "status": s, "reason": reason, "message": message,
+            "observedGeneration": generation}
+
+
+def set_condition(conditions: list[Condition], new: Condition, now: dt.datetime) -> bool:
+    """Put `new` into `conditions` in place; True when anything changed.
+
+    lastTransitionTime moves only when the status flips, as the API conventions say; a new
+    reason or message alone updates the condition but keeps the time.
+    """
+    for i, old in enumerate(conditions):
+        if old.get("type") != new["type"]:
+            continue
+        merged = dict(new)
+        if old.get("status") == new["status"] and old.get("lastTransitionTime"):
+            merged["lastTransitionTime"] = old["lastTransitionTime"]
+        else:
+            merged["lastTransitionTime"] = now_rfc3339(now)
+        if merged == old:
+            return False
+        conditions[i] = merged
+        return True
+    conditions.append({**new, "lastTransitionTime": now_rfc3339(now)})
+    return True
+
+
+def merge_all(old: Iterable[Condition], new: Iterable[Condition],
+              now: dt.datetime) -> tuple[list[Condition], bool]:
+    """Apply every condition of `new` over `old`; the order of types is kept stable."""
+    out = [dict(c) for c in old]
+    changed = False
+    for c in new:
+        changed |= set_condition(out, c, now)
+    return out, changed
+
+
+def get(conditions: Iterable[Condition], type_: str) -> Condition | None:
+    return next((c for c in conditions if c.get("type") == type_), None)
+
+
+def is_true(conditions: Iterable[Condition], type_: str) -> bool:
+    c = get(conditions, type_)
+    return bool(c and c.get("status") == "True")

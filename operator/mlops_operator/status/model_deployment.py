@@ -1,0 +1,151 @@
+"""PURE: what was observed about a ModelDeployment -> its status.
+
+Ready aggregates the components, as KServe does: the model resolved (or, during a registry
+outage, the last resolved version still serving) and the Deployment available at the pinned
+version. Reconciling and Stalled follow kstatus, so Argo CD and Flux read health from them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from mlops_operator.builders.model_deployment import ResolvedModel
+from mlops_operator.status.conditions import Condition, make
+
+# ModelResolved=False reasons that waiting will not fix (kstatus: Stalled)
+STALLING_REASONS = {"ModelNotFound", "VersionNotFound", "AliasNotSet", "InvalidSpec"}
+
+
+@dataclass(frozen=True)
+class Resolution:
+    """The outcome of asking the registry what to serve."""
+
+    model: ResolvedModel | None
+    reason: str = "Resolved"
+    message: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.model is not None and self.reason == "Resolved"
+
+
+@dataclass(frozen=True)
+class DeploymentState:
+    """What the Deployment and its pods say (None fields: no Deployment yet)."""
+
+    exists: bool = False
+    generation: int = 0
+    observed_generation: int = 0
+    desired: int = 0
+    replicas: int = 0
+    updated: int = 0
+    ready: int = 0
+    available: int = 0
+    serving_version: str | None = None  # version in the Deployment's pod template
+    progress_deadline_exceeded: bool = False
+    unschedulable: list[str] = field(default_factory=list)  # scheduler messages
+
+
+@dataclass(frozen=True)
+class StatusInput:
+    generation: int
+    name: str
+    alias: str | None
+    resolution: Resolution
+    deployment: DeploymentState
+    endpoint: str
+    selector: str
+    served: ResolvedModel | None  # what the pods are pinned to (for status.model)
+
+
+def _available(d: DeploymentState, want_version: str | None, gen: int) -> Condition:
+    if not d.exists:
+        return make("Available", False, "Progressing", "waiting for the Deployment", gen)
+    if d.unschedulable:
+        return make("Available", False, "Unschedulable",
+                    f"{len(d.unschedulable)} pod(s) cannot be scheduled: {d.unschedulable[0]}",
+                    gen)
+    settled = (d.observed_generation >= d.generation and d.updated >= d.desired
+               and d.replicas <= d.desired and d.available >= d.desired)
+    at_version = want_version is None or d.serving_version == want_version
+    if settled and at_version:
+        return make("Available", True, "MinimumReplicasAvailable",
+                    f"{d.available}/{d.desired} replicas available at version "
+                    f"{d.serving_version}", gen)
+    if d.progress_deadline_exceeded:
+        return make("Available", False, "ProgressDeadlineExceeded",
+                    f"rollout stuck: {d.updated}/{d.desired} updated, {d.available} available",
+                    gen)
+    return make("Available", False, "Progressing",
+                f"rolling out version {want_version or d.serving_version}: {d.updated}/"
+                f"{d.desired} updated, {d.ready} ready", gen)
+
+
+def _model_resolved(i: StatusInput) -> Condition:
+    r, gen = i.resolution, i.generation
+    if r.ok and r.model:
+        what = (f"alias {i.alias} -> version {r.model.version}" if i.alias
+                else f"version {r.model.version}")
+        return make("ModelResolved", True, "Resolved", f"{r.model.name}: {what}", gen)
+    return make("ModelResolved", False, r.reason, r.message, gen)
+
+
+def compute(i: StatusInput) -> dict[str, Any]:
+    """The whole status (without conditions' transition times, see conditions.merge_all)."""
+    gen, d, r = i.generation, i.deployment, i.resolution
+    resolved = _model_resolved(i)
+    target = r.model.version if r.ok and r.model else d.serving_version
+    available = _available(d, target, gen)
+    stalled_reason = r.reason if not r.ok and r.reason in STALLING_REASONS else None
+    # a registry outage keeps the last version serving: still Ready, and said so
+    model_ok = r.ok or (r.reason == "RegistryUnavailable" and d.serving_version is not None)
+
+    if model_ok and available["status"] == "True":
+        note = "" if r.ok else f" (registry unreachable, serving the last resolved version: " \
+                               f"{r.message})"
+        ready = make("Ready", True, "Available",
+                     f"serving {i.served.name if i.served else ''} version "
+                     f"{d.serving_version} at {i.endpoint}{note}", gen)
+    elif not model_ok:
+        ready = make("Ready", False, resolved["reason"], resolved["message"], gen)
+    else:
+        ready = make("Ready", False, available["reason"], available["message"], gen)
+
+    if stalled_reason:
+        stalled = make("Stalled", True, stalled_reason, r.message, gen)
+        reconciling = make("Reconciling", False, stalled_reason, "stalled; fix the spec", gen)
+    else:
+        stalled = make("Stalled", False, "NotStalled", "", gen)
+        if ready["status"] == "True":
+            reconciling = make("Reconciling", False, "Reconciled", "", gen)
+        else:
+            reconciling = make("Reconciling", True, ready["reason"], ready["message"], gen)
+
+    status: dict[str, Any] = {
+        "observedGeneration": gen,
+        "conditions": [ready, reconciling, stalled, resolved, available],
+        "endpoint": i.endpoint,
+        "replicas": d.replicas,
+        "readyReplicas": d.ready,
+        "selector": i.selector,
+    }
+    if i.served:
+        status["model"] = {k: v for k, v in {
+            "name": i.served.name, "version": i.served.version, "alias": i.served.alias,
+            "source": i.served.source, "runId": i.served.run_id}.items() if v}
+    return status
+
+
+def stalled_status(generation: int, reason: str, message: str,
+                   endpoint: str | None = None) -> dict[str, Any]:
+    """For a spec the operator cannot honour at all (nothing is built from it)."""
+    return {
+        "observedGeneration": generation,
+        "conditions": [
+            make("Ready", False, reason, message, generation),
+            make("Reconciling", False, reason, "stalled; fix the spec", generation),
+            make("Stalled", True, reason, message, generation),
+        ],
+        **({"endpoint": endpoint} if endpoint else {}),
+    }

@@ -1,0 +1,109 @@
+"""One worker per object, woken by watch events, with periodic resync and backoff.
+
+Why not kopf's on.create/on.update/on.resume: those persist progress and a copy of the spec
+(`last-handled-configuration`) in the object, and a timer or daemon would put a finalizer on
+every object. Reconciliation here is level-based, so none of that bookkeeping is needed:
+kopf's watch-stream (`on.event`) feeds this queue, the worker always reconciles the newest
+body it has seen, and bursts of events collapse into one reconcile. The object carries no
+kopf annotations and no finalizer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import logging
+import random
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+Key = tuple[str, str]  # (namespace, name)
+ReconcileFn = Callable[[dict[str, Any], dt.datetime], Awaitable[float | None]]
+
+
+@dataclass
+class _Slot:
+    body: dict[str, Any]
+    wake: asyncio.Event = field(default_factory=asyncio.Event)
+    task: asyncio.Task[None] | None = None
+    failures: int = 0
+
+
+class WorkQueue:
+    def __init__(self, name: str, reconcile: ReconcileFn, resync_seconds: float,
+                 max_backoff: float = 300.0,
+                 clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC)) -> None:
+        self.name = name
+        self._reconcile = reconcile
+        self._resync = resync_seconds
+        self._max_backoff = max_backoff
+        self._clock = clock
+        self._slots: dict[Key, _Slot] = {}
+
+    def __len__(self) -> int:
+        return len(self._slots)
+
+    def update(self, body: dict[str, Any]) -> None:
+        """A new version of the object was seen: remember it and wake its worker."""
+        m = body["metadata"]
+        key = (m["namespace"], m["name"])
+        slot = self._slots.get(key)
+        if slot is None or slot.body["metadata"].get("uid") != m.get("uid"):
+            if slot and slot.task:
+                slot.task.cancel()
+            slot = self._slots[key] = _Slot(body=body)
+            slot.task = asyncio.create_task(self._run(key, slot), name=f"{self.name}:{key}")
+        else:
+            slot.body = body
+        slot.wake.set()
+
+    def poke(self, namespace: str, name: str) -> None:
+        """Something the object depends on changed (a child, a related object)."""
+        slot = self._slots.get((namespace, name))
+        if slot:
+            slot.wake.set()
+
+    def forget(self, namespace: str, name: str) -> None:
+        slot = self._slots.pop((namespace, name), None)
+        if slot and slot.task:
+            slot.task.cancel()
+
+    def body(self, namespace: str, name: str) -> dict[str, Any] | None:
+        slot = self._slots.get((namespace, name))
+        return slot.body if slot else None
+
+    async def stop(self) -> None:
+        tasks = [s.task for s in self._slots.values() if s.task]
+        for t in tasks:
+            t.cancel()
+        for t in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await t
+        self._slots.clear()
+
+    async def _run(self, key: Key, slot: _Slot) -> None:
+        while True:
+            slot.wake.clear()
+            delay: float | None
+            try:
+                delay = await self._reconcile(slot.body, self._clock())
+                slot.failures = 0 if delay is None else slot.failures + 1
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # the operator never dies on one object
+                slot.failures += 1
+                log.exception("%s %s/%s: reconcile failed (attempt %d)", self.name, *key,
+                              slot.failures)
+                delay = 1.0
+            if delay is not None:
+                # exponential backoff with jitter, from the hint up to max_backoff
+                delay = min(self._max_backoff, delay * 2 ** min(slot.failures - 1, 10))
+                delay *= random.uniform(0.9, 1.1)
+            else:
+                delay = self._resync
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(slot.wake.wait(), timeout=delay)

@@ -1,0 +1,72 @@
+"""Session fixtures: the real cluster, the real MLflow server, a namespace per test."""
+
+from __future__ import annotations
+
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tests.support.cluster import ensure_cluster  # noqa: E402
+from tests.support.mlflow_server import MlflowServer, start_mlflow  # noqa: E402
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    # tests under tests/unit are unit tests, the rest integration, unless marked otherwise
+    for item in items:
+        if item.get_closest_marker("unit") or item.get_closest_marker("integration"):
+            continue
+        kind = "unit" if "/tests/unit/" in str(item.path) else "integration"
+        item.add_marker(getattr(pytest.mark, kind))
+
+
+@pytest.fixture(scope="session")
+def kubeconfig() -> tuple[str, str | None]:
+    return ensure_cluster()
+
+
+@pytest.fixture(scope="session")
+def kube(kubeconfig: tuple[str, str | None]):  # type: ignore[no-untyped-def]
+    """A kubernetes ApiClient for the test cluster, with the project's CRDs applied."""
+    from kubernetes import client, config
+
+    path, context = kubeconfig
+    api = config.new_client_from_config(config_file=path, context=context)
+    crd_dir = ROOT / "crds"
+    if any(crd_dir.glob("*.yaml")):
+        from tests.support.kube import apply_crds
+
+        apply_crds(api, sorted(crd_dir.glob("*.yaml")))
+    yield api
+    api.close()
+    del client
+
+
+@pytest.fixture
+def namespace(kube) -> Iterator[str]:  # type: ignore[no-untyped-def]
+    """A fresh namespace per test, deleted afterwards (without waiting for it to go)."""
+    from kubernetes import client
+
+    core = client.CoreV1Api(kube)
+    name = f"t-{uuid.uuid4().hex[:8]}"
+    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(
+        name=name, labels={"mlops.dev/test": "true"})))
+    yield name
+    core.delete_namespace(name, propagation_policy="Background")
+
+
+@pytest.fixture(scope="session")
+def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MlflowServer]:
+    server = start_mlflow(tmp_path_factory.mktemp("mlflow"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def mlflow_uri(mlflow_server: MlflowServer) -> str:
+    return mlflow_server.url

@@ -1,0 +1,53 @@
+"""Helpers the tests use on the real API server."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+from kubernetes import client
+from kubernetes.client.rest import ApiException
+
+
+def apply_crds(api: client.ApiClient, files: list[Path], timeout: float = 30) -> None:
+    ext = client.ApiextensionsV1Api(api)
+    names = []
+    for f in files:
+        for doc in yaml.safe_load_all(f.read_text()):
+            if not doc or doc.get("kind") != "CustomResourceDefinition":
+                continue
+            name = doc["metadata"]["name"]
+            names.append(name)
+            try:
+                ext.patch_custom_resource_definition(
+                    name, doc, field_manager="mlops-tests", force=True,
+                    _content_type="application/apply-patch+yaml")
+            except ApiException as e:
+                if e.status != 404:
+                    raise
+                ext.create_custom_resource_definition(doc)
+    deadline = time.monotonic() + timeout
+    for name in names:
+        while True:
+            crd = ext.read_custom_resource_definition(name)
+            conds = {c.type: c.status for c in (crd.status.conditions or [])}
+            if conds.get("Established") == "True":
+                break
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"CRD {name} not established: {conds}")
+            time.sleep(0.2)
+
+
+def server_side_apply(api: client.ApiClient, obj: dict[str, Any],
+                      manager: str = "mlops-tests") -> dict[str, Any]:
+    """kubectl apply --server-side for any object, through the dynamic client."""
+    from kubernetes import dynamic
+
+    dyn = dynamic.DynamicClient(api)
+    res = dyn.resources.get(api_version=obj["apiVersion"], kind=obj["kind"])
+    return dict(res.server_side_apply(
+        body=obj, name=obj["metadata"]["name"],
+        namespace=obj["metadata"].get("namespace"),
+        field_manager=manager, force_conflicts=True).to_dict())
