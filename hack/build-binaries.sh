@@ -8,9 +8,11 @@
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-K8S_VERSION="$(awk '$1=="k8s.io/kubernetes"{print $2}' "$here/k8s/go.mod")"
-KWOK_VERSION="$(awk '$1=="sigs.k8s.io/kwok"{print $2}' "$here/kwok/go.mod" | head -1)"
-HELM_VERSION="$(awk '$1=="helm.sh/helm/v3"{print $2}' "$here/helm/go.mod" 2>/dev/null | head -1)"
+# the version a module's go.mod requires (single-line or block form)
+required() { grep -Eo "$2 v[^ ]+" "$here/$1/go.mod" | head -1 | cut -d' ' -f2; }
+K8S_VERSION="$(required k8s k8s.io/kubernetes)"
+KWOK_VERSION="$(required kwok sigs.k8s.io/kwok)"
+HELM_VERSION="$(required helm helm.sh/helm/v3)"
 cache="${MLOPS_CACHE_DIR:-$HOME/.cache/mlops-operator}"
 
 key() { cat "$@" | sha256sum | cut -c1-12; }

@@ -46,10 +46,16 @@ def log(msg: str) -> None:
 
 
 def bin_dir() -> Path:
-    out = subprocess.run(
-        ["bash", str(ROOT / "hack" / "build-binaries.sh")],
-        check=True, stdout=subprocess.PIPE, text=True,
-    ).stdout.strip().splitlines()
+    out = (
+        subprocess.run(
+            ["bash", str(ROOT / "hack" / "build-binaries.sh")],
+            check=True,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        .stdout.strip()
+        .splitlines()
+    )
     return Path(out[-1])
 
 
@@ -63,8 +69,9 @@ def ports() -> dict[str, int]:
     f = STATE / "ports.json"
     if f.exists():
         return dict(json.loads(f.read_text()))
-    p = {name: free_port() for name in
-         ("etcd", "etcd_peer", "apiserver", "kcm", "scheduler", "kwok")}
+    p = {
+        name: free_port() for name in ("etcd", "etcd_peer", "apiserver", "kcm", "scheduler", "kwok")
+    }
     f.write_text(json.dumps(p))
     return p
 
@@ -85,9 +92,13 @@ def _pki() -> None:
     now = dt.datetime.now(dt.UTC)
 
     def write_key(name: str, key: Any) -> None:
-        (PKI / f"{name}.key").write_bytes(key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption()))
+        (PKI / f"{name}.key").write_bytes(
+            key.private_bytes(
+                serialization.Encoding.PEM,
+                serialization.PrivateFormat.PKCS8,
+                serialization.NoEncryption(),
+            )
+        )
 
     def name_of(cn: str, org: str | None = None) -> x509.Name:
         attrs = [x509.NameAttribute(NameOID.COMMON_NAME, cn)]
@@ -97,33 +108,60 @@ def _pki() -> None:
 
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca_name = name_of("mlops-local-ca")
-    ca = (x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name)
-          .public_key(ca_key.public_key()).serial_number(x509.random_serial_number())
-          .not_valid_before(now - dt.timedelta(hours=1))
-          .not_valid_after(now + dt.timedelta(days=3650))
-          .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-          .add_extension(x509.KeyUsage(
-              digital_signature=True, key_cert_sign=True, crl_sign=True,
-              content_commitment=False, key_encipherment=False, data_encipherment=False,
-              key_agreement=False, encipher_only=False, decipher_only=False), critical=True)
-          .sign(ca_key, hashes.SHA256()))
+    ca = (
+        x509.CertificateBuilder()
+        .subject_name(ca_name)
+        .issuer_name(ca_name)
+        .public_key(ca_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(hours=1))
+        .not_valid_after(now + dt.timedelta(days=3650))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                key_cert_sign=True,
+                crl_sign=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .sign(ca_key, hashes.SHA256())
+    )
     (PKI / "ca.crt").write_bytes(ca.public_bytes(serialization.Encoding.PEM))
     write_key("ca", ca_key)
 
     def issue(name: str, cn: str, org: str | None = None, server: bool = False) -> None:
         key = ec.generate_private_key(ec.SECP256R1())
-        b = (x509.CertificateBuilder().subject_name(name_of(cn, org)).issuer_name(ca_name)
-             .public_key(key.public_key()).serial_number(x509.random_serial_number())
-             .not_valid_before(now - dt.timedelta(hours=1))
-             .not_valid_after(now + dt.timedelta(days=3650)))
+        b = (
+            x509.CertificateBuilder()
+            .subject_name(name_of(cn, org))
+            .issuer_name(ca_name)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - dt.timedelta(hours=1))
+            .not_valid_after(now + dt.timedelta(days=3650))
+        )
         if server:
-            b = b.add_extension(x509.SubjectAlternativeName([
-                x509.DNSName("localhost"), x509.DNSName("kubernetes"),
-                x509.DNSName("kubernetes.default"), x509.DNSName("kubernetes.default.svc"),
-                x509.DNSName("kubernetes.default.svc.cluster.local"),
-                x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
-                x509.IPAddress(ipaddress.ip_address("10.96.0.1")),
-            ]), critical=False)
+            b = b.add_extension(
+                x509.SubjectAlternativeName(
+                    [
+                        x509.DNSName("localhost"),
+                        x509.DNSName("kubernetes"),
+                        x509.DNSName("kubernetes.default"),
+                        x509.DNSName("kubernetes.default.svc"),
+                        x509.DNSName("kubernetes.default.svc.cluster.local"),
+                        x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
+                        x509.IPAddress(ipaddress.ip_address("10.96.0.1")),
+                    ]
+                ),
+                critical=False,
+            )
             usage = [ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]
         else:
             usage = [ExtendedKeyUsageOID.CLIENT_AUTH]
@@ -141,23 +179,38 @@ def _pki() -> None:
     issue("kwok", "kwok-controller", "system:masters")
     sa = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     write_key("sa", sa)
-    (PKI / "sa.pub").write_bytes(sa.public_key().public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
+    (PKI / "sa.pub").write_bytes(
+        sa.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+    )
     (PKI / "done").write_text("ok\n")
 
 
 def kubeconfig(user: str, port: int) -> Path:
     path = STATE / ("kubeconfig" if user == "admin" else f"{user}.kubeconfig")
     doc = {
-        "apiVersion": "v1", "kind": "Config",
-        "clusters": [{"name": "mlops-local", "cluster": {
-            "server": f"https://127.0.0.1:{port}",
-            "certificate-authority": str(PKI / "ca.crt")}}],
-        "users": [{"name": user, "user": {
-            "client-certificate": str(PKI / f"{user}.crt"),
-            "client-key": str(PKI / f"{user}.key")}}],
-        "contexts": [{"name": "mlops-local",
-                      "context": {"cluster": "mlops-local", "user": user}}],
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [
+            {
+                "name": "mlops-local",
+                "cluster": {
+                    "server": f"https://127.0.0.1:{port}",
+                    "certificate-authority": str(PKI / "ca.crt"),
+                },
+            }
+        ],
+        "users": [
+            {
+                "name": user,
+                "user": {
+                    "client-certificate": str(PKI / f"{user}.crt"),
+                    "client-key": str(PKI / f"{user}.key"),
+                },
+            }
+        ],
+        "contexts": [{"name": "mlops-local", "context": {"cluster": "mlops-local", "user": user}}],
         "current-context": "mlops-local",
     }
     path.write_text(json.dumps(doc, indent=2))
@@ -192,14 +245,24 @@ def start(name: str, binary: Path, args: list[str]) -> None:
         return
     LOGS.mkdir(parents=True, exist_ok=True)
     with open(LOGS / f"{name}.log", "ab") as out:
-        p = subprocess.Popen([str(binary), *args], stdout=out, stderr=subprocess.STDOUT,
-                             stdin=subprocess.DEVNULL, start_new_session=True)
+        p = subprocess.Popen(
+            [str(binary), *args],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
     pid_file(name).write_text(str(p.pid))
     log(f"started {name} (pid {p.pid}, log {LOGS / f'{name}.log'})")
 
 
-def wait_http(url: str, what: str, timeout: float = 90, ctx: ssl.SSLContext | None = None,
-              name: str | None = None) -> None:
+def wait_http(
+    url: str,
+    what: str,
+    timeout: float = 90,
+    ctx: ssl.SSLContext | None = None,
+    name: str | None = None,
+) -> None:
     deadline = time.monotonic() + timeout
     last = ""
     while time.monotonic() < deadline:
@@ -210,7 +273,7 @@ def wait_http(url: str, what: str, timeout: float = 90, ctx: ssl.SSLContext | No
             with urllib.request.urlopen(url, timeout=3, context=ctx) as r:
                 if r.status == 200:
                     return
-        except Exception as e:  # noqa: BLE001 - anything short of 200 means "not yet"
+        except Exception as e:
             last = str(e)
         time.sleep(0.3)
     raise SystemExit(f"{what} did not become healthy at {url} in {timeout}s: {last}")
@@ -229,99 +292,158 @@ def up() -> None:
     p = ports()
     t0 = time.monotonic()
 
-    start("etcd", bins / "etcd", [
-        "--name=default", f"--data-dir={STATE / 'etcd'}",
-        f"--listen-client-urls=http://127.0.0.1:{p['etcd']}",
-        f"--advertise-client-urls=http://127.0.0.1:{p['etcd']}",
-        f"--listen-peer-urls=http://127.0.0.1:{p['etcd_peer']}",
-        f"--initial-advertise-peer-urls=http://127.0.0.1:{p['etcd_peer']}",
-        f"--initial-cluster=default=http://127.0.0.1:{p['etcd_peer']}",
-        # a throwaway test cluster: durability is not worth an fsync per write
-        "--unsafe-no-fsync", "--quota-backend-bytes=4294967296", "--log-level=warn",
-    ])
+    start(
+        "etcd",
+        bins / "etcd",
+        [
+            "--name=default",
+            f"--data-dir={STATE / 'etcd'}",
+            f"--listen-client-urls=http://127.0.0.1:{p['etcd']}",
+            f"--advertise-client-urls=http://127.0.0.1:{p['etcd']}",
+            f"--listen-peer-urls=http://127.0.0.1:{p['etcd_peer']}",
+            f"--initial-advertise-peer-urls=http://127.0.0.1:{p['etcd_peer']}",
+            f"--initial-cluster=default=http://127.0.0.1:{p['etcd_peer']}",
+            # a throwaway test cluster: durability is not worth an fsync per write
+            "--unsafe-no-fsync",
+            "--quota-backend-bytes=4294967296",
+            "--log-level=warn",
+        ],
+    )
     wait_http(f"http://127.0.0.1:{p['etcd']}/health", "etcd", name="etcd")
 
     api = f"https://127.0.0.1:{p['apiserver']}"
-    start("kube-apiserver", bins / "kube-apiserver", [
-        f"--etcd-servers=http://127.0.0.1:{p['etcd']}",
-        "--bind-address=127.0.0.1", f"--secure-port={p['apiserver']}",
-        f"--tls-cert-file={PKI / 'apiserver.crt'}",
-        f"--tls-private-key-file={PKI / 'apiserver.key'}",
-        f"--client-ca-file={PKI / 'ca.crt'}",
-        f"--cert-dir={PKI}",
-        f"--service-cluster-ip-range={SERVICE_CIDR}",
-        "--authorization-mode=Node,RBAC",
-        "--allow-privileged=true",
-        # TokenRequest needs an issuer and a signing key; the keys are ours.
-        f"--service-account-issuer={api}",
-        f"--service-account-key-file={PKI / 'sa.pub'}",
-        f"--service-account-signing-key-file={PKI / 'sa.key'}",
-        "--enable-admission-plugins=NodeRestriction,PodSecurity",
-        # The apiserver advertises its bind address (loopback here) in the `kubernetes`
-        # Endpoints, which validation refuses; nothing in-cluster needs that object.
-        "--endpoint-reconciler-type=none",
-        "--profiling=false",
-        "--v=1",
-    ])
-    wait_http(f"{api}/readyz", "kube-apiserver", timeout=120, ctx=client_ctx(),
-              name="kube-apiserver")
+    start(
+        "kube-apiserver",
+        bins / "kube-apiserver",
+        [
+            f"--etcd-servers=http://127.0.0.1:{p['etcd']}",
+            "--bind-address=127.0.0.1",
+            f"--secure-port={p['apiserver']}",
+            f"--tls-cert-file={PKI / 'apiserver.crt'}",
+            f"--tls-private-key-file={PKI / 'apiserver.key'}",
+            f"--client-ca-file={PKI / 'ca.crt'}",
+            f"--cert-dir={PKI}",
+            f"--service-cluster-ip-range={SERVICE_CIDR}",
+            "--authorization-mode=Node,RBAC",
+            "--allow-privileged=true",
+            # TokenRequest needs an issuer and a signing key; the keys are ours.
+            f"--service-account-issuer={api}",
+            f"--service-account-key-file={PKI / 'sa.pub'}",
+            f"--service-account-signing-key-file={PKI / 'sa.key'}",
+            "--enable-admission-plugins=NodeRestriction,PodSecurity",
+            # The apiserver advertises its bind address (loopback here) in the `kubernetes`
+            # Endpoints, which validation refuses; nothing in-cluster needs that object.
+            "--endpoint-reconciler-type=none",
+            "--profiling=false",
+            "--v=1",
+        ],
+    )
+    wait_http(
+        f"{api}/readyz", "kube-apiserver", timeout=120, ctx=client_ctx(), name="kube-apiserver"
+    )
     admin = kubeconfig("admin", p["apiserver"])
 
     kcm = kubeconfig("controller-manager", p["apiserver"])
-    start("kube-controller-manager", bins / "kube-controller-manager", [
-        f"--kubeconfig={kcm}", f"--authentication-kubeconfig={kcm}",
-        f"--authorization-kubeconfig={kcm}",
-        "--bind-address=127.0.0.1", f"--secure-port={p['kcm']}",
-        "--leader-elect=false", "--use-service-account-credentials=true",
-        f"--service-account-private-key-file={PKI / 'sa.key'}",
-        f"--root-ca-file={PKI / 'ca.crt'}",
-        f"--cluster-signing-cert-file={PKI / 'ca.crt'}",
-        f"--cluster-signing-key-file={PKI / 'ca.key'}",
-        f"--service-cluster-ip-range={SERVICE_CIDR}",
-        f"--cluster-cidr={POD_CIDR}", "--allocate-node-cidrs=false",
-        # controllers that need a cloud or real kubelets stay off
-        "--controllers=*,-nodeipam,-cloud-node-lifecycle,-service-lb-controller,"
-        "-persistentvolume-attach-detach-controller,-node-route-controller",
-        "--concurrent-deployment-syncs=10", "--concurrent-replicaset-syncs=10",
-        "--concurrent-gc-syncs=20",
-        "--kube-api-qps=200", "--kube-api-burst=400",
-        "--v=1",
-    ])
+    start(
+        "kube-controller-manager",
+        bins / "kube-controller-manager",
+        [
+            f"--kubeconfig={kcm}",
+            f"--authentication-kubeconfig={kcm}",
+            f"--authorization-kubeconfig={kcm}",
+            "--bind-address=127.0.0.1",
+            f"--secure-port={p['kcm']}",
+            "--leader-elect=false",
+            "--use-service-account-credentials=true",
+            f"--service-account-private-key-file={PKI / 'sa.key'}",
+            f"--root-ca-file={PKI / 'ca.crt'}",
+            f"--cluster-signing-cert-file={PKI / 'ca.crt'}",
+            f"--cluster-signing-key-file={PKI / 'ca.key'}",
+            f"--service-cluster-ip-range={SERVICE_CIDR}",
+            f"--cluster-cidr={POD_CIDR}",
+            "--allocate-node-cidrs=false",
+            # controllers that need a cloud or real kubelets stay off
+            "--controllers=*,-nodeipam,-cloud-node-lifecycle,-service-lb-controller,"
+            "-persistentvolume-attach-detach-controller,-node-route-controller",
+            "--concurrent-deployment-syncs=10",
+            "--concurrent-replicaset-syncs=10",
+            "--concurrent-gc-syncs=20",
+            "--kube-api-qps=200",
+            "--kube-api-burst=400",
+            "--v=1",
+        ],
+    )
     sch = kubeconfig("scheduler", p["apiserver"])
-    start("kube-scheduler", bins / "kube-scheduler", [
-        f"--kubeconfig={sch}", f"--authentication-kubeconfig={sch}",
-        f"--authorization-kubeconfig={sch}",
-        "--bind-address=127.0.0.1", f"--secure-port={p['scheduler']}",
-        "--leader-elect=false", "--kube-api-qps=200", "--kube-api-burst=400", "--v=1",
-    ])
+    start(
+        "kube-scheduler",
+        bins / "kube-scheduler",
+        [
+            f"--kubeconfig={sch}",
+            f"--authentication-kubeconfig={sch}",
+            f"--authorization-kubeconfig={sch}",
+            "--bind-address=127.0.0.1",
+            f"--secure-port={p['scheduler']}",
+            "--leader-elect=false",
+            "--kube-api-qps=200",
+            "--kube-api-burst=400",
+            "--v=1",
+        ],
+    )
     kw = kubeconfig("kwok", p["apiserver"])
-    start("kwok", bins / "kwok", [
-        f"--kubeconfig={kw}", f"--config={bins / 'kwok-stages.yaml'}",
-        "--manage-all-nodes=false",
-        "--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake",
-        f"--server-address=127.0.0.1:{p['kwok']}",
-        "--node-lease-duration-seconds=40",
-        "--cidr=10.244.0.0/16", "--node-ip=10.244.0.1",
-    ])
-    wait_http(f"https://127.0.0.1:{p['kcm']}/healthz", "kube-controller-manager",
-              ctx=_insecure(), name="kube-controller-manager")
-    wait_http(f"https://127.0.0.1:{p['scheduler']}/healthz", "kube-scheduler",
-              ctx=_insecure(), name="kube-scheduler")
+    start(
+        "kwok",
+        bins / "kwok",
+        [
+            f"--kubeconfig={kw}",
+            f"--config={bins / 'kwok-stages.yaml'}",
+            "--manage-all-nodes=false",
+            "--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake",
+            f"--server-address=127.0.0.1:{p['kwok']}",
+            "--node-lease-duration-seconds=40",
+            "--cidr=10.244.0.0/16",
+            "--node-ip=10.244.0.1",
+        ],
+    )
+    wait_http(
+        f"https://127.0.0.1:{p['kcm']}/healthz",
+        "kube-controller-manager",
+        ctx=_insecure(),
+        name="kube-controller-manager",
+    )
+    wait_http(
+        f"https://127.0.0.1:{p['scheduler']}/healthz",
+        "kube-scheduler",
+        ctx=_insecure(),
+        name="kube-scheduler",
+    )
     wait_http(f"http://127.0.0.1:{p['kwok']}/healthz", "kwok", name="kwok")
 
     kubectl = bins / "kubectl"
-    subprocess.run([str(kubectl), f"--kubeconfig={admin}", "apply", "--server-side",
-                    "--force-conflicts", "--field-manager=mlops-localcluster",
-                    "-f", str(NODES_FILE)], check=True, stdout=subprocess.DEVNULL)
+    subprocess.run(
+        [
+            str(kubectl),
+            f"--kubeconfig={admin}",
+            "apply",
+            "--server-side",
+            "--force-conflicts",
+            "--field-manager=mlops-localcluster",
+            "-f",
+            str(NODES_FILE),
+        ],
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
     wait_nodes_ready(kubectl, admin)
     log(f"ready in {time.monotonic() - t0:.1f}s")
-    print(f"""
+    print(
+        f"""
 The local cluster is up (Kubernetes {version(api)}, nodes simulated by kwok).
   export KUBECONFIG={admin}
   export PATH={bins}:$PATH      # kubectl, helm of the pinned versions
   kubectl get nodes -L nvidia.com/gpu.product
 Stop it with: make cluster-down
-""".rstrip())
+""".rstrip()
+    )
 
 
 def _insecure() -> ssl.SSLContext:
@@ -342,16 +464,23 @@ def wait_nodes_ready(kubectl: Path, kubeconfig_path: Path, timeout: float = 60) 
     while True:
         out = subprocess.run(
             [str(kubectl), f"--kubeconfig={kubeconfig_path}", "get", "nodes", "-o", "json"],
-            check=True, stdout=subprocess.PIPE, text=True).stdout
+            check=True,
+            stdout=subprocess.PIPE,
+            text=True,
+        ).stdout
         items = json.loads(out)["items"]
-        ready = [n for n in items if any(
-            c["type"] == "Ready" and c["status"] == "True"
-            for c in n.get("status", {}).get("conditions", []))]
+        ready = [
+            n
+            for n in items
+            if any(
+                c["type"] == "Ready" and c["status"] == "True"
+                for c in n.get("status", {}).get("conditions", [])
+            )
+        ]
         if items and len(ready) == len(items):
             return
         if time.monotonic() > deadline:
-            raise SystemExit(f"nodes not Ready after {timeout}s: "
-                             f"{len(ready)}/{len(items)} ready")
+            raise SystemExit(f"nodes not Ready after {timeout}s: {len(ready)}/{len(items)} ready")
         time.sleep(0.5)
 
 
@@ -380,8 +509,9 @@ def status() -> int:
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("command", choices=["up", "down", "reset", "status"])
     a = ap.parse_args()
     if a.command == "up":
@@ -391,6 +521,7 @@ def main() -> int:
     elif a.command == "reset":  # down and forget all state (etcd data, certs, ports)
         down()
         import shutil
+
         shutil.rmtree(STATE, ignore_errors=True)
     else:
         return status()

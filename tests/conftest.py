@@ -54,8 +54,11 @@ def namespace(kube) -> Iterator[str]:  # type: ignore[no-untyped-def]
 
     core = client.CoreV1Api(kube)
     name = f"t-{uuid.uuid4().hex[:8]}"
-    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(
-        name=name, labels={"mlops.dev/test": "true"})))
+    core.create_namespace(
+        client.V1Namespace(
+            metadata=client.V1ObjectMeta(name=name, labels={"mlops.dev/test": "true"})
+        )
+    )
     yield name
     core.delete_namespace(name, propagation_policy="Background")
 
@@ -70,3 +73,16 @@ def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MlflowSe
 @pytest.fixture(scope="session")
 def mlflow_uri(mlflow_server: MlflowServer) -> str:
     return mlflow_server.url
+
+
+@pytest.fixture(scope="session")
+def operator(kubeconfig: tuple[str, str | None], mlflow_uri: str, kube: object,
+             tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
+    """`mlops-operator run` as a real process against the test cluster and MLflow."""
+    from tests.support.operator_process import start_operator
+
+    log = tmp_path_factory.mktemp("operator") / "operator.log"
+    op = start_operator(kubeconfig[0], mlflow_uri, log)
+    yield op
+    op.stop()
+    print(f"operator log: {log}")

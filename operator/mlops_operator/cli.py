@@ -17,12 +17,14 @@ from mlops_operator.settings import Settings, SettingsError, documented_variable
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="mlops-operator", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        prog="mlops-operator",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     sub = ap.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="start the operator")
-    run.add_argument("--standalone", action="store_true", default=True,
-                     help=argparse.SUPPRESS)
+    run.add_argument("--standalone", action="store_true", default=True, help=argparse.SUPPRESS)
     sub.add_parser("settings", help="print the effective settings and exit")
     args = ap.parse_args(argv)
 
@@ -38,8 +40,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{env}={getattr(settings, f)!r}")
         return 0
 
-    logging.basicConfig(level=settings.log_level,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     from mlops_operator.main import run_operator
 
     return run_operator(settings)

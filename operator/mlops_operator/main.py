@@ -21,10 +21,12 @@ def run_operator(settings: Settings) -> int:
 
     handlers.register(settings)
     namespaces = list(settings.namespaces)
-    asyncio.run(kopf.operator(
-        clusterwide=not namespaces,
-        namespaces=namespaces or None,
-        standalone=True,
-        memo=handlers.make_memo(settings),
-    ))
+    asyncio.run(
+        kopf.operator(
+            clusterwide=not namespaces,
+            namespaces=namespaces,
+            standalone=True,
+            memo=handlers.make_memo(settings),
+        )
+    )
     return 0

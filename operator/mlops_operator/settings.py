@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
-from typing import Literal, cast
+from typing import Any, Literal, cast
 from urllib.parse import urlparse
 
 Backend = Literal["local", "kfp"]
@@ -20,51 +20,71 @@ class SettingsError(ValueError):
     """A setting has a value the operator cannot use."""
 
 
-def _var(name: str, default: str, help: str) -> str:
-    # the field's metadata carries the variable name, default and help for docs and errors
-    return field(default=default, metadata={"env": name, "help": help})  # type: ignore[return-value]
+def _var(name: str, default: str, help: str) -> Any:
+    # Defaults are written as the environment variable would be, and parsed like it, so
+    # docs/settings.md shows exactly what to type. The metadata feeds the docs and errors.
+    return field(default=default, metadata={"env": name, "help": help})
 
 
 @dataclass(frozen=True)
 class Settings:
     mlflow_tracking_uri: str = _var(
-        "MLFLOW_TRACKING_URI", "http://127.0.0.1:5000",
+        "MLFLOW_TRACKING_URI",
+        "http://127.0.0.1:5000",
         "MLflow tracking server the operator resolves aliases and versions against "
-        "(MLflow's own variable).")
+        "(MLflow's own variable).",
+    )
     runtime_image: str = _var(
-        "MLOPS_RUNTIME_IMAGE", "ghcr.io/mlops-operator/runtime:0.1.0",
-        "Default container image of the `mlflow` runtime (spec.runtime.image overrides it).")
+        "MLOPS_RUNTIME_IMAGE",
+        "ghcr.io/mlops-operator/runtime:0.1.0",
+        "Default container image of the `mlflow` runtime (spec.runtime.image overrides it).",
+    )
     runtime_mlflow_uri: str = _var(
-        "MLOPS_RUNTIME_MLFLOW_URI", "",
+        "MLOPS_RUNTIME_MLFLOW_URI",
+        "",
         "MLflow URI the model pods use to download the model; empty = MLFLOW_TRACKING_URI. "
-        "Set it when pods reach MLflow under another address than the operator does.")
-    resync_seconds: float = _var(  # type: ignore[assignment]
-        "MLOPS_RESYNC_SECONDS", "30",
-        "Seconds between periodic re-checks of every ModelDeployment (alias moves, children).")
-    pipeline_backend: Backend = _var(  # type: ignore[assignment]
-        "MLOPS_PIPELINE_BACKEND", "local",
+        "Set it when pods reach MLflow under another address than the operator does.",
+    )
+    resync_seconds: float = _var(
+        "MLOPS_RESYNC_SECONDS",
+        "30",
+        "Seconds between periodic re-checks of every ModelDeployment (alias moves, children).",
+    )
+    pipeline_backend: Backend = _var(
+        "MLOPS_PIPELINE_BACKEND",
+        "local",
         "Default RetrainJob backend: `local` (kfp's local runner in a worker process) or "
-        "`kfp` (a Kubeflow Pipelines API server).")
+        "`kfp` (a Kubeflow Pipelines API server).",
+    )
     kfp_host: str = _var(
-        "MLOPS_KFP_HOST", "",
-        "Kubeflow Pipelines API endpoint for the `kfp` backend, e.g. http://ml-pipeline.kubeflow:8888.")
+        "MLOPS_KFP_HOST",
+        "",
+        "Kubeflow Pipelines API endpoint for the `kfp` backend, e.g. http://ml-pipeline.kubeflow:8888.",
+    )
     prometheus_url: str = _var(
-        "MLOPS_PROMETHEUS_URL", "",
-        "Prometheus the drift trigger queries; empty disables drift-triggered retraining.")
-    local_concurrency: int = _var(  # type: ignore[assignment]
-        "MLOPS_LOCAL_CONCURRENCY", "2",
-        "How many `local` pipeline runs may execute at once.")
-    namespaces: tuple[str, ...] = _var(  # type: ignore[assignment]
-        "MLOPS_NAMESPACES", "",
-        "Comma-separated namespaces to watch; empty = all namespaces.")
+        "MLOPS_PROMETHEUS_URL",
+        "",
+        "Prometheus the drift trigger queries; empty disables drift-triggered retraining.",
+    )
+    local_concurrency: int = _var(
+        "MLOPS_LOCAL_CONCURRENCY", "2", "How many `local` pipeline runs may execute at once."
+    )
+    namespaces: tuple[str, ...] = _var(
+        "MLOPS_NAMESPACES", "", "Comma-separated namespaces to watch; empty = all namespaces."
+    )
     work_dir: str = _var(
-        "MLOPS_WORK_DIR", "/tmp/mlops-operator",
-        "Where the `local` backend keeps run directories and logs.")
-    metrics_port: int = _var(  # type: ignore[assignment]
-        "MLOPS_METRICS_PORT", "8080",
-        "Port of the operator's /metrics and health endpoints (0 = off).")
+        "MLOPS_WORK_DIR",
+        "/tmp/mlops-operator",
+        "Where the `local` backend keeps run directories and logs.",
+    )
+    metrics_port: int = _var(
+        "MLOPS_METRICS_PORT",
+        "8080",
+        "Port of the operator's /metrics and health endpoints (0 = off).",
+    )
     log_level: str = _var(
-        "MLOPS_LOG_LEVEL", "INFO", "Python log level of the operator: DEBUG, INFO, WARNING, ERROR.")
+        "MLOPS_LOG_LEVEL", "INFO", "Python log level of the operator: DEBUG, INFO, WARNING, ERROR."
+    )
 
     @property
     def pod_mlflow_uri(self) -> str:
@@ -94,7 +114,9 @@ def _parse(attr: str, name: str, raw: str) -> object:
         ok = u.scheme in ("http", "https") and bool(u.netloc)
         # MLflow also takes local stores, handy for a laptop and for tests
         ok |= attr in ("mlflow_tracking_uri", "runtime_mlflow_uri") and u.scheme in (
-            "file", "sqlite")
+            "file",
+            "sqlite",
+        )
         if not ok:
             raise bad("expected an http(s):// URL")
         return raw.rstrip("/")

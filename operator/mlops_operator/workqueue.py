@@ -34,9 +34,14 @@ class _Slot:
 
 
 class WorkQueue:
-    def __init__(self, name: str, reconcile: ReconcileFn, resync_seconds: float,
-                 max_backoff: float = 300.0,
-                 clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC)) -> None:
+    def __init__(
+        self,
+        name: str,
+        reconcile: ReconcileFn,
+        resync_seconds: float,
+        max_backoff: float = 300.0,
+        clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
+    ) -> None:
         self.name = name
         self._reconcile = reconcile
         self._resync = resync_seconds
@@ -96,8 +101,9 @@ class WorkQueue:
                 raise
             except Exception:  # the operator never dies on one object
                 slot.failures += 1
-                log.exception("%s %s/%s: reconcile failed (attempt %d)", self.name, *key,
-                              slot.failures)
+                log.exception(
+                    "%s %s/%s: reconcile failed (attempt %d)", self.name, *key, slot.failures
+                )
                 delay = 1.0
             if delay is not None:
                 # exponential backoff with jitter, from the hint up to max_backoff

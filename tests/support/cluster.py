@@ -29,8 +29,9 @@ def ensure_cluster() -> tuple[str, str | None]:
     return str(LOCAL_KUBECONFIG), None
 
 
-def eventually(fn: Callable[[], T | None], timeout: float = 60, interval: float = 0.25,
-               what: str = "condition") -> T:
+def eventually(
+    fn: Callable[[], T | None], timeout: float = 60, interval: float = 0.25, what: str = "condition"
+) -> T:
     """Poll fn until it returns something truthy; fail with the last value or error."""
     deadline = time.monotonic() + timeout
     last: object = None

@@ -22,8 +22,12 @@ def apply_crds(api: client.ApiClient, files: list[Path], timeout: float = 30) ->
             names.append(name)
             try:
                 ext.patch_custom_resource_definition(
-                    name, doc, field_manager="mlops-tests", force=True,
-                    _content_type="application/apply-patch+yaml")
+                    name,
+                    doc,
+                    field_manager="mlops-tests",
+                    force=True,
+                    _content_type="application/apply-patch+yaml",
+                )
             except ApiException as e:
                 if e.status != 404:
                     raise
@@ -40,14 +44,20 @@ def apply_crds(api: client.ApiClient, files: list[Path], timeout: float = 30) ->
             time.sleep(0.2)
 
 
-def server_side_apply(api: client.ApiClient, obj: dict[str, Any],
-                      manager: str = "mlops-tests") -> dict[str, Any]:
+def server_side_apply(
+    api: client.ApiClient, obj: dict[str, Any], manager: str = "mlops-tests"
+) -> dict[str, Any]:
     """kubectl apply --server-side for any object, through the dynamic client."""
     from kubernetes import dynamic
 
     dyn = dynamic.DynamicClient(api)
     res = dyn.resources.get(api_version=obj["apiVersion"], kind=obj["kind"])
-    return dict(res.server_side_apply(
-        body=obj, name=obj["metadata"]["name"],
-        namespace=obj["metadata"].get("namespace"),
-        field_manager=manager, force_conflicts=True).to_dict())
+    return dict(
+        res.server_side_apply(
+            body=obj,
+            name=obj["metadata"]["name"],
+            namespace=obj["metadata"].get("namespace"),
+            field_manager=manager,
+            force_conflicts=True,
+        ).to_dict()
+    )

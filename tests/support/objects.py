@@ -9,8 +9,13 @@ from mlops_operator.api.model_deployment import ModelDeploymentSpec
 from mlops_operator.builders.model_deployment import BuildContext, Owner, ResolvedModel
 
 OWNER = Owner(name="fraud", namespace="ml", uid="1111-2222")
-MODEL = ResolvedModel(name="fraud-detector", version="7", alias="champion",
-                      source="mlflow-artifacts:/1/m-abc/artifacts", run_id="r1")
+MODEL = ResolvedModel(
+    name="fraud-detector",
+    version="7",
+    alias="champion",
+    source="mlflow-artifacts:/1/m-abc/artifacts",
+    run_id="r1",
+)
 CTX = BuildContext(runtime_image="example.com/runtime:1", mlflow_uri="http://mlflow:5000")
 
 
@@ -34,8 +39,12 @@ def make_spec(**overrides: Any) -> ModelDeploymentSpec:
     return ModelDeploymentSpec.model_validate(md_spec_dict(**overrides))
 
 
-def make_model_deployment(name: str = "fraud", namespace: str = "ml",
-                          **overrides: Any) -> dict[str, Any]:
-    return {"apiVersion": "mlops.dev/v1alpha1", "kind": "ModelDeployment",
-            "metadata": {"name": name, "namespace": namespace},
-            "spec": md_spec_dict(**overrides)}
+def make_model_deployment(
+    name: str = "fraud", namespace: str = "ml", **overrides: Any
+) -> dict[str, Any]:
+    return {
+        "apiVersion": "mlops.dev/v1alpha1",
+        "kind": "ModelDeployment",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": md_spec_dict(**overrides),
+    }

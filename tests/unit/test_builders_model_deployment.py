@@ -24,12 +24,17 @@ def test_names_labels_owner_and_selector() -> None:
     assert kinds == ["Deployment", "NetworkPolicy", "PodDisruptionBudget", "Service"]
     for o in children.apply:
         assert o["metadata"]["name"] == "fraud"
-        assert o["metadata"]["labels"] == {"mlops.dev/model-deployment": "fraud",
-                                           "app.kubernetes.io/name": "fraud",
-                                           "app.kubernetes.io/managed-by": "mlops-operator"}
+        assert o["metadata"]["labels"] == {
+            "mlops.dev/model-deployment": "fraud",
+            "app.kubernetes.io/name": "fraud",
+            "app.kubernetes.io/managed-by": "mlops-operator",
+        }
         ref = o["metadata"]["ownerReferences"][0]
-        assert (ref["kind"], ref["uid"], ref["controller"]) == ("ModelDeployment",
-                                                                 "1111-2222", True)
+        assert (ref["kind"], ref["uid"], ref["controller"]) == (
+            "ModelDeployment",
+            "1111-2222",
+            True,
+        )
     dep = children.apply[0]
     assert dep["spec"]["selector"] == {"matchLabels": {"mlops.dev/model-deployment": "fraud"}}
     assert dep["spec"]["template"]["metadata"]["labels"]["mlops.dev/model-version"] == "7"
@@ -44,21 +49,35 @@ def test_pins_the_exact_version_never_the_alias() -> None:
     assert env["POD_NAMESPACE"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.namespace"
 
 
-@pytest.mark.parametrize(("gpu", "limits", "tolerations", "selector"), [
-    (None, None, [], None),
-    ({"count": 0}, None, [], None),
-    ({"count": 2}, {"nvidia.com/gpu": "2"},
-     [("nvidia.com/gpu", "Exists", "NoSchedule")], None),
-    ({"count": 1, "product": "NVIDIA-H100-80GB-HBM3"}, {"nvidia.com/gpu": "1"},
-     [("nvidia.com/gpu", "Exists", "NoSchedule")],
-     {"nvidia.com/gpu.product": "NVIDIA-H100-80GB-HBM3"}),
-    ({"count": 1, "resource": "nvidia.com/mig-1g.10gb"}, {"nvidia.com/mig-1g.10gb": "1"},
-     [("nvidia.com/gpu", "Exists", "NoSchedule"),
-      ("nvidia.com/mig-1g.10gb", "Exists", "NoSchedule")], None),
-])
-def test_gpu_placement(gpu: dict[str, Any] | None, limits: dict[str, str] | None,
-                       tolerations: list[tuple[str, str, str]],
-                       selector: dict[str, str] | None) -> None:
+@pytest.mark.parametrize(
+    ("gpu", "limits", "tolerations", "selector"),
+    [
+        (None, None, [], None),
+        ({"count": 0}, None, [], None),
+        ({"count": 2}, {"nvidia.com/gpu": "2"}, [("nvidia.com/gpu", "Exists", "NoSchedule")], None),
+        (
+            {"count": 1, "product": "NVIDIA-H100-80GB-HBM3"},
+            {"nvidia.com/gpu": "1"},
+            [("nvidia.com/gpu", "Exists", "NoSchedule")],
+            {"nvidia.com/gpu.product": "NVIDIA-H100-80GB-HBM3"},
+        ),
+        (
+            {"count": 1, "resource": "nvidia.com/mig-1g.10gb"},
+            {"nvidia.com/mig-1g.10gb": "1"},
+            [
+                ("nvidia.com/gpu", "Exists", "NoSchedule"),
+                ("nvidia.com/mig-1g.10gb", "Exists", "NoSchedule"),
+            ],
+            None,
+        ),
+    ],
+)
+def test_gpu_placement(
+    gpu: dict[str, Any] | None,
+    limits: dict[str, str] | None,
+    tolerations: list[tuple[str, str, str]],
+    selector: dict[str, str] | None,
+) -> None:
     ps = pod_spec({"gpu": gpu} if gpu else {})
     c = ps["containers"][0]
     assert c.get("resources", {}).get("limits") == limits
@@ -68,23 +87,31 @@ def test_gpu_placement(gpu: dict[str, Any] | None, limits: dict[str, str] | None
 
 
 def test_user_scheduling_merges_with_gpu_placement() -> None:
-    ps = pod_spec({
-        "gpu": {"count": 1, "product": "NVIDIA-A100-SXM4-80GB"},
-        "resources": {"requests": {"cpu": "1", "memory": "2Gi"}, "limits": {"memory": "4Gi"}},
-        "scheduling": {"nodeSelector": {"zone": "a"},
-                       "tolerations": [{"key": "dedicated", "operator": "Equal",
-                                        "value": "ml", "effect": "NoSchedule"}],
-                       "affinity": {"podAntiAffinity": {}},
-                       "priorityClassName": "high"}})
-    assert ps["nodeSelector"] == {"zone": "a",
-                                  "nvidia.com/gpu.product": "NVIDIA-A100-SXM4-80GB"}
-    assert {"key": "dedicated", "operator": "Equal", "value": "ml",
-            "effect": "NoSchedule"} in ps["tolerations"]
+    ps = pod_spec(
+        {
+            "gpu": {"count": 1, "product": "NVIDIA-A100-SXM4-80GB"},
+            "resources": {"requests": {"cpu": "1", "memory": "2Gi"}, "limits": {"memory": "4Gi"}},
+            "scheduling": {
+                "nodeSelector": {"zone": "a"},
+                "tolerations": [
+                    {"key": "dedicated", "operator": "Equal", "value": "ml", "effect": "NoSchedule"}
+                ],
+                "affinity": {"podAntiAffinity": {}},
+                "priorityClassName": "high",
+            },
+        }
+    )
+    assert ps["nodeSelector"] == {"zone": "a", "nvidia.com/gpu.product": "NVIDIA-A100-SXM4-80GB"}
+    assert {"key": "dedicated", "operator": "Equal", "value": "ml", "effect": "NoSchedule"} in ps[
+        "tolerations"
+    ]
     assert ps["affinity"] == {"podAntiAffinity": {}}
     assert ps["priorityClassName"] == "high"
     r = ps["containers"][0]["resources"]
-    assert r == {"requests": {"cpu": "1", "memory": "2Gi"},
-                 "limits": {"memory": "4Gi", "nvidia.com/gpu": "1"}}
+    assert r == {
+        "requests": {"cpu": "1", "memory": "2Gi"},
+        "limits": {"memory": "4Gi", "nvidia.com/gpu": "1"},
+    }
 
 
 def test_pod_passes_restricted_basics_and_has_probes() -> None:
@@ -102,21 +129,25 @@ def test_pod_passes_restricted_basics_and_has_probes() -> None:
 
 
 def test_custom_runtime_uses_its_image_args_port_and_probe_paths() -> None:
-    spec = make_spec(runtime={"kind": "custom", "image": "me/server:2", "args": ["--x"],
-                              "port": 9000, "probes": {"livenessPath": "/healthz",
-                                                       "readinessPath": "/readyz"}})
+    spec = make_spec(
+        runtime={
+            "kind": "custom",
+            "image": "me/server:2",
+            "args": ["--x"],
+            "port": 9000,
+            "probes": {"livenessPath": "/healthz", "readinessPath": "/readyz"},
+        }
+    )
     dep = b.get_deployment(OWNER, spec, MODEL, CTX)
     c = dep["spec"]["template"]["spec"]["containers"][0]
-    assert (c["image"], c["args"], c["ports"][0]["containerPort"]) == ("me/server:2", ["--x"],
-                                                                       9000)
+    assert (c["image"], c["args"], c["ports"][0]["containerPort"]) == ("me/server:2", ["--x"], 9000)
     assert c["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": 9000}
     assert b.get_service(OWNER, spec)["spec"]["ports"][0]["port"] == 9000
     assert b.endpoint(OWNER, spec) == "http://fraud.ml.svc:9000"
 
 
 def test_autoscaling_leaves_replicas_to_the_hpa() -> None:
-    spec = make_spec(autoscaling={"minReplicas": 2, "maxReplicas": 5,
-                                  "targetCpuUtilization": 60})
+    spec = make_spec(autoscaling={"minReplicas": 2, "maxReplicas": 5, "targetCpuUtilization": 60})
     children = b.get_children(OWNER, spec, MODEL, CTX)
     dep = next(o for o in children.apply if o["kind"] == "Deployment")
     assert "replicas" not in dep["spec"]
@@ -126,13 +157,16 @@ def test_autoscaling_leaves_replicas_to_the_hpa() -> None:
     assert children.absent == []
 
 
-@pytest.mark.parametrize(("overrides", "pdb"), [
-    ({"replicas": 1}, False), ({"replicas": 3}, True),
-    ({"autoscaling": {"minReplicas": 1, "maxReplicas": 1}}, False),
-    ({"autoscaling": {"minReplicas": 1, "maxReplicas": 4}}, True),
-])
-def test_pdb_only_when_more_than_one_replica_can_run(overrides: dict[str, Any],
-                                                     pdb: bool) -> None:
+@pytest.mark.parametrize(
+    ("overrides", "pdb"),
+    [
+        ({"replicas": 1}, False),
+        ({"replicas": 3}, True),
+        ({"autoscaling": {"minReplicas": 1, "maxReplicas": 1}}, False),
+        ({"autoscaling": {"minReplicas": 1, "maxReplicas": 4}}, True),
+    ],
+)
+def test_pdb_only_when_more_than_one_replica_can_run(overrides: dict[str, Any], pdb: bool) -> None:
     children = b.get_children(OWNER, make_spec(**overrides), MODEL, CTX)
     kinds = {o["kind"] for o in children.apply}
     assert ("PodDisruptionBudget" in kinds) is pdb

@@ -20,33 +20,47 @@ def test_defaults() -> None:
 
 
 def test_parses_values() -> None:
-    s = Settings.from_env({"MLFLOW_TRACKING_URI": "http://a:5000",
-                           "MLOPS_RUNTIME_MLFLOW_URI": "http://mlflow.ml.svc:5000",
-                           "MLOPS_RESYNC_SECONDS": "2.5", "MLOPS_PIPELINE_BACKEND": "kfp",
-                           "MLOPS_NAMESPACES": "ml, team-b", "MLOPS_LOCAL_CONCURRENCY": "4"})
+    s = Settings.from_env(
+        {
+            "MLFLOW_TRACKING_URI": "http://a:5000",
+            "MLOPS_RUNTIME_MLFLOW_URI": "http://mlflow.ml.svc:5000",
+            "MLOPS_RESYNC_SECONDS": "2.5",
+            "MLOPS_PIPELINE_BACKEND": "kfp",
+            "MLOPS_NAMESPACES": "ml, team-b",
+            "MLOPS_LOCAL_CONCURRENCY": "4",
+        }
+    )
     assert s.pod_mlflow_uri == "http://mlflow.ml.svc:5000"
     assert (s.resync_seconds, s.pipeline_backend, s.namespaces, s.local_concurrency) == (
-        2.5, "kfp", ("ml", "team-b"), 4)
+        2.5,
+        "kfp",
+        ("ml", "team-b"),
+        4,
+    )
 
 
-@pytest.mark.parametrize(("env", "words"), [
-    ({"MLOPS_RESYNC_SECONDS": "soon"}, "MLOPS_RESYNC_SECONDS='soon' is invalid"),
-    ({"MLOPS_RESYNC_SECONDS": "0"}, "between 1 and 86400"),
-    ({"MLOPS_PIPELINE_BACKEND": "airflow"}, "expected `local` or `kfp`"),
-    ({"MLFLOW_TRACKING_URI": "mlflow:5000"}, "expected an http(s):// URL"),
-    ({"MLFLOW_TRACKING_URI": ""}, "needs an MLflow tracking server"),
-    ({"MLOPS_KFP_HOST": "ftp://x"}, "MLOPS_KFP_HOST"),
-    ({"MLOPS_NAMESPACES": "Bad_NS"}, "not a namespace name"),
-    ({"MLOPS_LOCAL_CONCURRENCY": "0"}, "between 1 and 64"),
-])
+@pytest.mark.parametrize(
+    ("env", "words"),
+    [
+        ({"MLOPS_RESYNC_SECONDS": "soon"}, "MLOPS_RESYNC_SECONDS='soon' is invalid"),
+        ({"MLOPS_RESYNC_SECONDS": "0"}, "between 1 and 86400"),
+        ({"MLOPS_PIPELINE_BACKEND": "airflow"}, "expected `local` or `kfp`"),
+        ({"MLFLOW_TRACKING_URI": "mlflow:5000"}, "expected an http(s):// URL"),
+        ({"MLFLOW_TRACKING_URI": ""}, "needs an MLflow tracking server"),
+        ({"MLOPS_KFP_HOST": "ftp://x"}, "MLOPS_KFP_HOST"),
+        ({"MLOPS_NAMESPACES": "Bad_NS"}, "not a namespace name"),
+        ({"MLOPS_LOCAL_CONCURRENCY": "0"}, "between 1 and 64"),
+    ],
+)
 def test_bad_values_name_the_variable(env: dict[str, str], words: str) -> None:
     with pytest.raises(SettingsError) as e:
         Settings.from_env(env)
     assert words in str(e.value)
 
 
-def test_cli_refuses_bad_settings_with_one_line(monkeypatch: pytest.MonkeyPatch,
-                                                capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_refuses_bad_settings_with_one_line(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     monkeypatch.setenv("MLOPS_RESYNC_SECONDS", "-1")
     assert main(["run"]) == 2
     err = capsys.readouterr().err
@@ -56,5 +70,9 @@ def test_cli_refuses_bad_settings_with_one_line(monkeypatch: pytest.MonkeyPatch,
 
 def test_every_setting_is_documented() -> None:
     doc = (ROOT / "docs" / "settings.md").read_text()
+    rows = {
+        line.split("|")[1].strip(" `"): line for line in doc.splitlines() if line.startswith("| `")
+    }
     for name, (default, _) in documented_variables().items():
-        assert f"`{name}`" in doc, f"{name} missing from docs/settings.md"
+        assert name in rows, f"{name} missing from docs/settings.md"
+        assert (f"`{default}`" if default else "(empty)") in rows[name], f"{name}: default"

@@ -16,55 +16,131 @@ from mlops_operator.status.model_deployment import (
 
 M7 = ResolvedModel("fraud-detector", "7", alias="champion")
 M6 = ResolvedModel("fraud-detector", "6", alias="champion")
-SETTLED = DeploymentState(exists=True, generation=2, observed_generation=2, desired=2,
-                          replicas=2, updated=2, ready=2, available=2, serving_version="7")
+SETTLED = DeploymentState(
+    exists=True,
+    generation=2,
+    observed_generation=2,
+    desired=2,
+    replicas=2,
+    updated=2,
+    ready=2,
+    available=2,
+    serving_version="7",
+)
 
 
 def status(resolution: Resolution, dep: DeploymentState, gen: int = 3) -> dict[str, Any]:
-    served = resolution.model if resolution.model and dep.serving_version == \
-        resolution.model.version else (M6 if dep.serving_version == "6" else None)
-    return compute(StatusInput(generation=gen, name="fraud", alias="champion",
-                               resolution=resolution, deployment=dep,
-                               endpoint="http://fraud.ml.svc:8080",
-                               selector="mlops.dev/model-deployment=fraud", served=served))
+    served = (
+        resolution.model
+        if resolution.model and dep.serving_version == resolution.model.version
+        else (M6 if dep.serving_version == "6" else None)
+    )
+    return compute(
+        StatusInput(
+            generation=gen,
+            name="fraud",
+            alias="champion",
+            resolution=resolution,
+            deployment=dep,
+            endpoint="http://fraud.ml.svc:8080",
+            selector="mlops.dev/model-deployment=fraud",
+            served=served,
+        )
+    )
 
 
 def summary(st: dict[str, Any]) -> dict[str, tuple[str, str]]:
     return {c["type"]: (c["status"], c["reason"]) for c in st["conditions"]}
 
 
-@pytest.mark.parametrize(("resolution", "dep", "expect"), [
-    (Resolution(M7), SETTLED, {
-        "Ready": ("True", "Available"), "Reconciling": ("False", "Reconciled"),
-        "Stalled": ("False", "NotStalled"), "ModelResolved": ("True", "Resolved"),
-        "Available": ("True", "MinimumReplicasAvailable")}),
-    (Resolution(M7), DeploymentState(), {
-        "Ready": ("False", "Progressing"), "Reconciling": ("True", "Progressing"),
-        "Available": ("False", "Progressing")}),
-    # alias moved to 7 while the pods still run 6: rolling, not ready at the new version
-    (Resolution(M7), DeploymentState(**{**SETTLED.__dict__, "serving_version": "6"}), {
-        "Ready": ("False", "Progressing"), "Reconciling": ("True", "Progressing")}),
-    (Resolution(M7), DeploymentState(**{**SETTLED.__dict__, "available": 0, "ready": 0,
-                                        "unschedulable": ["0/5 nodes are available"]}), {
-        "Ready": ("False", "Unschedulable"), "Available": ("False", "Unschedulable"),
-        "Stalled": ("False", "NotStalled")}),
-    (Resolution(None, "ModelNotFound", "no such model"), DeploymentState(), {
-        "Ready": ("False", "ModelNotFound"), "Stalled": ("True", "ModelNotFound"),
-        "Reconciling": ("False", "ModelNotFound"), "ModelResolved": ("False", "ModelNotFound")}),
-    (Resolution(None, "AliasNotSet", "no alias"), DeploymentState(), {
-        "Stalled": ("True", "AliasNotSet")}),
-    (Resolution(None, "VersionNotFound", "no v9"), DeploymentState(), {
-        "Stalled": ("True", "VersionNotFound")}),
-    # registry outage: the last version keeps serving, Ready stays True, and says so
-    (Resolution(None, "RegistryUnavailable", "connection refused"), SETTLED, {
-        "Ready": ("True", "Available"), "ModelResolved": ("False", "RegistryUnavailable"),
-        "Stalled": ("False", "NotStalled")}),
-    (Resolution(None, "RegistryUnavailable", "connection refused"), DeploymentState(), {
-        "Ready": ("False", "RegistryUnavailable"), "Reconciling": ("True",
-                                                                    "RegistryUnavailable")}),
-])
-def test_conditions_table(resolution: Resolution, dep: DeploymentState,
-                          expect: dict[str, tuple[str, str]]) -> None:
+@pytest.mark.parametrize(
+    ("resolution", "dep", "expect"),
+    [
+        (
+            Resolution(M7),
+            SETTLED,
+            {
+                "Ready": ("True", "Available"),
+                "Reconciling": ("False", "Reconciled"),
+                "Stalled": ("False", "NotStalled"),
+                "ModelResolved": ("True", "Resolved"),
+                "Available": ("True", "MinimumReplicasAvailable"),
+            },
+        ),
+        (
+            Resolution(M7),
+            DeploymentState(),
+            {
+                "Ready": ("False", "Progressing"),
+                "Reconciling": ("True", "Progressing"),
+                "Available": ("False", "Progressing"),
+            },
+        ),
+        # alias moved to 7 while the pods still run 6: rolling, not ready at the new version
+        (
+            Resolution(M7),
+            DeploymentState(**{**SETTLED.__dict__, "serving_version": "6"}),
+            {"Ready": ("False", "Progressing"), "Reconciling": ("True", "Progressing")},
+        ),
+        (
+            Resolution(M7),
+            DeploymentState(
+                **{
+                    **SETTLED.__dict__,
+                    "available": 0,
+                    "ready": 0,
+                    "unschedulable": ["0/5 nodes are available"],
+                }
+            ),
+            {
+                "Ready": ("False", "Unschedulable"),
+                "Available": ("False", "Unschedulable"),
+                "Stalled": ("False", "NotStalled"),
+            },
+        ),
+        (
+            Resolution(None, "ModelNotFound", "no such model"),
+            DeploymentState(),
+            {
+                "Ready": ("False", "ModelNotFound"),
+                "Stalled": ("True", "ModelNotFound"),
+                "Reconciling": ("False", "ModelNotFound"),
+                "ModelResolved": ("False", "ModelNotFound"),
+            },
+        ),
+        (
+            Resolution(None, "AliasNotSet", "no alias"),
+            DeploymentState(),
+            {"Stalled": ("True", "AliasNotSet")},
+        ),
+        (
+            Resolution(None, "VersionNotFound", "no v9"),
+            DeploymentState(),
+            {"Stalled": ("True", "VersionNotFound")},
+        ),
+        # registry outage: the last version keeps serving, Ready stays True, and says so
+        (
+            Resolution(None, "RegistryUnavailable", "connection refused"),
+            SETTLED,
+            {
+                "Ready": ("True", "Available"),
+                "ModelResolved": ("False", "RegistryUnavailable"),
+                "Stalled": ("False", "NotStalled"),
+            },
+        ),
+        (
+            Resolution(None, "RegistryUnavailable", "connection refused"),
+            DeploymentState(),
+            {
+                "Ready": ("False", "RegistryUnavailable"),
+                "Reconciling": ("True", "RegistryUnavailable"),
+            },
+        ),
+    ],
+)
+def test_conditions_table(
+    resolution: Resolution, dep: DeploymentState, expect: dict[str, tuple[str, str]]
+) -> None:
     got = summary(status(resolution, dep))
     for k, v in expect.items():
         assert got[k] == v, (k, got)
@@ -76,7 +152,10 @@ def test_status_fields_and_generation() -> None:
     assert all(c["observedGeneration"] == 9 for c in st["conditions"])
     assert st["model"] == {"name": "fraud-detector", "version": "7", "alias": "champion"}
     assert (st["replicas"], st["readyReplicas"], st["endpoint"]) == (
-        2, 2, "http://fraud.ml.svc:8080")
+        2,
+        2,
+        "http://fraud.ml.svc:8080",
+    )
     assert "registry unreachable" not in cond.get(st["conditions"], "Ready")["message"]
     outage = status(Resolution(None, "RegistryUnavailable", "refused"), SETTLED)
     assert "registry unreachable" in cond.get(outage["conditions"], "Ready")["message"]

@@ -107,27 +107,40 @@ def build_crd(c: CrdSpec) -> dict[str, Any]:
         "spec": {
             "group": GROUP,
             "scope": "Namespaced",
-            "names": {"kind": c.kind, "plural": c.plural, "singular": c.kind.lower(),
-                      "listKind": f"{c.kind}List", "shortNames": c.short_names,
-                      "categories": c.categories},
-            "versions": [{
-                "name": VERSION, "served": True, "storage": True,
-                "subresources": subresources,
-                "additionalPrinterColumns": c.printer_columns,
-                "schema": {"openAPIV3Schema": {
-                    "description": c.description,
-                    "type": "object",
-                    "required": ["spec"],
-                    "properties": {
-                        "apiVersion": {"type": "string", "description": "APIVersion of the "
-                                       "object (mlops.dev/v1alpha1)."},
-                        "kind": {"type": "string", "description": "Kind of the object."},
-                        "metadata": {"type": "object"},
-                        "spec": spec_schema,
-                        "status": status_schema,
+            "names": {
+                "kind": c.kind,
+                "plural": c.plural,
+                "singular": c.kind.lower(),
+                "listKind": f"{c.kind}List",
+                "shortNames": c.short_names,
+                "categories": c.categories,
+            },
+            "versions": [
+                {
+                    "name": VERSION,
+                    "served": True,
+                    "storage": True,
+                    "subresources": subresources,
+                    "additionalPrinterColumns": c.printer_columns,
+                    "schema": {
+                        "openAPIV3Schema": {
+                            "description": c.description,
+                            "type": "object",
+                            "required": ["spec"],
+                            "properties": {
+                                "apiVersion": {
+                                    "type": "string",
+                                    "description": "APIVersion of the object (mlops.dev/v1alpha1).",
+                                },
+                                "kind": {"type": "string", "description": "Kind of the object."},
+                                "metadata": {"type": "object"},
+                                "spec": spec_schema,
+                                "status": status_schema,
+                            },
+                        }
                     },
-                }},
-            }],
+                }
+            ],
         },
     }
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import ConfigDict, Field
 
 from mlops_operator.api.common import (
     PRESERVE,
@@ -34,142 +34,215 @@ EXTENDED_RESOURCE = (
 class ModelRef(ApiModel):
     """Which registered model and which version of it to serve."""
 
-    model_config = ApiModel.model_config | {
-        "json_schema_extra": {"x-kubernetes-validations": [
-            cel("has(self.alias) != has(self.version)",
-                "set exactly one of model.alias (follow an alias such as champion) or "
-                "model.version (pin one version)"),
-        ]}}
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                cel(
+                    "has(self.alias) != has(self.version)",
+                    "set exactly one of model.alias (follow an alias such as champion) or "
+                    "model.version (pin one version)",
+                ),
+            ]
+        }
+    )
 
-    name: str = Field(min_length=1, max_length=256,
-                      description="Name of the registered model in the MLflow registry.")
+    name: str = Field(
+        min_length=1,
+        max_length=256,
+        description="Name of the registered model in the MLflow registry.",
+    )
     alias: str | None = Field(
-        default=None, min_length=1, max_length=255, pattern=r"^[A-Za-z0-9_\-]+$",
+        default=None,
+        min_length=1,
+        max_length=255,
+        pattern=r"^[A-Za-z0-9_\-]+$",
         description="Registry alias to follow, e.g. champion. The operator resolves it to a "
         "version and pins the pods to that version; when the alias moves, the next resync "
-        "rolls the Deployment forward. Exclusive with version.")
+        "rolls the Deployment forward. Exclusive with version.",
+    )
     version: str | None = Field(
-        default=None, pattern=r"^[1-9][0-9]*$",
-        description="A version number to pin, e.g. \"7\". Exclusive with alias.")
+        default=None,
+        pattern=r"^[1-9][0-9]*$",
+        description='A version number to pin, e.g. "7". Exclusive with alias.',
+    )
 
 
 class Probes(ApiModel):
-    liveness_path: str = Field(default="/v2/health/live", pattern=r"^/",
-                               description="HTTP path of the liveness probe.")
-    readiness_path: str = Field(default="/v2/health/ready", pattern=r"^/",
-                                description="HTTP path of the readiness probe.")
+    liveness_path: str = Field(
+        default="/v2/health/live", pattern=r"^/", description="HTTP path of the liveness probe."
+    )
+    readiness_path: str = Field(
+        default="/v2/health/ready", pattern=r"^/", description="HTTP path of the readiness probe."
+    )
 
 
 class Runtime(ApiModel):
     """What runs in the pods."""
 
-    model_config = ApiModel.model_config | {
-        "json_schema_extra": {"x-kubernetes-validations": [
-            cel("self.kind != 'custom' || has(self.image)",
-                "runtime.kind custom needs runtime.image: the container that serves the model"),
-            cel("self.kind == 'custom' || (!has(self.port) || self.port == 8080)",
-                "runtime.port can only be changed for runtime.kind custom; the mlflow runtime "
-                "listens on 8080"),
-        ]}}
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                cel(
+                    "self.kind != 'custom' || has(self.image)",
+                    "runtime.kind custom needs runtime.image: the container that serves the model",
+                ),
+                cel(
+                    "self.kind == 'custom' || (!has(self.port) || self.port == 8080)",
+                    "runtime.port can only be changed for runtime.kind custom; the mlflow runtime "
+                    "listens on 8080",
+                ),
+            ]
+        }
+    )
 
     kind: Literal["mlflow", "custom"] = Field(
         default="mlflow",
         description="mlflow: the project's runtime serves the MLflow pyfunc model (Open "
         "Inference Protocol v2 and MLflow scoring on port 8080). custom: your own container "
-        "(image, args, port); it gets the same placement, labels, probes and environment.")
-    image: str | None = Field(default=None, min_length=1,
-                              description="Container image; for mlflow it overrides the "
-                              "operator's default runtime image.")
-    command: list[str] | None = Field(default=None,
-                                      description="Entrypoint override (custom runtime).")
+        "(image, args, port); it gets the same placement, labels, probes and environment.",
+    )
+    image: str | None = Field(
+        default=None,
+        min_length=1,
+        description="Container image; for mlflow it overrides the "
+        "operator's default runtime image.",
+    )
+    command: list[str] | None = Field(
+        default=None, description="Entrypoint override (custom runtime)."
+    )
     args: list[str] | None = Field(default=None, description="Arguments to the container.")
-    port: int | None = Field(default=None, ge=1, le=65535,
-                             description="Port the container serves on (custom; default 8080).")
-    probes: Probes | None = Field(default=None, description="Health-check paths; the "
-                                  "defaults are the Open Inference Protocol's.")
+    port: int | None = Field(
+        default=None,
+        ge=1,
+        le=65535,
+        description="Port the container serves on (custom; default 8080).",
+    )
+    probes: Probes | None = Field(
+        default=None,
+        description="Health-check paths; the defaults are the Open Inference Protocol's.",
+    )
     env: list[dict[str, Any]] | None = Field(
-        default=None, description="Extra environment variables (core/v1 EnvVar), added after "
+        default=None,
+        description="Extra environment variables (core/v1 EnvVar), added after "
         "the ones the operator sets.",
-        json_schema_extra={"items": {"type": "object", **PRESERVE}})
+        json_schema_extra={"items": {"type": "object", **PRESERVE}},
+    )
 
 
 class Autoscaling(ApiModel):
-    model_config = ApiModel.model_config | {
-        "json_schema_extra": {"x-kubernetes-validations": [
-            cel("self.minReplicas <= self.maxReplicas",
-                "autoscaling.minReplicas must not be greater than autoscaling.maxReplicas"),
-        ]}}
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                cel(
+                    "self.minReplicas <= self.maxReplicas",
+                    "autoscaling.minReplicas must not be greater than autoscaling.maxReplicas",
+                ),
+            ]
+        }
+    )
 
     min_replicas: int = Field(default=1, ge=1, description="Fewest replicas the HPA keeps.")
     max_replicas: int = Field(ge=1, description="Most replicas the HPA may create.")
     target_cpu_utilization: int | None = Field(
-        default=None, ge=1, le=100,
+        default=None,
+        ge=1,
+        le=100,
         description="Average CPU utilisation (percent of requests) the HPA aims for; default "
-        "80 when no metrics are given.")
+        "80 when no metrics are given.",
+    )
     metrics: list[dict[str, Any]] | None = Field(
-        default=None, description="autoscaling/v2 MetricSpecs, passed to the HPA as they are.",
-        json_schema_extra={"items": {"type": "object", **PRESERVE}})
+        default=None,
+        description="autoscaling/v2 MetricSpecs, passed to the HPA as they are.",
+        json_schema_extra={"items": {"type": "object", **PRESERVE}},
+    )
 
 
 class Gpu(ApiModel):
     """GPUs per replica and where they may come from."""
 
-    model_config = ApiModel.model_config | {
-        "json_schema_extra": {"x-kubernetes-validations": [
-            cel("!has(self.product) || self.count > 0",
-                "gpu.product selects a GPU model, so it needs gpu.count > 0"),
-            cel("!self.resource.startsWith('kubernetes.io/') && "
-                "!self.resource.contains('.kubernetes.io/')",
-                "gpu.resource must be an extended resource outside kubernetes.io, e.g. "
-                "nvidia.com/gpu or nvidia.com/mig-1g.10gb"),
-        ]}}
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                cel(
+                    "!has(self.product) || self.count > 0",
+                    "gpu.product selects a GPU model, so it needs gpu.count > 0",
+                ),
+                cel(
+                    "!self.resource.startsWith('kubernetes.io/') && "
+                    "!self.resource.contains('.kubernetes.io/')",
+                    "gpu.resource must be an extended resource outside kubernetes.io, e.g. "
+                    "nvidia.com/gpu or nvidia.com/mig-1g.10gb",
+                ),
+            ]
+        }
+    )
 
-    count: int = Field(default=0, ge=0, le=64,
-                       description="Whole devices per replica; 0 runs on CPU nodes only.")
+    count: int = Field(
+        default=0, ge=0, le=64, description="Whole devices per replica; 0 runs on CPU nodes only."
+    )
     resource: str = Field(
-        default="nvidia.com/gpu", max_length=253, pattern=EXTENDED_RESOURCE,
+        default="nvidia.com/gpu",
+        max_length=253,
+        pattern=EXTENDED_RESOURCE,
         description="Extended resource to request: nvidia.com/gpu, or a MIG profile such as "
-        "nvidia.com/mig-1g.10gb. Pods tolerate the nvidia.com/gpu taint and this one.")
+        "nvidia.com/mig-1g.10gb. Pods tolerate the nvidia.com/gpu taint and this one.",
+    )
     product: str | None = Field(
-        default=None, min_length=1, max_length=63,
+        default=None,
+        min_length=1,
+        max_length=63,
         description="GPU model, matched against the node label nvidia.com/gpu.product that "
-        "GPU Feature Discovery sets, e.g. NVIDIA-H100-80GB-HBM3.")
+        "GPU Feature Discovery sets, e.g. NVIDIA-H100-80GB-HBM3.",
+    )
 
 
 class Scheduling(ApiModel):
     node_selector: dict[str, str] | None = Field(
-        default=None, description="Node labels the pods require (merged with the GPU product "
-        "selector).")
+        default=None,
+        description="Node labels the pods require (merged with the GPU product selector).",
+    )
     tolerations: list[Toleration] | None = Field(
-        default=None, description="Tolerations added to the GPU tolerations.")
+        default=None, description="Tolerations added to the GPU tolerations."
+    )
     affinity: dict[str, Any] | None = Field(
-        default=None, description="core/v1 Affinity, passed to the pods as it is.",
-        json_schema_extra=PRESERVE)
-    priority_class_name: str | None = Field(default=None,
-                                            description="PriorityClass of the pods.")
+        default=None,
+        description="core/v1 Affinity, passed to the pods as it is.",
+        json_schema_extra=PRESERVE,
+    )
+    priority_class_name: str | None = Field(default=None, description="PriorityClass of the pods.")
 
 
 class ModelDeploymentSpec(ApiModel):
     model: ModelRef = Field(description="The registered MLflow model to serve.")
-    runtime: Runtime = Field(default_factory=Runtime,
-                             description="The container that serves the model.")
+    runtime: Runtime = Field(
+        default_factory=Runtime, description="The container that serves the model."
+    )
     credentials_secret: str | None = Field(
-        default=None, max_length=253,
+        default=None,
+        max_length=253,
         description="Secret in this namespace whose keys are passed to the pods as "
         "environment variables (e.g. MLFLOW_TRACKING_TOKEN, AWS_ACCESS_KEY_ID). The "
-        "operator never reads it.")
-    replicas: int = Field(default=1, ge=0, le=1000,
-                          description="Pods to run; ignored when autoscaling is set.")
+        "operator never reads it.",
+    )
+    replicas: int = Field(
+        default=1, ge=0, le=1000, description="Pods to run; ignored when autoscaling is set."
+    )
     autoscaling: Autoscaling | None = Field(
-        default=None, description="Run a HorizontalPodAutoscaler; the operator then leaves "
-        "the replica count to it.")
+        default=None,
+        description="Run a HorizontalPodAutoscaler; the operator then leaves "
+        "the replica count to it.",
+    )
     resources: ResourceRequirements | None = Field(
-        default=None, description="CPU and memory of the serving container.")
+        default=None, description="CPU and memory of the serving container."
+    )
     gpu: Gpu | None = Field(default=None, description="GPUs per replica.")
     scheduling: Scheduling | None = Field(default=None, description="Extra placement rules.")
     retraining: dict[str, Any] | None = Field(
-        default=None, description="Triggers that create RetrainJobs owned by this object "
-        "(schedule, onDrift, template, historyLimit).", json_schema_extra=PRESERVE)
+        default=None,
+        description="Triggers that create RetrainJobs owned by this object "
+        "(schedule, onDrift, template, historyLimit).",
+        json_schema_extra=PRESERVE,
+    )
 
 
 class ServedModel(ApiModel):
@@ -182,14 +255,17 @@ class ServedModel(ApiModel):
 
 class ModelDeploymentStatus(ApiModel):
     observed_generation: int | None = Field(
-        default=None, description="The metadata.generation this status describes.")
+        default=None, description="The metadata.generation this status describes."
+    )
     conditions: list[Condition] | None = Field(
-        default=None, description="Ready, Reconciling, Stalled (kstatus), ModelResolved, "
-        "Available.", json_schema_extra={
-            "x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]})
+        default=None,
+        description="Ready, Reconciling, Stalled (kstatus), ModelResolved, Available.",
+        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]},
+    )
     model: ServedModel | None = Field(default=None, description="What the pods serve.")
     endpoint: str | None = Field(default=None, description="In-cluster URL of the model.")
     replicas: int | None = Field(default=None, description="Pods of the Deployment.")
     ready_replicas: int | None = Field(default=None, description="Pods that are ready.")
-    selector: str | None = Field(default=None, description="Label selector of the pods, for "
-                                 "the scale subresource.")
+    selector: str | None = Field(
+        default=None, description="Label selector of the pods, for the scale subresource."
+    )

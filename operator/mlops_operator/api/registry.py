@@ -12,8 +12,11 @@ def _cond(type_: str) -> str:
 
 CRDS = [
     CrdSpec(
-        kind=md.KIND, plural=md.PLURAL, short_names=["mdep"],
-        spec_model=md.ModelDeploymentSpec, status_model=md.ModelDeploymentStatus,
+        kind=md.KIND,
+        plural=md.PLURAL,
+        short_names=["mdep"],
+        spec_model=md.ModelDeploymentSpec,
+        status_model=md.ModelDeploymentStatus,
         description="ModelDeployment serves a model from the MLflow registry (name@alias or a "
         "pinned version) as a Deployment and Service, optionally on GPUs, with an HPA, a "
         "PodDisruptionBudget and a NetworkPolicy.",
@@ -25,7 +28,10 @@ CRDS = [
             {"name": "Endpoint", "type": "string", "jsonPath": ".status.endpoint"},
             {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
         ],
-        scale={"specReplicasPath": ".spec.replicas", "statusReplicasPath": ".status.replicas",
-               "labelSelectorPath": ".status.selector"},
+        scale={
+            "specReplicasPath": ".spec.replicas",
+            "statusReplicasPath": ".status.replicas",
+            "labelSelectorPath": ".status.selector",
+        },
     ),
 ]

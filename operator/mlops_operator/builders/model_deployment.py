@@ -69,13 +69,23 @@ def serving_port(spec: ModelDeploymentSpec) -> int:
 
 
 def owner_reference(owner: Owner) -> dict[str, Any]:
-    return {"apiVersion": API_VERSION, "kind": KIND, "name": owner.name, "uid": owner.uid,
-            "controller": True, "blockOwnerDeletion": True}
+    return {
+        "apiVersion": API_VERSION,
+        "kind": KIND,
+        "name": owner.name,
+        "uid": owner.uid,
+        "controller": True,
+        "blockOwnerDeletion": True,
+    }
 
 
 def _meta(owner: Owner) -> dict[str, Any]:
-    return {"name": owner.name, "namespace": owner.namespace, "labels": labels(owner.name),
-            "ownerReferences": [owner_reference(owner)]}
+    return {
+        "name": owner.name,
+        "namespace": owner.namespace,
+        "labels": labels(owner.name),
+        "ownerReferences": [owner_reference(owner)],
+    }
 
 
 def pdb_wanted(spec: ModelDeploymentSpec) -> bool:
@@ -83,8 +93,9 @@ def pdb_wanted(spec: ModelDeploymentSpec) -> bool:
     return most > 1
 
 
-def get_env(owner: Owner, spec: ModelDeploymentSpec, model: ResolvedModel,
-            ctx: BuildContext) -> list[dict[str, Any]]:
+def get_env(
+    owner: Owner, spec: ModelDeploymentSpec, model: ResolvedModel, ctx: BuildContext
+) -> list[dict[str, Any]]:
     env: list[dict[str, Any]] = [
         {"name": "MODEL_URI", "value": model.uri},
         {"name": "MODEL_NAME", "value": owner.name},
@@ -121,8 +132,7 @@ def get_tolerations(spec: ModelDeploymentSpec) -> list[dict[str, Any]]:
     if spec.gpu and spec.gpu.count > 0:
         out.append({"key": GPU_TAINT_KEY, "operator": "Exists", "effect": "NoSchedule"})
         if spec.gpu.resource != GPU_TAINT_KEY:
-            out.append({"key": spec.gpu.resource, "operator": "Exists",
-                        "effect": "NoSchedule"})
+            out.append({"key": spec.gpu.resource, "operator": "Exists", "effect": "NoSchedule"})
     for t in (spec.scheduling.tolerations or []) if spec.scheduling else []:
         w = t.to_wire()
         if w not in out:
@@ -141,8 +151,9 @@ def _probe(path: str, port: int, **timing: int) -> dict[str, Any]:
     return {"httpGet": {"path": path, "port": port}, **timing}
 
 
-def get_container(owner: Owner, spec: ModelDeploymentSpec, model: ResolvedModel,
-                  ctx: BuildContext) -> dict[str, Any]:
+def get_container(
+    owner: Owner, spec: ModelDeploymentSpec, model: ResolvedModel, ctx: BuildContext
+) -> dict[str, Any]:
     rt = spec.runtime
     port = serving_port(spec)
     live = rt.probes.liveness_path if rt.probes else "/v2/health/live"
@@ -184,12 +195,12 @@ def get_container(owner: Owner, spec: ModelDeploymentSpec, model: ResolvedModel,
     return c
 
 
-def get_pod_template(owner: Owner, spec: ModelDeploymentSpec, model: ResolvedModel,
-                     ctx: BuildContext) -> dict[str, Any]:
+def get_pod_template(
+    owner: Owner, spec: ModelDeploymentSpec, model: ResolvedModel, ctx: BuildContext
+) -> dict[str, Any]:
     pod_spec: dict[str, Any] = {
         "containers": [get_container(owner, spec, model, ctx)],
-        "securityContext": {"runAsNonRoot": True,
-                            "seccompProfile": {"type": "RuntimeDefault"}},
+        "securityContext": {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}},
         # the model server never talks to the Kubernetes API
         "automountServiceAccountToken": False,
         "terminationGracePeriodSeconds": 45,
@@ -208,71 +219,118 @@ def get_pod_template(owner: Owner, spec: ModelDeploymentSpec, model: ResolvedMod
     return {
         "metadata": {
             "labels": {**labels(owner.name), LABEL_VERSION: model.version},
-            "annotations": {"prometheus.io/scrape": "true",
-                            "prometheus.io/port": str(serving_port(spec)),
-                            "prometheus.io/path": "/metrics"},
+            "annotations": {
+                "prometheus.io/scrape": "true",
+                "prometheus.io/port": str(serving_port(spec)),
+                "prometheus.io/path": "/metrics",
+            },
         },
         "spec": pod_spec,
     }
 
 
-def get_deployment(owner: Owner, spec: ModelDeploymentSpec, model: ResolvedModel,
-                   ctx: BuildContext) -> dict[str, Any]:
+def get_deployment(
+    owner: Owner, spec: ModelDeploymentSpec, model: ResolvedModel, ctx: BuildContext
+) -> dict[str, Any]:
     dspec: dict[str, Any] = {
         "selector": {"matchLabels": selector(owner.name)},
         "revisionHistoryLimit": 5,
         # never dip below the serving capacity while rolling to a new version
-        "strategy": {"type": "RollingUpdate",
-                     "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}},
+        "strategy": {
+            "type": "RollingUpdate",
+            "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0},
+        },
         "template": get_pod_template(owner, spec, model, ctx),
     }
     if spec.autoscaling is None:
         dspec["replicas"] = spec.replicas
-    return {"apiVersion": "apps/v1", "kind": "Deployment",
-            "metadata": {**_meta(owner),
-                         "annotations": {"mlops.dev/model-uri": model.uri}},
-            "spec": dspec}
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {**_meta(owner), "annotations": {"mlops.dev/model-uri": model.uri}},
+        "spec": dspec,
+    }
 
 
 def get_service(owner: Owner, spec: ModelDeploymentSpec) -> dict[str, Any]:
     port = serving_port(spec)
-    return {"apiVersion": "v1", "kind": "Service", "metadata": _meta(owner),
-            "spec": {"type": "ClusterIP", "selector": selector(owner.name),
-                     "ports": [{"name": "http", "port": port, "targetPort": "http",
-                                "protocol": "TCP"}]}}
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": _meta(owner),
+        "spec": {
+            "type": "ClusterIP",
+            "selector": selector(owner.name),
+            "ports": [{"name": "http", "port": port, "targetPort": "http", "protocol": "TCP"}],
+        },
+    }
 
 
 def get_hpa(owner: Owner, spec: ModelDeploymentSpec) -> dict[str, Any] | None:
     a = spec.autoscaling
     if a is None:
         return None
-    metrics = a.metrics or [{"type": "Resource", "resource": {"name": "cpu", "target": {
-        "type": "Utilization", "averageUtilization": a.target_cpu_utilization or 80}}}]
+    metrics = a.metrics or [
+        {
+            "type": "Resource",
+            "resource": {
+                "name": "cpu",
+                "target": {
+                    "type": "Utilization",
+                    "averageUtilization": a.target_cpu_utilization or 80,
+                },
+            },
+        }
+    ]
     if a.metrics and a.target_cpu_utilization:
-        metrics = [*a.metrics, {"type": "Resource", "resource": {"name": "cpu", "target": {
-            "type": "Utilization", "averageUtilization": a.target_cpu_utilization}}}]
-    return {"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler",
-            "metadata": _meta(owner),
-            "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment",
-                                        "name": owner.name},
-                     "minReplicas": a.min_replicas, "maxReplicas": a.max_replicas,
-                     "metrics": metrics}}
+        metrics = [
+            *a.metrics,
+            {
+                "type": "Resource",
+                "resource": {
+                    "name": "cpu",
+                    "target": {
+                        "type": "Utilization",
+                        "averageUtilization": a.target_cpu_utilization,
+                    },
+                },
+            },
+        ]
+    return {
+        "apiVersion": "autoscaling/v2",
+        "kind": "HorizontalPodAutoscaler",
+        "metadata": _meta(owner),
+        "spec": {
+            "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": owner.name},
+            "minReplicas": a.min_replicas,
+            "maxReplicas": a.max_replicas,
+            "metrics": metrics,
+        },
+    }
 
 
 def get_pdb(owner: Owner, spec: ModelDeploymentSpec) -> dict[str, Any] | None:
     if not pdb_wanted(spec):
         return None
-    return {"apiVersion": "policy/v1", "kind": "PodDisruptionBudget", "metadata": _meta(owner),
-            "spec": {"maxUnavailable": 1, "selector": {"matchLabels": selector(owner.name)}}}
+    return {
+        "apiVersion": "policy/v1",
+        "kind": "PodDisruptionBudget",
+        "metadata": _meta(owner),
+        "spec": {"maxUnavailable": 1, "selector": {"matchLabels": selector(owner.name)}},
+    }
 
 
 def get_network_policy(owner: Owner, spec: ModelDeploymentSpec) -> dict[str, Any]:
-    return {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
-            "metadata": _meta(owner),
-            "spec": {"podSelector": {"matchLabels": selector(owner.name)},
-                     "policyTypes": ["Ingress"],
-                     "ingress": [{"ports": [{"protocol": "TCP",
-                                             "port": serving_port(spec)}]}]}}
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": _meta(owner),
+        "spec": {
+            "podSelector": {"matchLabels": selector(owner.name)},
+            "policyTypes": ["Ingress"],
+            "ingress": [{"ports": [{"protocol": "TCP", "port": serving_port(spec)}]}],
+        },
+    }
 
 
 @dataclass(frozen=True)
@@ -283,13 +341,19 @@ class Children:
     absent: list[tuple[str, str]]  # (apiVersion, kind)
 
 
-def get_children(owner: Owner, spec: ModelDeploymentSpec, model: ResolvedModel,
-                 ctx: BuildContext) -> Children:
-    apply = [get_deployment(owner, spec, model, ctx), get_service(owner, spec),
-             get_network_policy(owner, spec)]
+def get_children(
+    owner: Owner, spec: ModelDeploymentSpec, model: ResolvedModel, ctx: BuildContext
+) -> Children:
+    apply = [
+        get_deployment(owner, spec, model, ctx),
+        get_service(owner, spec),
+        get_network_policy(owner, spec),
+    ]
     absent: list[tuple[str, str]] = []
-    for obj, kind in ((get_hpa(owner, spec), ("autoscaling/v2", "HorizontalPodAutoscaler")),
-                      (get_pdb(owner, spec), ("policy/v1", "PodDisruptionBudget"))):
+    for obj, kind in (
+        (get_hpa(owner, spec), ("autoscaling/v2", "HorizontalPodAutoscaler")),
+        (get_pdb(owner, spec), ("policy/v1", "PodDisruptionBudget")),
+    ):
         if obj is None:
             absent.append(kind)
         else:

@@ -42,8 +42,13 @@ class ApiError(Exception):
         self.message = message
 
 
-def path_of(api_version: str, kind: str, namespace: str | None, name: str | None = None,
-            subresource: str | None = None) -> str:
+def path_of(
+    api_version: str,
+    kind: str,
+    namespace: str | None,
+    name: str | None = None,
+    subresource: str | None = None,
+) -> str:
     plural = PLURALS[(api_version, kind)]
     base = f"/api/{api_version}" if "/" not in api_version else f"/apis/{api_version}"
     p = base + (f"/namespaces/{namespace}" if namespace else "") + f"/{plural}"
@@ -55,18 +60,28 @@ def path_of(api_version: str, kind: str, namespace: str | None, name: str | None
 
 
 class Kube(Protocol):
-    async def apply(self, obj: dict[str, Any], manager: str = FIELD_MANAGER,
-                    subresource: str | None = None) -> dict[str, Any]: ...
-    async def get(self, api_version: str, kind: str, namespace: str | None,
-                  name: str) -> dict[str, Any] | None: ...
-    async def list(self, api_version: str, kind: str, namespace: str | None,
-                   label_selector: str | None = None) -> list[dict[str, Any]]: ...
-    async def delete(self, api_version: str, kind: str, namespace: str | None, name: str,
-                     uid: str | None = None) -> bool: ...
+    async def apply(
+        self, obj: dict[str, Any], manager: str = FIELD_MANAGER, subresource: str | None = None
+    ) -> dict[str, Any]: ...
+    async def get(
+        self, api_version: str, kind: str, namespace: str | None, name: str
+    ) -> dict[str, Any] | None: ...
+    async def list(
+        self, api_version: str, kind: str, namespace: str | None, label_selector: str | None = None
+    ) -> list[dict[str, Any]]: ...
+    async def delete(
+        self, api_version: str, kind: str, namespace: str | None, name: str, uid: str | None = None
+    ) -> bool: ...
     async def create(self, obj: dict[str, Any]) -> dict[str, Any]: ...
-    async def patch_merge(self, api_version: str, kind: str, namespace: str | None, name: str,
-                          patch: dict[str, Any],
-                          subresource: str | None = None) -> dict[str, Any]: ...
+    async def patch_merge(
+        self,
+        api_version: str,
+        kind: str,
+        namespace: str | None,
+        name: str,
+        patch: dict[str, Any],
+        subresource: str | None = None,
+    ) -> dict[str, Any]: ...
 
 
 @dataclass(frozen=True)
@@ -85,8 +100,11 @@ def load_credentials() -> Credentials:
         config.load_incluster_config(client_configuration=cfg)
     except config.ConfigException:
         config.load_kube_config(client_configuration=cfg)
-    ctx = ssl.create_default_context(cafile=cfg.ssl_ca_cert) if cfg.ssl_ca_cert else (
-        ssl.create_default_context())
+    ctx = (
+        ssl.create_default_context(cafile=cfg.ssl_ca_cert)
+        if cfg.ssl_ca_cert
+        else (ssl.create_default_context())
+    )
     if not cfg.verify_ssl:
         ctx.check_hostname = False
         ctx.verify_mode = ssl.CERT_NONE
@@ -107,17 +125,26 @@ class HttpKube:
             if self._creds.token:
                 headers["Authorization"] = self._creds.token
             self._session = aiohttp.ClientSession(
-                headers=headers, connector=aiohttp.TCPConnector(ssl=self._creds.ssl, limit=50),
-                timeout=aiohttp.ClientTimeout(total=30))
+                headers=headers,
+                connector=aiohttp.TCPConnector(ssl=self._creds.ssl, limit=50),
+                timeout=aiohttp.ClientTimeout(total=30),
+            )
         return self._session
 
     async def close(self) -> None:
         if self._session:
             await self._session.close()
 
-    async def _request(self, method: str, path: str, *, query: dict[str, str] | None = None,
-                       body: Any = None, content_type: str = "application/json",
-                       ok_missing: bool = False) -> dict[str, Any] | None:
+    async def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        query: dict[str, str] | None = None,
+        body: Any = None,
+        content_type: str = "application/json",
+        ok_missing: bool = False,
+    ) -> dict[str, Any] | None:
         url = self._creds.server + path + (("?" + urlencode(query)) if query else "")
         http = await self._http()
         data = json.dumps(body) if body is not None else None
@@ -134,50 +161,75 @@ class HttpKube:
                     raise ApiError(r.status, r.reason or "", text) from None
             return json.loads(text) if text else {}
 
-    async def apply(self, obj: dict[str, Any], manager: str = FIELD_MANAGER,
-                    subresource: str | None = None) -> dict[str, Any]:
+    async def apply(
+        self, obj: dict[str, Any], manager: str = FIELD_MANAGER, subresource: str | None = None
+    ) -> dict[str, Any]:
         meta = obj["metadata"]
-        p = path_of(obj["apiVersion"], obj["kind"], meta.get("namespace"), meta["name"],
-                    subresource)
-        out = await self._request("PATCH", p, query={"fieldManager": manager, "force": "true"},
-                                  body=obj, content_type="application/apply-patch+yaml")
+        p = path_of(
+            obj["apiVersion"], obj["kind"], meta.get("namespace"), meta["name"], subresource
+        )
+        out = await self._request(
+            "PATCH",
+            p,
+            query={"fieldManager": manager, "force": "true"},
+            body=obj,
+            content_type="application/apply-patch+yaml",
+        )
         assert out is not None
         return out
 
-    async def get(self, api_version: str, kind: str, namespace: str | None,
-                  name: str) -> dict[str, Any] | None:
-        return await self._request("GET", path_of(api_version, kind, namespace, name),
-                                   ok_missing=True)
+    async def get(
+        self, api_version: str, kind: str, namespace: str | None, name: str
+    ) -> dict[str, Any] | None:
+        return await self._request(
+            "GET", path_of(api_version, kind, namespace, name), ok_missing=True
+        )
 
-    async def list(self, api_version: str, kind: str, namespace: str | None,
-                   label_selector: str | None = None) -> list[dict[str, Any]]:
+    async def list(
+        self, api_version: str, kind: str, namespace: str | None, label_selector: str | None = None
+    ) -> list[dict[str, Any]]:
         q = {"labelSelector": label_selector} if label_selector else None
         out = await self._request("GET", path_of(api_version, kind, namespace), query=q)
         return list((out or {}).get("items", []))
 
-    async def delete(self, api_version: str, kind: str, namespace: str | None, name: str,
-                     uid: str | None = None) -> bool:
-        body: dict[str, Any] = {"kind": "DeleteOptions", "apiVersion": "v1",
-                                "propagationPolicy": "Background"}
+    async def delete(
+        self, api_version: str, kind: str, namespace: str | None, name: str, uid: str | None = None
+    ) -> bool:
+        body: dict[str, Any] = {
+            "kind": "DeleteOptions",
+            "apiVersion": "v1",
+            "propagationPolicy": "Background",
+        }
         if uid:
             # only the object we looked at, never a newer one of the same name
             body["preconditions"] = {"uid": uid}
-        out = await self._request("DELETE", path_of(api_version, kind, namespace, name),
-                                  body=body, ok_missing=True)
+        out = await self._request(
+            "DELETE", path_of(api_version, kind, namespace, name), body=body, ok_missing=True
+        )
         return out is not None
 
     async def create(self, obj: dict[str, Any]) -> dict[str, Any]:
         meta = obj["metadata"]
         out = await self._request(
-            "POST", path_of(obj["apiVersion"], obj["kind"], meta.get("namespace")), body=obj)
+            "POST", path_of(obj["apiVersion"], obj["kind"], meta.get("namespace")), body=obj
+        )
         assert out is not None
         return out
 
-    async def patch_merge(self, api_version: str, kind: str, namespace: str | None, name: str,
-                          patch: dict[str, Any],
-                          subresource: str | None = None) -> dict[str, Any]:
-        out = await self._request("PATCH", path_of(api_version, kind, namespace, name,
-                                                   subresource),
-                                  body=patch, content_type="application/merge-patch+json")
+    async def patch_merge(
+        self,
+        api_version: str,
+        kind: str,
+        namespace: str | None,
+        name: str,
+        patch: dict[str, Any],
+        subresource: str | None = None,
+    ) -> dict[str, Any]:
+        out = await self._request(
+            "PATCH",
+            path_of(api_version, kind, namespace, name, subresource),
+            body=patch,
+            content_type="application/merge-patch+json",
+        )
         assert out is not None
         return out

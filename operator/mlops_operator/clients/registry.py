@@ -23,8 +23,7 @@ class RegistryError(Exception):
 
 
 class Registry(Protocol):
-    async def resolve(self, name: str, alias: str | None,
-                      version: str | None) -> ResolvedModel: ...
+    async def resolve(self, name: str, alias: str | None, version: str | None) -> ResolvedModel: ...
 
 
 def _configure_http_retries() -> None:
@@ -42,28 +41,36 @@ class MlflowRegistry:
         self.tracking_uri = tracking_uri
         self._client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
 
-    async def resolve(self, name: str, alias: str | None,
-                      version: str | None) -> ResolvedModel:
+    async def resolve(self, name: str, alias: str | None, version: str | None) -> ResolvedModel:
         return await asyncio.to_thread(self._resolve, name, alias, version)
 
     def _resolve(self, name: str, alias: str | None, version: str | None) -> ResolvedModel:
         c = self._client
         try:
             if alias:
-                mv = self._call(lambda: c.get_model_version_by_alias(name, alias),
-                                name, alias=alias)
+                mv = self._call(
+                    lambda: c.get_model_version_by_alias(name, alias), name, alias=alias
+                )
             else:
-                mv = self._call(lambda: c.get_model_version(name, str(version)),
-                                name, version=version)
-            source = self._call(lambda: c.get_model_version_download_uri(name, mv.version),
-                                name, version=mv.version)
+                mv = self._call(
+                    lambda: c.get_model_version(name, str(version)), name, version=version
+                )
+            source = self._call(
+                lambda: c.get_model_version_download_uri(name, mv.version), name, version=mv.version
+            )
         except RegistryError:
             raise
-        return ResolvedModel(name=name, version=str(mv.version), alias=alias,
-                             source=str(source), run_id=mv.run_id or None)
+        return ResolvedModel(
+            name=name,
+            version=str(mv.version),
+            alias=alias,
+            source=str(source),
+            run_id=mv.run_id or None,
+        )
 
-    def _call(self, fn: Any, name: str, alias: str | None = None,
-              version: str | None = None) -> Any:
+    def _call(
+        self, fn: Any, name: str, alias: str | None = None, version: str | None = None
+    ) -> Any:
         from mlflow.exceptions import MlflowException
 
         try:
@@ -72,11 +79,13 @@ class MlflowRegistry:
             code = str(getattr(e, "error_code", ""))
             if code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE", "NOT_FOUND"):
                 raise self._missing(name, alias, version) from e
-            raise RegistryError("RegistryUnavailable",
-                                f"MLflow at {self.tracking_uri}: {_short(e)}") from e
+            raise RegistryError(
+                "RegistryUnavailable", f"MLflow at {self.tracking_uri}: {_short(e)}"
+            ) from e
         except Exception as e:  # connection refused, timeouts, DNS: all "unavailable"
-            raise RegistryError("RegistryUnavailable",
-                                f"MLflow at {self.tracking_uri} unreachable: {_short(e)}") from e
+            raise RegistryError(
+                "RegistryUnavailable", f"MLflow at {self.tracking_uri} unreachable: {_short(e)}"
+            ) from e
 
     def _missing(self, name: str, alias: str | None, version: str | None) -> RegistryError:
         from mlflow.exceptions import MlflowException
@@ -85,16 +94,17 @@ class MlflowRegistry:
             self._client.get_registered_model(name)
         except MlflowException as e:
             if str(getattr(e, "error_code", "")) in ("RESOURCE_DOES_NOT_EXIST", "NOT_FOUND"):
-                return RegistryError("ModelNotFound",
-                                     f"registered model {name!r} does not exist in MLflow")
+                return RegistryError(
+                    "ModelNotFound", f"registered model {name!r} does not exist in MLflow"
+                )
             return RegistryError("RegistryUnavailable", f"MLflow: {_short(e)}")
         except Exception as e:
             return RegistryError("RegistryUnavailable", f"MLflow unreachable: {_short(e)}")
         if alias:
-            return RegistryError("AliasNotSet",
-                                 f"registered model {name!r} has no alias {alias!r}")
-        return RegistryError("VersionNotFound",
-                             f"registered model {name!r} has no version {version}")
+            return RegistryError("AliasNotSet", f"registered model {name!r} has no alias {alias!r}")
+        return RegistryError(
+            "VersionNotFound", f"registered model {name!r} has no version {version}"
+        )
 
 
 def _short(e: BaseException) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from typing import Any
+from typing import Any, cast
 
 import kopf
 
@@ -19,7 +19,7 @@ log = logging.getLogger(__name__)
 
 
 def post_event(body: dict[str, Any], type_: str, reason: str, message: str) -> None:
-    kopf.event(body, type=type_, reason=reason, message=message[:1000])
+    kopf.event(cast(kopf.Body, body), type=type_, reason=reason, message=message[:1000])
 
 
 @kopf.on.startup(id="startup")
@@ -31,17 +31,23 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     settings.watching.client_timeout = 330
     memo.kube = HttpKube(load_credentials())
     memo.registry = MlflowRegistry(cfg.mlflow_tracking_uri)
-    deps = mdr.Deps(kube=memo.kube, registry=memo.registry,
-                    build=BuildContext(runtime_image=cfg.runtime_image,
-                                       mlflow_uri=cfg.pod_mlflow_uri),
-                    event=post_event)
+    deps = mdr.Deps(
+        kube=memo.kube,
+        registry=memo.registry,
+        build=BuildContext(runtime_image=cfg.runtime_image, mlflow_uri=cfg.pod_mlflow_uri),
+        event=post_event,
+    )
 
     async def reconcile_md(body: dict[str, Any], now: dt.datetime) -> float | None:
         return (await mdr.reconcile(body, deps, now)).retry_after
 
     memo.md_queue = WorkQueue("ModelDeployment", reconcile_md, cfg.resync_seconds)
-    log.info("mlops-operator started: MLflow %s, resync %ss, namespaces %s",
-             cfg.mlflow_tracking_uri, cfg.resync_seconds, list(cfg.namespaces) or "all")
+    log.info(
+        "mlops-operator started: MLflow %s, resync %ss, namespaces %s",
+        cfg.mlflow_tracking_uri,
+        cfg.resync_seconds,
+        list(cfg.namespaces) or "all",
+    )
 
 
 @kopf.on.cleanup(id="cleanup")

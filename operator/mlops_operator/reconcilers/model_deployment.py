@@ -58,8 +58,9 @@ def owner_of(body: dict[str, Any]) -> b.Owner:
     return b.Owner(name=m["name"], namespace=m["namespace"], uid=m["uid"])
 
 
-def served_model(deployment: dict[str, Any] | None, status: dict[str, Any]) -> (
-        b.ResolvedModel | None):
+def served_model(
+    deployment: dict[str, Any] | None, status: dict[str, Any]
+) -> b.ResolvedModel | None:
     """The version the existing Deployment is pinned to, with what status recorded of it."""
     if not deployment:
         return None
@@ -69,10 +70,13 @@ def served_model(deployment: dict[str, Any] | None, status: dict[str, Any]) -> (
         return None
     rec = status.get("model") or {}
     same = rec.get("name") == parts[0] and rec.get("version") == parts[1]
-    return b.ResolvedModel(name=parts[0], version=parts[1],
-                           alias=rec.get("alias") if same else None,
-                           source=rec.get("source") if same else None,
-                           run_id=rec.get("runId") if same else None)
+    return b.ResolvedModel(
+        name=parts[0],
+        version=parts[1],
+        alias=rec.get("alias") if same else None,
+        source=rec.get("source") if same else None,
+        run_id=rec.get("runId") if same else None,
+    )
 
 
 def deployment_state(dep: dict[str, Any] | None, pods: list[dict[str, Any]]) -> DeploymentState:
@@ -88,11 +92,16 @@ def deployment_state(dep: dict[str, Any] | None, pods: list[dict[str, Any]]) -> 
         if p.get("metadata", {}).get("deletionTimestamp"):
             continue
         for c in p.get("status", {}).get("conditions", []) or []:
-            if (c.get("type") == "PodScheduled" and c.get("status") == "False"
-                    and c.get("reason") == "Unschedulable"):
+            if (
+                c.get("type") == "PodScheduled"
+                and c.get("status") == "False"
+                and c.get("reason") == "Unschedulable"
+            ):
                 unschedulable.append(c.get("message", "Unschedulable"))
-    deadline = any(c.get("type") == "Progressing" and c.get("reason") == "ProgressDeadlineExceeded"
-                   for c in st.get("conditions", []) or [])
+    deadline = any(
+        c.get("type") == "Progressing" and c.get("reason") == "ProgressDeadlineExceeded"
+        for c in st.get("conditions", []) or []
+    )
     return DeploymentState(
         exists=True,
         generation=dep.get("metadata", {}).get("generation", 0),
@@ -110,31 +119,41 @@ def deployment_state(dep: dict[str, Any] | None, pods: list[dict[str, Any]]) -> 
 
 def _owns_replicas(dep: dict[str, Any]) -> bool:
     for mf in dep.get("metadata", {}).get("managedFields", []) or []:
-        if mf.get("manager") == FIELD_MANAGER and mf.get("operation") == "Apply":
-            if "f:replicas" in (mf.get("fieldsV1", {}).get("f:spec", {}) or {}):
-                return True
+        ours = mf.get("manager") == FIELD_MANAGER and mf.get("operation") == "Apply"
+        if ours and "f:replicas" in (mf.get("fieldsV1", {}).get("f:spec", {}) or {}):
+            return True
     return False
 
 
-async def _apply_children(deps: Deps, owner: b.Owner, spec: ModelDeploymentSpec,
-                          model: b.ResolvedModel, existing_dep: dict[str, Any] | None) -> None:
+async def _apply_children(
+    deps: Deps,
+    owner: b.Owner,
+    spec: ModelDeploymentSpec,
+    model: b.ResolvedModel,
+    existing_dep: dict[str, Any] | None,
+) -> None:
     children = b.get_children(owner, spec, model, deps.build)
     if spec.autoscaling and existing_dep and _owns_replicas(existing_dep):
         # Server-side apply drops a field its manager stops sending (replicas would fall
         # back to 1). Hand it over first: a second manager co-owns the current value, so
         # when we stop applying it, it stays until the HPA takes it.
-        await deps.kube.apply({
-            "apiVersion": "apps/v1", "kind": "Deployment",
-            "metadata": {"name": owner.name, "namespace": owner.namespace},
-            "spec": {"replicas": existing_dep["spec"].get("replicas", 1)}},
-            manager=HANDOVER_MANAGER)
+        await deps.kube.apply(
+            {
+                "apiVersion": "apps/v1",
+                "kind": "Deployment",
+                "metadata": {"name": owner.name, "namespace": owner.namespace},
+                "spec": {"replicas": existing_dep["spec"].get("replicas", 1)},
+            },
+            manager=HANDOVER_MANAGER,
+        )
     for obj in children.apply:
         await deps.kube.apply(obj)
     for api_version, kind in children.absent:
         cur = await deps.kube.get(api_version, kind, owner.namespace, owner.name)
         if cur and _is_ours(cur, owner):
-            await deps.kube.delete(api_version, kind, owner.namespace, owner.name,
-                                   uid=cur["metadata"]["uid"])
+            await deps.kube.delete(
+                api_version, kind, owner.namespace, owner.name, uid=cur["metadata"]["uid"]
+            )
 
 
 def _is_ours(obj: dict[str, Any], owner: b.Owner) -> bool:
@@ -143,35 +162,44 @@ def _is_ours(obj: dict[str, Any], owner: b.Owner) -> bool:
     return any(r.get("uid") == owner.uid and r.get("controller") for r in refs)
 
 
-async def _write_status(deps: Deps, body: dict[str, Any], new: dict[str, Any],
-                        now: dt.datetime) -> bool:
+async def _write_status(
+    deps: Deps, body: dict[str, Any], new: dict[str, Any], now: dt.datetime
+) -> bool:
     old = body.get("status", {}) or {}
-    merged, changed = cond.merge_all(old.get("conditions", []) or [], new.pop("conditions"),
-                                     now)
+    merged, changed = cond.merge_all(old.get("conditions", []) or [], new.pop("conditions"), now)
     patch: dict[str, Any] = {k: v for k, v in new.items() if old.get(k) != v}
     if changed:
         patch["conditions"] = merged
     if not patch:
         return False
     m = body["metadata"]
-    await deps.kube.patch_merge(API_VERSION, KIND, m["namespace"], m["name"],
-                                {"status": patch}, subresource="status")
+    await deps.kube.patch_merge(
+        API_VERSION, KIND, m["namespace"], m["name"], {"status": patch}, subresource="status"
+    )
     _emit_transitions(deps, body, old.get("conditions", []) or [], merged)
     return True
 
 
-def _emit_transitions(deps: Deps, body: dict[str, Any], old: list[cond.Condition],
-                      new: list[cond.Condition]) -> None:
+def _emit_transitions(
+    deps: Deps, body: dict[str, Any], old: list[cond.Condition], new: list[cond.Condition]
+) -> None:
+    """Kubernetes Events for what a person wants in `kubectl describe`: became Ready, lost
+    it for a reason other than rolling, stalled, or the model changed."""
     for type_ in ("Ready", "Stalled", "ModelResolved"):
         o, n = cond.get(old, type_), cond.get(new, type_)
-        if not n or (o and o.get("status") == n.get("status")
-                     and o.get("reason") == n.get("reason")):
+        if not n or (o and (o.get("status"), o.get("reason")) == (n["status"], n["reason"])):
             continue
-        if type_ == "Stalled" and n["status"] != "True":
-            continue
-        bad = (n["status"] == "True") == (type_ == "Stalled")
-        deps.event(body, "Warning" if bad else "Normal", n.get("reason") or type_,
-                   n.get("message") or f"{type_}={n['status']}")
+        good = (n["status"] == "True") != (type_ == "Stalled")
+        if type_ == "Stalled" and good:
+            continue  # NotStalled is the quiet default
+        if type_ == "Ready" and not good and n["reason"] in ("Progressing", "Resolved"):
+            continue  # an ordinary rollout; Reconciling says so
+        deps.event(
+            body,
+            "Normal" if good else "Warning",
+            n.get("reason") or type_,
+            n.get("message") or f"{type_}={n['status']}",
+        )
 
 
 async def reconcile(body: dict[str, Any], deps: Deps, now: dt.datetime) -> Outcome:
@@ -187,8 +215,9 @@ async def reconcile(body: dict[str, Any], deps: Deps, now: dt.datetime) -> Outco
         return Outcome()
 
     try:
-        resolved = await deps.registry.resolve(spec.model.name, spec.model.alias,
-                                               spec.model.version)
+        resolved = await deps.registry.resolve(
+            spec.model.name, spec.model.alias, spec.model.version
+        )
         resolution = Resolution(resolved)
     except RegistryError as e:
         resolution = Resolution(None, e.reason, e.message)
@@ -207,23 +236,38 @@ async def reconcile(body: dict[str, Any], deps: Deps, now: dt.datetime) -> Outco
             await _apply_children(deps, owner, spec, target, dep)
         except ApiError as e:
             if e.status in (400, 403, 422):
-                await _write_status(deps, body, stalled_status(
-                    gen, "InvalidSpec", f"the API server refused a child: {e.message}"), now)
+                await _write_status(
+                    deps,
+                    body,
+                    stalled_status(
+                        gen, "InvalidSpec", f"the API server refused a child: {e.message}"
+                    ),
+                    now,
+                )
                 return Outcome()
             raise
         dep = await deps.kube.get("apps/v1", "Deployment", owner.namespace, owner.name)
     pods: list[dict[str, Any]] = []
     if dep and (dep.get("status", {}).get("readyReplicas", 0) or 0) < (
-            dep.get("spec", {}).get("replicas") or 0):
-        pods = await deps.kube.list("v1", "Pod", owner.namespace,
-                                    f"{b.LABEL_MD}={owner.name}")
+        dep.get("spec", {}).get("replicas") or 0
+    ):
+        pods = await deps.kube.list("v1", "Pod", owner.namespace, f"{b.LABEL_MD}={owner.name}")
     state = deployment_state(dep, pods)
-    served = target if target and state.serving_version == target.version else served_model(
-        dep, status)
-    new = compute(StatusInput(
-        generation=gen, name=owner.name, alias=spec.model.alias, resolution=resolution,
-        deployment=state, endpoint=b.endpoint(owner, spec),
-        selector=f"{b.LABEL_MD}={owner.name}", served=served))
+    served = (
+        target if target and state.serving_version == target.version else served_model(dep, status)
+    )
+    new = compute(
+        StatusInput(
+            generation=gen,
+            name=owner.name,
+            alias=spec.model.alias,
+            resolution=resolution,
+            deployment=state,
+            endpoint=b.endpoint(owner, spec),
+            selector=f"{b.LABEL_MD}={owner.name}",
+            served=served,
+        )
+    )
     await _write_status(deps, body, new, now)
     if resolution.reason == "RegistryUnavailable":
         return Outcome(retry_after=5.0, reason="registry unavailable")

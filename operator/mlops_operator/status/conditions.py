@@ -17,11 +17,15 @@ def now_rfc3339(now: dt.datetime) -> str:
     return now.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def make(type_: str, status: bool | str, reason: str, message: str,
-         generation: int) -> Condition:
+def make(type_: str, status: bool | str, reason: str, message: str, generation: int) -> Condition:
     s = status if isinstance(status, str) else ("True" if status else "False")
-    return {"type": type_, "status": s, "reason": reason, "message": message,
-            "observedGeneration": generation}
+    return {
+        "type": type_,
+        "status": s,
+        "reason": reason,
+        "message": message,
+        "observedGeneration": generation,
+    }
 
 
 def set_condition(conditions: list[Condition], new: Condition, now: dt.datetime) -> bool:
@@ -46,8 +50,9 @@ def set_condition(conditions: list[Condition], new: Condition, now: dt.datetime)
     return True
 
 
-def merge_all(old: Iterable[Condition], new: Iterable[Condition],
-              now: dt.datetime) -> tuple[list[Condition], bool]:
+def merge_all(
+    old: Iterable[Condition], new: Iterable[Condition], now: dt.datetime
+) -> tuple[list[Condition], bool]:
     """Apply every condition of `new` over `old`; the order of types is kept stable."""
     out = [dict(c) for c in old]
     changed = False

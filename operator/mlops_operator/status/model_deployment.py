@@ -63,30 +63,54 @@ def _available(d: DeploymentState, want_version: str | None, gen: int) -> Condit
     if not d.exists:
         return make("Available", False, "Progressing", "waiting for the Deployment", gen)
     if d.unschedulable:
-        return make("Available", False, "Unschedulable",
-                    f"{len(d.unschedulable)} pod(s) cannot be scheduled: {d.unschedulable[0]}",
-                    gen)
-    settled = (d.observed_generation >= d.generation and d.updated >= d.desired
-               and d.replicas <= d.desired and d.available >= d.desired)
+        return make(
+            "Available",
+            False,
+            "Unschedulable",
+            f"{len(d.unschedulable)} pod(s) cannot be scheduled: {d.unschedulable[0]}",
+            gen,
+        )
+    settled = (
+        d.observed_generation >= d.generation
+        and d.updated >= d.desired
+        and d.replicas <= d.desired
+        and d.available >= d.desired
+    )
     at_version = want_version is None or d.serving_version == want_version
     if settled and at_version:
-        return make("Available", True, "MinimumReplicasAvailable",
-                    f"{d.available}/{d.desired} replicas available at version "
-                    f"{d.serving_version}", gen)
+        return make(
+            "Available",
+            True,
+            "MinimumReplicasAvailable",
+            f"{d.available}/{d.desired} replicas available at version {d.serving_version}",
+            gen,
+        )
     if d.progress_deadline_exceeded:
-        return make("Available", False, "ProgressDeadlineExceeded",
-                    f"rollout stuck: {d.updated}/{d.desired} updated, {d.available} available",
-                    gen)
-    return make("Available", False, "Progressing",
-                f"rolling out version {want_version or d.serving_version}: {d.updated}/"
-                f"{d.desired} updated, {d.ready} ready", gen)
+        return make(
+            "Available",
+            False,
+            "ProgressDeadlineExceeded",
+            f"rollout stuck: {d.updated}/{d.desired} updated, {d.available} available",
+            gen,
+        )
+    return make(
+        "Available",
+        False,
+        "Progressing",
+        f"rolling out version {want_version or d.serving_version}: {d.updated}/"
+        f"{d.desired} updated, {d.ready} ready",
+        gen,
+    )
 
 
 def _model_resolved(i: StatusInput) -> Condition:
     r, gen = i.resolution, i.generation
     if r.ok and r.model:
-        what = (f"alias {i.alias} -> version {r.model.version}" if i.alias
-                else f"version {r.model.version}")
+        what = (
+            f"alias {i.alias} -> version {r.model.version}"
+            if i.alias
+            else f"version {r.model.version}"
+        )
         return make("ModelResolved", True, "Resolved", f"{r.model.name}: {what}", gen)
     return make("ModelResolved", False, r.reason, r.message, gen)
 
@@ -102,11 +126,19 @@ def compute(i: StatusInput) -> dict[str, Any]:
     model_ok = r.ok or (r.reason == "RegistryUnavailable" and d.serving_version is not None)
 
     if model_ok and available["status"] == "True":
-        note = "" if r.ok else f" (registry unreachable, serving the last resolved version: " \
-                               f"{r.message})"
-        ready = make("Ready", True, "Available",
-                     f"serving {i.served.name if i.served else ''} version "
-                     f"{d.serving_version} at {i.endpoint}{note}", gen)
+        note = (
+            ""
+            if r.ok
+            else f" (registry unreachable, serving the last resolved version: {r.message})"
+        )
+        ready = make(
+            "Ready",
+            True,
+            "Available",
+            f"serving {i.served.name if i.served else ''} version "
+            f"{d.serving_version} at {i.endpoint}{note}",
+            gen,
+        )
     elif not model_ok:
         ready = make("Ready", False, resolved["reason"], resolved["message"], gen)
     else:
@@ -131,14 +163,23 @@ def compute(i: StatusInput) -> dict[str, Any]:
         "selector": i.selector,
     }
     if i.served:
-        status["model"] = {k: v for k, v in {
-            "name": i.served.name, "version": i.served.version, "alias": i.served.alias,
-            "source": i.served.source, "runId": i.served.run_id}.items() if v}
+        status["model"] = {
+            k: v
+            for k, v in {
+                "name": i.served.name,
+                "version": i.served.version,
+                "alias": i.served.alias,
+                "source": i.served.source,
+                "runId": i.served.run_id,
+            }.items()
+            if v
+        }
     return status
 
 
-def stalled_status(generation: int, reason: str, message: str,
-                   endpoint: str | None = None) -> dict[str, Any]:
+def stalled_status(
+    generation: int, reason: str, message: str, endpoint: str | None = None
+) -> dict[str, Any]:
     """For a spec the operator cannot honour at all (nothing is built from it)."""
     return {
         "observedGeneration": generation,
