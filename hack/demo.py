@@ -40,9 +40,12 @@ def step(what: str) -> Iterator[None]:
 
 
 def kubectl(*args: str, capture: bool = False) -> str:
-    out = subprocess.run([str(BIN / "kubectl"), f"--kubeconfig={KUBECONFIG}", *args],
-                         check=True, text=True,
-                         stdout=subprocess.PIPE if capture else None)
+    out = subprocess.run(
+        [str(BIN / "kubectl"), f"--kubeconfig={KUBECONFIG}", *args],
+        check=True,
+        text=True,
+        stdout=subprocess.PIPE if capture else None,
+    )
     return out.stdout or ""
 
 
@@ -61,8 +64,14 @@ def start_background(name: str, cmd: list[str], env: dict[str, str]) -> None:
     if alive(name):
         return
     log = open(STATE / f"{name}.log", "ab")  # noqa: SIM115 - the child keeps it
-    p = subprocess.Popen(cmd, env={**os.environ, **env}, stdout=log, stderr=subprocess.STDOUT,
-                         stdin=subprocess.DEVNULL, start_new_session=True)
+    p = subprocess.Popen(
+        cmd,
+        env={**os.environ, **env},
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     (STATE / f"{name}.pid").write_text(str(p.pid))
 
 
@@ -73,7 +82,7 @@ def wait_for(fn: Callable[[], Any], what: str, timeout: float = 120) -> Any:
             v = fn()
             if v:
                 return v
-        except Exception:  # noqa: BLE001 - not there yet
+        except Exception:
             pass
         time.sleep(0.5)
     raise SystemExit(f"timed out waiting for {what}; logs are in {STATE}")
@@ -85,25 +94,52 @@ def mlflow_up() -> None:
     if not alive("mlflow"):
         (STATE / "mlflow").mkdir(parents=True, exist_ok=True)
         venv_bin = str(Path(sys.executable).parent)
-        start_background("mlflow", [
-            sys.executable, "-m", "mlflow", "server",
-            "--backend-store-uri", f"sqlite:///{STATE / 'mlflow' / 'mlflow.db'}",
-            "--artifacts-destination", str(STATE / "mlflow" / "artifacts"),
-            "--serve-artifacts", "--host", "127.0.0.1", "--port", str(MLFLOW_PORT),
-            "--workers", "1"],
-            {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
-             "PATH": f"{venv_bin}:{os.environ['PATH']}"})
-    wait_for(lambda: urllib.request.urlopen(f"{MLFLOW_URI}/health", timeout=2).status == 200,
-             "MLflow /health")
+        start_background(
+            "mlflow",
+            [
+                sys.executable,
+                "-m",
+                "mlflow",
+                "server",
+                "--backend-store-uri",
+                f"sqlite:///{STATE / 'mlflow' / 'mlflow.db'}",
+                "--artifacts-destination",
+                str(STATE / "mlflow" / "artifacts"),
+                "--serve-artifacts",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(MLFLOW_PORT),
+                "--workers",
+                "1",
+            ],
+            {
+                "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
+                "PATH": f"{venv_bin}:{os.environ['PATH']}",
+            },
+        )
+    wait_for(
+        lambda: urllib.request.urlopen(f"{MLFLOW_URI}/health", timeout=2).status == 200,
+        "MLflow /health",
+    )
 
 
 def operator_up() -> None:
-    start_background("operator", [sys.executable, "-m", "mlops_operator.cli", "run"], {
-        "KUBECONFIG": str(KUBECONFIG), "MLFLOW_TRACKING_URI": MLFLOW_URI,
-        "MLOPS_RESYNC_SECONDS": "5", "MLOPS_METRICS_PORT": "0",
-        "MLOPS_RUNTIME_IMAGE": "mlops-operator/runtime:dev"})
-    wait_for(lambda: "mlops-operator started" in (STATE / "operator.log").read_text(),
-             "the operator to start")
+    start_background(
+        "operator",
+        [sys.executable, "-m", "mlops_operator.cli", "run"],
+        {
+            "KUBECONFIG": str(KUBECONFIG),
+            "MLFLOW_TRACKING_URI": MLFLOW_URI,
+            "MLOPS_RESYNC_SECONDS": "5",
+            "MLOPS_METRICS_PORT": "0",
+            "MLOPS_RUNTIME_IMAGE": "mlops-operator/runtime:dev",
+        },
+    )
+    wait_for(
+        lambda: "mlops-operator started" in (STATE / "operator.log").read_text(),
+        "the operator to start",
+    )
 
 
 def ready_version(name: str) -> str | None:
@@ -117,13 +153,25 @@ def up() -> None:
     STATE.mkdir(exist_ok=True)
     t0 = time.monotonic()
     with step("local Kubernetes control plane (upstream binaries, kwok nodes)"):
-        subprocess.run([sys.executable, str(ROOT / "hack" / "localcluster.py"), "up"],
-                       check=True, stdout=subprocess.DEVNULL)
-        print(kubectl("get", "nodes", "-L", "nvidia.com/gpu.product",
-                      "-o", "custom-columns=NODE:.metadata.name,"
-                      "GPUS:.status.allocatable.nvidia\\.com/gpu,"
-                      "MIG-1G:.status.allocatable.nvidia\\.com/mig-1g\\.10gb,"
-                      "PRODUCT:.metadata.labels.nvidia\\.com/gpu\\.product", capture=True))
+        subprocess.run(
+            [sys.executable, str(ROOT / "hack" / "localcluster.py"), "up"],
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
+        print(
+            kubectl(
+                "get",
+                "nodes",
+                "-L",
+                "nvidia.com/gpu.product",
+                "-o",
+                "custom-columns=NODE:.metadata.name,"
+                "GPUS:.status.allocatable.nvidia\\.com/gpu,"
+                "MIG-1G:.status.allocatable.nvidia\\.com/mig-1g\\.10gb,"
+                "PRODUCT:.metadata.labels.nvidia\\.com/gpu\\.product",
+                capture=True,
+            )
+        )
     with step("CRDs"):
         kubectl("apply", "--server-side", "-f", str(ROOT / "crds"))
         kubectl("wait", "--for=condition=Established", "crd", "--all", "--timeout=30s")
@@ -155,7 +203,7 @@ Everything is up ({time.monotonic() - t0:.0f}s). Look around:
   export KUBECONFIG={KUBECONFIG} PATH={BIN}:$PATH
   kubectl -n {NAMESPACE} get mdep
   kubectl -n {NAMESPACE} describe mdep iris-classifier-gpu
-  MLflow UI: {MLFLOW_URI}      operator log: {STATE / 'operator.log'}
+  MLflow UI: {MLFLOW_URI}      operator log: {STATE / "operator.log"}
 Stop it all with: make demo-down""")
 
 
@@ -167,13 +215,13 @@ def down() -> None:
             os.killpg(pid, signal.SIGTERM)
             print(f"stopped {name} (pid {pid})")
         f.unlink(missing_ok=True)
-    subprocess.run([sys.executable, str(ROOT / "hack" / "localcluster.py"), "down"],
-                   check=False)
+    subprocess.run([sys.executable, str(ROOT / "hack" / "localcluster.py"), "down"], check=False)
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("command", choices=["up", "down"])
     a = ap.parse_args()
     up() if a.command == "up" else down()

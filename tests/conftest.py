@@ -76,8 +76,12 @@ def mlflow_uri(mlflow_server: MlflowServer) -> str:
 
 
 @pytest.fixture(scope="session")
-def operator(kubeconfig: tuple[str, str | None], mlflow_uri: str, kube: object,
-             tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
+def operator(
+    kubeconfig: tuple[str, str | None],
+    mlflow_uri: str,
+    kube: object,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[object]:
     """`mlops-operator run` as a real process against the test cluster and MLflow."""
     from tests.support.operator_process import start_operator
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from pathlib import Path
 from typing import Any
@@ -39,8 +40,7 @@ class Env:
         return server_side_apply(self.kube, body)
 
     def get(self, name: str) -> dict[str, Any]:
-        return dict(self.custom.get_namespaced_custom_object(GROUP, VERSION, self.ns, PLURAL,
-                                                             name))
+        return dict(self.custom.get_namespaced_custom_object(GROUP, VERSION, self.ns, PLURAL, name))
 
     def cond(self, name: str, type_: str) -> dict[str, Any]:
         for c in self.get(name).get("status", {}).get("conditions", []):
@@ -48,14 +48,32 @@ class Env:
                 return dict(c)
         return {}
 
+    def wait_cond(
+        self,
+        name: str,
+        type_: str,
+        *,
+        status: str | None = None,
+        reason: str | None = None,
+        timeout: float = 60,
+    ) -> dict[str, Any]:
+        def check() -> dict[str, Any] | None:
+            c = self.cond(name, type_)
+            ok = c and (status is None or c["status"] == status)
+            return c if ok and (reason is None or c.get("reason") == reason) else None
+
+        return eventually(check, timeout, what=f"{name} {type_} status={status} reason={reason}")
+
     def wait_ready(self, name: str, timeout: float = 60) -> dict[str, Any]:
         def check() -> dict[str, Any] | None:
             o = self.get(name)
             st = o.get("status", {})
-            ok = any(c["type"] == "Ready" and c["status"] == "True"
-                     for c in st.get("conditions", []))
+            ok = any(
+                c["type"] == "Ready" and c["status"] == "True" for c in st.get("conditions", [])
+            )
             gen_ok = st.get("observedGeneration") == o["metadata"]["generation"]
             return o if ok and gen_ok else None
+
         return eventually(check, timeout, what=f"{name} Ready")
 
     def deployment(self, name: str) -> Any:
@@ -74,8 +92,9 @@ def env(kube: client.ApiClient, namespace: str) -> Env:
 def test_create_becomes_ready_with_the_version_resolved(env: Env, mlflow_uri: str) -> None:
     model = unique("fraud")
     v = register_iris(mlflow_uri, model, alias="champion")
-    env.apply(make_model_deployment("fraud", model={"name": model, "alias": "champion"},
-                                    replicas=2))
+    env.apply(
+        make_model_deployment("fraud", model={"name": model, "alias": "champion"}, replicas=2)
+    )
     obj = env.wait_ready("fraud")
     st = obj["status"]
     assert st["model"]["name"] == model and st["model"]["version"] == v
@@ -85,21 +104,19 @@ def test_create_becomes_ready_with_the_version_resolved(env: Env, mlflow_uri: st
     conds = {c["type"]: c for c in st["conditions"]}
     assert {"Ready", "Reconciling", "Stalled", "ModelResolved", "Available"} <= set(conds)
     assert conds["Reconciling"]["status"] == "False" and conds["Stalled"]["status"] == "False"
-    assert all(c["observedGeneration"] == obj["metadata"]["generation"]
-               for c in conds.values())
+    assert all(c["observedGeneration"] == obj["metadata"]["generation"] for c in conds.values())
     assert env.model_uri("fraud") == f"models:/{model}/{v}"
-    pods = env.core.list_namespaced_pod(env.ns, label_selector=
-                                        "mlops.dev/model-deployment=fraud").items
-    assert len(pods) == 2 and all(p.metadata.labels["mlops.dev/model-version"] == v
-                                  for p in pods)
+    pods = env.core.list_namespaced_pod(
+        env.ns, label_selector="mlops.dev/model-deployment=fraud"
+    ).items
+    assert len(pods) == 2 and all(p.metadata.labels["mlops.dev/model-version"] == v for p in pods)
     for kind in ("Service", "NetworkPolicy", "PodDisruptionBudget"):
         assert _exists(env, kind, "fraud")
     # kopf's bookkeeping stays out of the object: no annotations, no finalizer, spec as given
     annotations = obj["metadata"].get("annotations") or {}
     assert not [k for k in annotations if "kopf" in k], annotations
     assert not obj["metadata"].get("finalizers")
-    assert obj["spec"] == {"model": {"name": model, "alias": "champion"}, "replicas": 2,
-                           "runtime": {"kind": "mlflow"}}
+    assert obj["spec"] == {"model": {"name": model, "alias": "champion"}, "replicas": 2}
 
 
 def _exists(env: Env, kind: str, name: str) -> bool:
@@ -112,7 +129,8 @@ def _exists(env: Env, kind: str, name: str) -> bool:
             client.PolicyV1Api(env.kube).read_namespaced_pod_disruption_budget(name, env.ns)
         elif kind == "HorizontalPodAutoscaler":
             client.AutoscalingV2Api(env.kube).read_namespaced_horizontal_pod_autoscaler(
-                name, env.ns)
+                name, env.ns
+            )
         else:
             raise ValueError(kind)
         return True
@@ -130,8 +148,11 @@ def test_alias_move_rolls_forward(env: Env, mlflow_uri: str) -> None:
     v2 = register_iris(mlflow_uri, model, max_iter=300)
     assert env.model_uri("roll") == f"models:/{model}/{v1}"  # a new version alone: no change
     set_alias(mlflow_uri, model, "champion", v2)
-    eventually(lambda: env.get("roll")["status"].get("model", {}).get("version") == v2,
-               timeout=60, what="status.model.version follows the alias")
+    eventually(
+        lambda: env.get("roll")["status"].get("model", {}).get("version") == v2,
+        timeout=60,
+        what="status.model.version follows the alias",
+    )
     obj = env.wait_ready("roll")
     assert env.model_uri("roll") == f"models:/{model}/{v2}"
     assert obj["status"]["readyReplicas"] == 1
@@ -148,19 +169,22 @@ def test_pinned_version(env: Env, mlflow_uri: str) -> None:
     assert env.model_uri("pin") == f"models:/{model}/{v1}"
 
 
-@pytest.mark.parametrize(("gpu", "node_prefix"), [
-    ({"count": 2, "product": "NVIDIA-A100-SXM4-80GB"}, "gpu-a100"),
-    ({"count": 1, "product": "NVIDIA-H100-80GB-HBM3"}, "gpu-h100"),
-    ({"count": 1, "resource": "nvidia.com/mig-1g.10gb"}, "gpu-h100-mig"),
-])
-def test_gpu_placement(env: Env, mlflow_uri: str, gpu: dict[str, Any],
-                       node_prefix: str) -> None:
+@pytest.mark.parametrize(
+    ("gpu", "node_prefix"),
+    [
+        ({"count": 2, "product": "NVIDIA-A100-SXM4-80GB"}, "gpu-a100"),
+        ({"count": 1, "product": "NVIDIA-H100-80GB-HBM3"}, "gpu-h100"),
+        ({"count": 1, "resource": "nvidia.com/mig-1g.10gb"}, "gpu-h100-mig"),
+    ],
+)
+def test_gpu_placement(env: Env, mlflow_uri: str, gpu: dict[str, Any], node_prefix: str) -> None:
     model = unique("gpu")
     register_iris(mlflow_uri, model, alias="champion")
     env.apply(make_model_deployment("gpu", model={"name": model, "alias": "champion"}, gpu=gpu))
     env.wait_ready("gpu")
-    pods = env.core.list_namespaced_pod(env.ns, label_selector=
-                                        "mlops.dev/model-deployment=gpu").items
+    pods = env.core.list_namespaced_pod(
+        env.ns, label_selector="mlops.dev/model-deployment=gpu"
+    ).items
     assert pods and all(p.spec.node_name.startswith(node_prefix) for p in pods)
     c = pods[0].spec.containers[0]
     resource = gpu.get("resource", "nvidia.com/gpu")
@@ -172,10 +196,10 @@ def test_gpu_placement(env: Env, mlflow_uri: str, gpu: dict[str, Any],
 def test_unsatisfiable_gpu_request_is_reported(env: Env, mlflow_uri: str) -> None:
     model = unique("huge")
     register_iris(mlflow_uri, model, alias="champion")
-    env.apply(make_model_deployment("huge", model={"name": model, "alias": "champion"},
-                                    gpu={"count": 16}))
-    c = eventually(lambda: (lambda c: c if c.get("reason") == "Unschedulable" else None)(
-        env.cond("huge", "Available")), timeout=60, what="Available=False/Unschedulable")
+    env.apply(
+        make_model_deployment("huge", model={"name": model, "alias": "champion"}, gpu={"count": 16})
+    )
+    c = env.wait_cond("huge", "Available", reason="Unschedulable")
     assert c["status"] == "False"
     assert "Insufficient nvidia.com/gpu" in c["message"]
     assert env.cond("huge", "Ready")["status"] == "False"
@@ -185,22 +209,28 @@ def test_unsatisfiable_gpu_request_is_reported(env: Env, mlflow_uri: str) -> Non
 def test_autoscaling_replicas_are_left_to_the_hpa(env: Env, mlflow_uri: str) -> None:
     model = unique("hpa")
     register_iris(mlflow_uri, model, alias="champion")
-    env.apply(make_model_deployment("hpa", model={"name": model, "alias": "champion"},
-                                    replicas=3))
+    env.apply(make_model_deployment("hpa", model={"name": model, "alias": "champion"}, replicas=3))
     env.wait_ready("hpa")
     assert env.deployment("hpa").spec.replicas == 3
     # switch to autoscaling: the operator hands `replicas` over instead of resetting it
-    env.apply(make_model_deployment("hpa", model={"name": model, "alias": "champion"},
-                                    autoscaling={"minReplicas": 2, "maxReplicas": 6}))
+    env.apply(
+        make_model_deployment(
+            "hpa",
+            model={"name": model, "alias": "champion"},
+            autoscaling={"minReplicas": 2, "maxReplicas": 6},
+        )
+    )
     eventually(lambda: _exists(env, "HorizontalPodAutoscaler", "hpa"), what="HPA created")
     env.wait_ready("hpa")
     assert env.deployment("hpa").spec.replicas == 3
     # no metrics-server here: act as the HPA does, through the scale subresource
     env.apps.patch_namespaced_deployment_scale(
-        "hpa", env.ns, {"spec": {"replicas": 5}}, field_manager="horizontal-pod-autoscaler")
+        "hpa", env.ns, {"spec": {"replicas": 5}}, field_manager="horizontal-pod-autoscaler"
+    )
     for _ in range(3):  # several resyncs (MLOPS_RESYNC_SECONDS=3) must not undo it
         env.wait_ready("hpa")
         import time
+
         time.sleep(3)
     assert env.deployment("hpa").spec.replicas == 5
     assert env.get("hpa")["status"]["readyReplicas"] == 5
@@ -213,18 +243,32 @@ def test_deleted_child_is_restored_and_edited_one_reverted(env: Env, mlflow_uri:
     env.wait_ready("heal")
     uid = env.core.read_namespaced_service("heal", env.ns).metadata.uid
     env.core.delete_namespaced_service("heal", env.ns)
-    eventually(lambda: _svc_uid(env, "heal") not in (None, uid), timeout=30,
-               what="Service recreated")
+    eventually(
+        lambda: _svc_uid(env, "heal") not in (None, uid), timeout=30, what="Service recreated"
+    )
     # an edit by someone else to a field the operator owns is reverted
-    env.apps.patch_namespaced_deployment("heal", env.ns, {"spec": {"template": {"spec": {
-        "containers": [{"name": "model", "image": "evil/image:1"}]}}}})
-    eventually(lambda: env.deployment("heal").spec.template.spec.containers[0].image ==
-               "mlops-operator/runtime:test", timeout=30, what="image reverted")
+    env.apps.patch_namespaced_deployment(
+        "heal",
+        env.ns,
+        {
+            "spec": {
+                "template": {"spec": {"containers": [{"name": "model", "image": "evil/image:1"}]}}
+            }
+        },
+    )
+    eventually(
+        lambda: (
+            env.deployment("heal").spec.template.spec.containers[0].image
+            == "mlops-operator/runtime:test"
+        ),
+        timeout=30,
+        what="image reverted",
+    )
     # while an annotation another controller added stays
-    env.apps.patch_namespaced_deployment("heal", env.ns, {"metadata": {"annotations": {
-        "example.com/owner": "someone"}}})
-    env.apply(make_model_deployment("heal", model={"name": model, "alias": "champion"},
-                                    replicas=2))
+    env.apps.patch_namespaced_deployment(
+        "heal", env.ns, {"metadata": {"annotations": {"example.com/owner": "someone"}}}
+    )
+    env.apply(make_model_deployment("heal", model={"name": model, "alias": "champion"}, replicas=2))
     eventually(lambda: env.deployment("heal").spec.replicas == 2, what="replicas 2")
     assert env.deployment("heal").metadata.annotations["example.com/owner"] == "someone"
 
@@ -236,48 +280,72 @@ def _svc_uid(env: Env, name: str) -> str | None:
         return None
 
 
-@pytest.mark.parametrize(("spec", "message"), [
-    ({"model": {"name": "m", "alias": "champion", "version": "3"}}, "exactly one of"),
-    ({"model": {"name": "m"}}, "exactly one of"),
-    ({"model": {"name": "m", "alias": "a"}, "gpu": {"count": 0, "product": "NVIDIA-X"}},
-     "needs gpu.count > 0"),
-    ({"model": {"name": "m", "alias": "a"}, "gpu": {"count": -1}}, "spec.gpu.count"),
-    ({"model": {"name": "m", "alias": "a"}, "gpu": {"count": 1, "resource": "gpu"}},
-     "spec.gpu.resource"),
-    ({"model": {"name": "m", "alias": "a"}, "gpu": {"count": 1,
-                                                     "resource": "kubernetes.io/gpu"}},
-     "outside kubernetes.io"),
-    ({"model": {"name": "m", "alias": "a"}, "autoscaling": {"minReplicas": 5,
-                                                             "maxReplicas": 2}},
-     "minReplicas must not be greater than"),
-    ({"model": {"name": "m", "alias": "a"}, "runtime": {"kind": "custom"}},
-     "needs runtime.image"),
-    ({"model": {"name": "m", "alias": "a"}, "runtime": {"kind": "vllm"}},
-     "Unsupported value: \"vllm\""),
-])
-def test_invalid_specs_are_refused_by_the_api_server(env: Env, spec: dict[str, Any],
-                                                      message: str) -> None:
-    body = {"apiVersion": f"{GROUP}/{VERSION}", "kind": "ModelDeployment",
-            "metadata": {"name": "bad"}, "spec": spec}
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ({"model": {"name": "m", "alias": "champion", "version": "3"}}, "exactly one of"),
+        ({"model": {"name": "m"}}, "exactly one of"),
+        (
+            {"model": {"name": "m", "alias": "a"}, "gpu": {"count": 0, "product": "NVIDIA-X"}},
+            "needs gpu.count > 0",
+        ),
+        ({"model": {"name": "m", "alias": "a"}, "gpu": {"count": -1}}, "spec.gpu.count"),
+        (
+            {"model": {"name": "m", "alias": "a"}, "gpu": {"count": 1, "resource": "gpu"}},
+            "spec.gpu.resource",
+        ),
+        (
+            {
+                "model": {"name": "m", "alias": "a"},
+                "gpu": {"count": 1, "resource": "kubernetes.io/gpu"},
+            },
+            "outside kubernetes.io",
+        ),
+        (
+            {
+                "model": {"name": "m", "alias": "a"},
+                "autoscaling": {"minReplicas": 5, "maxReplicas": 2},
+            },
+            "minReplicas must not be greater than",
+        ),
+        (
+            {"model": {"name": "m", "alias": "a"}, "runtime": {"kind": "custom"}},
+            "needs runtime.image",
+        ),
+        (
+            {"model": {"name": "m", "alias": "a"}, "runtime": {"kind": "vllm"}},
+            'Unsupported value: "vllm"',
+        ),
+    ],
+)
+def test_invalid_specs_are_refused_by_the_api_server(
+    env: Env, spec: dict[str, Any], message: str
+) -> None:
+    body = {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "ModelDeployment",
+        "metadata": {"name": "bad"},
+        "spec": spec,
+    }
     with pytest.raises(ApiException) as e:
         env.custom.create_namespaced_custom_object(GROUP, VERSION, env.ns, PLURAL, body)
     assert e.value.status == 422
-    assert message in e.value.body
+    assert message in json.loads(e.value.body)["message"]
 
 
 def test_missing_model_alias_and_version_stall(env: Env, mlflow_uri: str) -> None:
     model = unique("stall")
     register_iris(mlflow_uri, model)
-    cases = {"nomodel": {"name": unique("absent"), "alias": "champion"},
-             "noalias": {"name": model, "alias": "champion"},
-             "noversion": {"name": model, "version": "99", "alias": None}}
+    cases = {
+        "nomodel": {"name": unique("absent"), "alias": "champion"},
+        "noalias": {"name": model, "alias": "champion"},
+        "noversion": {"name": model, "version": "99", "alias": None},
+    }
     for name, m in cases.items():
         env.apply(make_model_deployment(name, model=m))
-    expect = {"nomodel": "ModelNotFound", "noalias": "AliasNotSet",
-              "noversion": "VersionNotFound"}
+    expect = {"nomodel": "ModelNotFound", "noalias": "AliasNotSet", "noversion": "VersionNotFound"}
     for name, reason in expect.items():
-        c = eventually(lambda n=name: (lambda c: c if c.get("status") == "True" else None)(
-            env.cond(n, "Stalled")), what=f"{name} Stalled")
+        c = env.wait_cond(name, "Stalled", status="True")
         assert c["reason"] == reason
         assert env.cond(name, "ModelResolved")["reason"] == reason
         assert env.cond(name, "Ready")["status"] == "False"
@@ -285,8 +353,9 @@ def test_missing_model_alias_and_version_stall(env: Env, mlflow_uri: str) -> Non
     assert not env.apps.list_namespaced_deployment(env.ns).items
 
 
-def test_mlflow_outage_leaves_serving_untouched(env: Env, mlflow_uri: str,
-                                                mlflow_server: MlflowServer) -> None:
+def test_mlflow_outage_leaves_serving_untouched(
+    env: Env, mlflow_uri: str, mlflow_server: MlflowServer
+) -> None:
     model = unique("outage")
     v = register_iris(mlflow_uri, model, alias="champion")
     env.apply(make_model_deployment("outage", model={"name": model, "alias": "champion"}))
@@ -294,9 +363,7 @@ def test_mlflow_outage_leaves_serving_untouched(env: Env, mlflow_uri: str,
     rv = env.deployment("outage").metadata.resource_version
     mlflow_server.stop()
     try:
-        c = eventually(lambda: (lambda c: c if c.get("reason") == "RegistryUnavailable"
-                                else None)(env.cond("outage", "ModelResolved")),
-                       timeout=60, what="ModelResolved=False/RegistryUnavailable")
+        c = env.wait_cond("outage", "ModelResolved", reason="RegistryUnavailable")
         assert c["status"] == "False"
         assert env.cond("outage", "Ready")["status"] == "True"
         assert env.cond("outage", "Stalled")["status"] == "False"
@@ -304,25 +371,31 @@ def test_mlflow_outage_leaves_serving_untouched(env: Env, mlflow_uri: str,
         assert env.deployment("outage").metadata.resource_version == rv
     finally:
         mlflow_server.restart()
-    eventually(lambda: env.cond("outage", "ModelResolved").get("status") == "True",
-               timeout=90, what="recovered after MLflow restart")
+    eventually(
+        lambda: env.cond("outage", "ModelResolved").get("status") == "True",
+        timeout=90,
+        what="recovered after MLflow restart",
+    )
 
 
 def test_delete_cleans_up(env: Env, mlflow_uri: str) -> None:
     model = unique("gone")
     register_iris(mlflow_uri, model, alias="champion")
-    env.apply(make_model_deployment("gone", model={"name": model, "alias": "champion"},
-                                    replicas=2))
+    env.apply(make_model_deployment("gone", model={"name": model, "alias": "champion"}, replicas=2))
     env.wait_ready("gone")
     env.custom.delete_namespaced_custom_object(GROUP, VERSION, env.ns, PLURAL, "gone")
-    eventually(lambda: not env.apps.list_namespaced_deployment(env.ns).items,
-               what="Deployment garbage-collected")
-    eventually(lambda: not env.core.list_namespaced_service(env.ns).items,
-               what="Service garbage-collected")
+    eventually(
+        lambda: not env.apps.list_namespaced_deployment(env.ns).items,
+        what="Deployment garbage-collected",
+    )
+    eventually(
+        lambda: not env.core.list_namespaced_service(env.ns).items, what="Service garbage-collected"
+    )
 
 
-@pytest.mark.parametrize("path", sorted((ROOT / "examples").glob("model-deployment-*.yaml")),
-                         ids=lambda p: p.name)
+@pytest.mark.parametrize(
+    "path", sorted((ROOT / "examples").glob("model-deployment-*.yaml")), ids=lambda p: p.name
+)
 def test_examples_become_ready(env: Env, mlflow_uri: str, path: Path) -> None:
     doc = yaml.safe_load(path.read_text())
     register_iris(mlflow_uri, doc["spec"]["model"]["name"], alias="champion")

@@ -8,7 +8,6 @@ from typing import Any
 
 import yaml
 from kubernetes import client
-from kubernetes.client.rest import ApiException
 
 
 def apply_crds(api: client.ApiClient, files: list[Path], timeout: float = 30) -> None:
@@ -20,18 +19,7 @@ def apply_crds(api: client.ApiClient, files: list[Path], timeout: float = 30) ->
                 continue
             name = doc["metadata"]["name"]
             names.append(name)
-            try:
-                ext.patch_custom_resource_definition(
-                    name,
-                    doc,
-                    field_manager="mlops-tests",
-                    force=True,
-                    _content_type="application/apply-patch+yaml",
-                )
-            except ApiException as e:
-                if e.status != 404:
-                    raise
-                ext.create_custom_resource_definition(doc)
+            server_side_apply(api, doc)
     deadline = time.monotonic() + timeout
     for name in names:
         while True:

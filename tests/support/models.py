@@ -5,8 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 
-def register_iris(tracking_uri: str, name: str, alias: str | None = None,
-                  max_iter: int = 200, **tags: str) -> str:
+def register_iris(
+    tracking_uri: str, name: str, alias: str | None = None, max_iter: int = 200, **tags: str
+) -> str:
     """Train a logistic regression on iris (shipped with scikit-learn), register it as a new
     version of `name`, optionally point `alias` at it; returns the version."""
     import mlflow
@@ -20,10 +21,14 @@ def register_iris(tracking_uri: str, name: str, alias: str | None = None,
     model = LogisticRegression(max_iter=max_iter).fit(x, y)
     with mlflow.start_run() as run:
         info: Any = mlflow.sklearn.log_model(
-            model, name="model", signature=infer_signature(x, model.predict(x)),
-            input_example=x.head(3), registered_model_name=name,
+            model,
+            name="model",
+            signature=infer_signature(x, model.predict(x)),
+            input_example=x.head(3),
+            registered_model_name=name,
             # naming the requirements skips ~7 s of inference per log_model
-            pip_requirements=["scikit-learn", "pandas"])
+            pip_requirements=["scikit-learn", "pandas"],
+        )
         del run
     version = str(info.registered_model_version)
     client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
@@ -38,4 +43,5 @@ def set_alias(tracking_uri: str, name: str, alias: str, version: str) -> None:
     from mlflow.tracking import MlflowClient
 
     MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri).set_registered_model_alias(
-        name, alias, version)
+        name, alias, version
+    )

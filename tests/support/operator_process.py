@@ -30,14 +30,25 @@ class OperatorProcess:
             self.process.wait()
 
 
-def start_operator(kubeconfig: str, mlflow_uri: str, log: Path,
-                   **env: str) -> OperatorProcess:
-    full = dict(os.environ, KUBECONFIG=kubeconfig, MLFLOW_TRACKING_URI=mlflow_uri,
-                MLOPS_RESYNC_SECONDS="3", MLOPS_RUNTIME_IMAGE="mlops-operator/runtime:test",
-                MLOPS_METRICS_PORT="0", MLOPS_LOG_LEVEL="INFO", **env)
+def start_operator(kubeconfig: str, mlflow_uri: str, log: Path, **env: str) -> OperatorProcess:
+    full = dict(
+        os.environ,
+        KUBECONFIG=kubeconfig,
+        MLFLOW_TRACKING_URI=mlflow_uri,
+        MLOPS_RESYNC_SECONDS="3",
+        MLOPS_RUNTIME_IMAGE="mlops-operator/runtime:test",
+        MLOPS_METRICS_PORT="0",
+        MLOPS_LOG_LEVEL="INFO",
+        **env,
+    )
     out = open(log, "ab")  # noqa: SIM115 - lives as long as the process
-    p = subprocess.Popen([sys.executable, "-m", "mlops_operator.cli", "run"], env=full,
-                         stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    p = subprocess.Popen(
+        [sys.executable, "-m", "mlops_operator.cli", "run"],
+        env=full,
+        stdout=out,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+    )
     op = OperatorProcess(p, log)
     deadline = time.monotonic() + 60
     while "mlops-operator started" not in op.logs():

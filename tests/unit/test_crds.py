@@ -55,7 +55,8 @@ def test_examples_round_trip_through_the_models(name: str, doc: dict[str, Any]) 
     def contains(big: Any, small: Any) -> bool:
         if isinstance(small, dict):
             return isinstance(big, dict) and all(
-                k in big and contains(big[k], v) for k, v in small.items())
+                k in big and contains(big[k], v) for k, v in small.items()
+            )
         return bool(big == small)
 
     assert contains(wire, doc["spec"]), name

@@ -15,14 +15,19 @@ def test_kind_config_mirrors_the_local_gpu_nodes() -> None:
     roles = [n["role"] for n in cfg["nodes"]]
     assert roles.count("control-plane") == 1 and roles.count("worker") >= 3
     gpu = [n for n in cfg["nodes"] if n.get("labels", {}).get("nvidia.com/gpu.present")]
-    local = [d for d in yaml.safe_load_all((ROOT / "hack/cluster/nodes.yaml").read_text())
-             if d and "nvidia.com/gpu.product" in d["metadata"]["labels"]]
+    local = [
+        d
+        for d in yaml.safe_load_all((ROOT / "hack/cluster/nodes.yaml").read_text())
+        if d and "nvidia.com/gpu.product" in d["metadata"]["labels"]
+    ]
     assert {n["labels"]["nvidia.com/gpu.product"] for n in gpu} == {
-        d["metadata"]["labels"]["nvidia.com/gpu.product"] for d in local}
+        d["metadata"]["labels"]["nvidia.com/gpu.product"] for d in local
+    }
     for n in gpu:
         patch = yaml.safe_load(n["kubeadmConfigPatches"][0])
         assert patch["nodeRegistration"]["taints"] == [
-            {"key": "nvidia.com/gpu", "value": "present", "effect": "NoSchedule"}]
+            {"key": "nvidia.com/gpu", "value": "present", "effect": "NoSchedule"}
+        ]
 
 
 def test_local_nodes_file_has_the_fleet_the_tests_expect() -> None:
@@ -31,9 +36,11 @@ def test_local_nodes_file_has_the_fleet_the_tests_expect() -> None:
     assert len(nodes) - len(gpu) >= 2 and len(gpu) >= 3
     for n in gpu:
         assert n["status"]["allocatable"]["nvidia.com/gpu"] == "8"
-        assert {"nvidia.com/gpu.product", "nvidia.com/gpu.memory",
-                "nvidia.com/gpu.count"} <= set(n["metadata"]["labels"])
-        assert {"key": "nvidia.com/gpu", "value": "present",
-                "effect": "NoSchedule"} in n["spec"]["taints"]
+        assert {"nvidia.com/gpu.product", "nvidia.com/gpu.memory", "nvidia.com/gpu.count"} <= set(
+            n["metadata"]["labels"]
+        )
+        assert {"key": "nvidia.com/gpu", "value": "present", "effect": "NoSchedule"} in n["spec"][
+            "taints"
+        ]
     assert any("nvidia.com/mig-1g.10gb" in n["status"]["capacity"] for n in gpu)
     assert len({n["metadata"]["labels"]["nvidia.com/gpu.product"] for n in gpu}) == 2
