@@ -35,7 +35,7 @@ class CrdSpec:
     printer_columns: list[dict[str, Any]]
     categories: list[str] = field(default_factory=lambda: ["mlops"])
     scale: dict[str, str] | None = None
-    spec_validations: list[dict[str, str]] = field(default_factory=list)
+    spec_validations: list[dict[str, Any]] = field(default_factory=list)
 
 
 def structural(schema: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any]:
@@ -80,6 +80,11 @@ def _clean(s: dict[str, Any]) -> dict[str, Any]:
         del s["default"]
     if s.get("x-kubernetes-int-or-string"):
         s.pop("type", None)
+    # JSON Schema 2020 writes exclusive bounds as numbers, OpenAPI v3.0 as flags
+    for bound, flag in (("minimum", "exclusiveMinimum"), ("maximum", "exclusiveMaximum")):
+        if isinstance(s.get(flag), int | float) and not isinstance(s.get(flag), bool):
+            s[bound] = s[flag]
+            s[flag] = True
     return s
 
 

@@ -19,6 +19,7 @@ from mlops_operator.api.common import (
     Toleration,
     cel,
 )
+from mlops_operator.api.retrain_job import RetrainJobSpec
 
 KIND = "ModelDeployment"
 PLURAL = "modeldeployments"
@@ -212,6 +213,54 @@ class Scheduling(ApiModel):
     priority_class_name: str | None = Field(default=None, description="PriorityClass of the pods.")
 
 
+class OnDrift(ApiModel):
+    threshold: float = Field(
+        gt=0,
+        le=10,
+        description="Overall PSI (mlops_drift_psi, the largest feature PSI) above which the "
+        "model counts as drifting; 0.25 is the usual 'significant' band.",
+    )
+    for_: str = Field(
+        default="10m",
+        alias="for",
+        pattern=r"^([0-9]+(s|m|h))+$",
+        description="How long drift must last before retraining starts, e.g. 10m or 1h30m.",
+    )
+
+
+class Retraining(ApiModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                cel(
+                    "has(self.schedule) || has(self.onDrift)",
+                    "retraining needs a trigger: schedule, onDrift or both",
+                ),
+            ]
+        }
+    )
+
+    schedule: str | None = Field(
+        default=None,
+        max_length=100,
+        pattern=r"^(@(yearly|annually|monthly|weekly|daily|midnight|hourly)|"
+        r"(\S+\s+){4}\S+)$",
+        description='Cron schedule (5 fields, UTC), e.g. "0 3 * * *" for 03:00 every day.',
+    )
+    on_drift: OnDrift | None = Field(
+        default=None,
+        description="Retrain when the serving pods' drift stays above a threshold "
+        "(needs MLOPS_PROMETHEUS_URL).",
+    )
+    template: RetrainJobSpec = Field(description="The spec of each RetrainJob created.")
+    history_limit: int = Field(
+        default=3,
+        ge=0,
+        le=100,
+        description="Finished RetrainJobs to keep; older ones are deleted.",
+    )
+
+
 class ModelDeploymentSpec(ApiModel):
     model: ModelRef = Field(description="The registered MLflow model to serve.")
     runtime: Runtime = Field(
@@ -237,11 +286,10 @@ class ModelDeploymentSpec(ApiModel):
     )
     gpu: Gpu | None = Field(default=None, description="GPUs per replica.")
     scheduling: Scheduling | None = Field(default=None, description="Extra placement rules.")
-    retraining: dict[str, Any] | None = Field(
+    retraining: Retraining | None = Field(
         default=None,
-        description="Triggers that create RetrainJobs owned by this object "
-        "(schedule, onDrift, template, historyLimit).",
-        json_schema_extra=PRESERVE,
+        description="Triggers that create RetrainJobs owned by this object, the way a CronJob "
+        "owns its Jobs: a schedule, drift over a threshold, or both.",
     )
 
 
@@ -266,6 +314,12 @@ class ModelDeploymentStatus(ApiModel):
     endpoint: str | None = Field(default=None, description="In-cluster URL of the model.")
     replicas: int | None = Field(default=None, description="Pods of the Deployment.")
     ready_replicas: int | None = Field(default=None, description="Pods that are ready.")
+    retraining: dict[str, Any] | None = Field(
+        default=None,
+        description="State of the retraining triggers: lastScheduleTime, drift (psi, "
+        "since), active RetrainJobs, lastTriggered.",
+        json_schema_extra=PRESERVE,
+    )
     selector: str | None = Field(
         default=None, description="Label selector of the pods, for the scale subresource."
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from mlops_operator.api import model_deployment as md
+from mlops_operator.api import retrain_job as rtj
 from mlops_operator.api.crdgen import CrdSpec
 
 
@@ -33,5 +34,23 @@ CRDS = [
             "statusReplicasPath": ".status.replicas",
             "labelSelectorPath": ".status.selector",
         },
+    ),
+    CrdSpec(
+        kind=rtj.KIND,
+        plural=rtj.PLURAL,
+        short_names=["rtj"],
+        spec_model=rtj.RetrainJobSpec,
+        status_model=rtj.RetrainJobStatus,
+        description="RetrainJob is one retraining run, like a batch Job: it runs a pipeline "
+        "that registers a new MLflow model version with its lineage, then moves the promotion "
+        "alias to it only if it beats the current holder.",
+        printer_columns=[
+            {"name": "Succeeded", "type": "string", "jsonPath": _cond("Succeeded")},
+            {"name": "Model", "type": "string", "jsonPath": ".spec.model.name"},
+            {"name": "Version", "type": "string", "jsonPath": ".status.result.version"},
+            {"name": "Promoted", "type": "string", "jsonPath": _cond("Promoted")},
+            {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
+        ],
+        spec_validations=[rtj.IMMUTABLE_SPEC],
     ),
 ]

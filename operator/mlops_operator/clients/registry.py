@@ -7,7 +7,9 @@ knows. Errors come out as RegistryError with the condition reason the status use
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from mlops_operator.builders.model_deployment import ResolvedModel
@@ -22,8 +24,23 @@ class RegistryError(Exception):
         self.message = message
 
 
+@dataclass(frozen=True)
+class VersionInfo:
+    version: str
+    metrics: dict[str, float]
+    tags: dict[str, str]
+
+
 class Registry(Protocol):
     async def resolve(self, name: str, alias: str | None, version: str | None) -> ResolvedModel: ...
+
+    async def find_version_by_tag(self, name: str, key: str, value: str) -> VersionInfo | None: ...
+
+    async def version_info(self, name: str, version: str) -> VersionInfo: ...
+
+    async def alias_holder(self, name: str, alias: str) -> str | None: ...
+
+    async def set_alias(self, name: str, alias: str, version: str) -> None: ...
 
 
 def _configure_http_retries() -> None:
@@ -68,6 +85,67 @@ class MlflowRegistry:
             run_id=mv.run_id or None,
         )
 
+    async def find_version_by_tag(self, name: str, key: str, value: str) -> VersionInfo | None:
+        return await asyncio.to_thread(self._find_by_tag, name, key, value)
+
+    def _find_by_tag(self, name: str, key: str, value: str) -> VersionInfo | None:
+        c = self._client
+        flt = f"name = '{_quote(name)}' and tags.`{key}` = '{_quote(value)}'"
+        found = self._call(lambda: c.search_model_versions(flt), name)
+        if not found:
+            return None
+        # the tag is unique per RetrainJob uid; should two ever exist, the oldest wins
+        return self._info(min(found, key=lambda v: int(v.version)))
+
+    async def version_info(self, name: str, version: str) -> VersionInfo:
+        def get() -> VersionInfo:
+            mv = self._call(
+                lambda: self._client.get_model_version(name, version), name, version=version
+            )
+            return self._info(mv)
+
+        return await asyncio.to_thread(get)
+
+    def _info(self, mv: Any) -> VersionInfo:
+        tags = {str(k): str(v) for k, v in (mv.tags or {}).items()}
+        metrics: dict[str, float] = {}
+        if mv.run_id:
+            try:
+                run = self._client.get_run(mv.run_id)
+                metrics.update({k: float(v) for k, v in run.data.metrics.items()})
+            except Exception:  # the version's tags below are the fallback
+                pass
+        # the pipeline also writes its metrics as version tags metric.<name>
+        for k, v in tags.items():
+            if k.startswith("metric."):
+                with contextlib.suppress(ValueError):
+                    metrics.setdefault(k.removeprefix("metric."), float(v))
+        return VersionInfo(version=str(mv.version), metrics=metrics, tags=tags)
+
+    async def alias_holder(self, name: str, alias: str) -> str | None:
+        def get() -> str | None:
+            try:
+                mv = self._call(
+                    lambda: self._client.get_model_version_by_alias(name, alias), name, alias=alias
+                )
+            except RegistryError as e:
+                if e.reason in ("AliasNotSet", "ModelNotFound"):
+                    return None
+                raise
+            return str(mv.version)
+
+        return await asyncio.to_thread(get)
+
+    async def set_alias(self, name: str, alias: str, version: str) -> None:
+        def put() -> None:
+            self._call(
+                lambda: self._client.set_registered_model_alias(name, alias, version),
+                name,
+                version=version,
+            )
+
+        await asyncio.to_thread(put)
+
     def _call(
         self, fn: Any, name: str, alias: str | None = None, version: str | None = None
     ) -> Any:
@@ -105,6 +183,10 @@ class MlflowRegistry:
         return RegistryError(
             "VersionNotFound", f"registered model {name!r} has no version {version}"
         )
+
+
+def _quote(s: str) -> str:
+    return s.replace("\\", "\\\\").replace("'", "\\'")
 
 
 def _short(e: BaseException) -> str:

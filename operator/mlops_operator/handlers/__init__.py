@@ -9,7 +9,7 @@ from mlops_operator.settings import Settings
 
 def register(settings: Settings) -> None:
     """Import the handler modules, which register themselves with kopf."""
-    from mlops_operator.handlers import lifecycle, model_deployment  # noqa: F401
+    from mlops_operator.handlers import lifecycle, model_deployment, retrain_job  # noqa: F401
 
     del settings
 

@@ -19,6 +19,7 @@ from mlops_operator.api.model_deployment import KIND, ModelDeploymentSpec
 from mlops_operator.builders import model_deployment as b
 from mlops_operator.clients.kube import FIELD_MANAGER, ApiError, Kube
 from mlops_operator.clients.registry import Registry, RegistryError
+from mlops_operator.reconcilers import triggers
 from mlops_operator.status import conditions as cond
 from mlops_operator.status.model_deployment import (
     DeploymentState,
@@ -43,6 +44,7 @@ class Deps:
     registry: Registry
     build: b.BuildContext
     event: EventSink
+    triggers: triggers.TriggerDeps | None = None
 
 
 @dataclass(frozen=True)
@@ -167,7 +169,9 @@ async def _write_status(
 ) -> bool:
     old = body.get("status", {}) or {}
     merged, changed = cond.merge_all(old.get("conditions", []) or [], new.pop("conditions"), now)
-    patch: dict[str, Any] = {k: v for k, v in new.items() if old.get(k) != v}
+    # only the keys this function owns; status.retraining belongs to the triggers
+    mine = {k: v for k, v in old.items() if k in new or k in ("model",)}
+    patch = cond.merge_patch({k: v for k, v in mine.items() if k != "conditions"}, new)
     if changed:
         patch["conditions"] = merged
     if not patch:
@@ -269,6 +273,9 @@ async def reconcile(body: dict[str, Any], deps: Deps, now: dt.datetime) -> Outco
         )
     )
     await _write_status(deps, body, new, now)
+    if spec.retraining and deps.triggers:
+        st = await triggers.reconcile_triggers(body, owner, spec.retraining, deps.triggers, now)
+        await triggers.write_status(deps.kube, body, st)
     if resolution.reason == "RegistryUnavailable":
         return Outcome(retry_after=5.0, reason="registry unavailable")
     return Outcome()

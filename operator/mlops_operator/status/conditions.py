@@ -68,3 +68,20 @@ def get(conditions: Iterable[Condition], type_: str) -> Condition | None:
 def is_true(conditions: Iterable[Condition], type_: str) -> bool:
     c = get(conditions, type_)
     return bool(c and c.get("status") == "True")
+
+
+def merge_patch(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
+    """The JSON merge patch (RFC 7386) that turns `old` into `new`; {} when equal."""
+    patch: dict[str, Any] = {}
+    for k, v in new.items():
+        o = old.get(k)
+        if isinstance(v, dict) and isinstance(o, dict):
+            sub = merge_patch(o, v)
+            if sub:
+                patch[k] = sub
+        elif o != v or k not in old:
+            patch[k] = v
+    for k in old:
+        if k not in new:
+            patch[k] = None
+    return patch

@@ -1,0 +1,125 @@
+"""RetrainJob (mlops.dev/v1alpha1): one retraining run, like a batch Job.
+
+It runs a pipeline from pipelines/ (kfp's local runner or a Kubeflow Pipelines server), which
+registers a new model version with its lineage; then the operator's gate moves the alias
+only if the new version beats the alias holder. The spec is immutable once created.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field
+
+from mlops_operator.api.common import PRESERVE, ApiModel, Condition, cel
+
+KIND = "RetrainJob"
+PLURAL = "retrainjobs"
+
+
+class TargetModel(ApiModel):
+    name: str = Field(
+        min_length=1,
+        max_length=256,
+        description="Registered MLflow model that receives the new version (created if "
+        "it does not exist yet).",
+    )
+
+
+class PipelineRef(ApiModel):
+    name: str = Field(
+        min_length=1,
+        max_length=63,
+        pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$",
+        description="A pipeline shipped with the operator (pipelines/<name>/), e.g. tabular-train.",
+    )
+    parameters: dict[str, Any] | None = Field(
+        default=None,
+        description="Pipeline parameters, e.g. {data_uri: s3://bucket/train.csv, "
+        "n_estimators: 200}. The operator adds mlflow_tracking_uri, model_name and "
+        "retrainjob itself.",
+        json_schema_extra=PRESERVE,
+    )
+
+
+class Promotion(ApiModel):
+    metric: str = Field(
+        min_length=1,
+        max_length=250,
+        description="Metric logged by the pipeline's evaluate step that decides, e.g. "
+        "accuracy or roc_auc.",
+    )
+    greater_is_better: bool = Field(
+        default=True, description="True for scores (accuracy), false for losses (rmse)."
+    )
+    min_delta: float = Field(
+        default=0.0,
+        ge=0,
+        description="The new version must beat the alias holder by at least this much.",
+    )
+    alias: str = Field(
+        default="champion",
+        min_length=1,
+        max_length=255,
+        pattern=r"^[A-Za-z0-9_\-]+$",
+        description="Alias moved to the new version when it wins; a ModelDeployment "
+        "following this alias then rolls forward.",
+    )
+
+
+# On the RetrainJob's spec only (crds registry), not on the model: a ModelDeployment embeds
+# RetrainJobSpec as its retraining template, which must stay editable.
+IMMUTABLE_SPEC = cel(
+    "self == oldSelf", "the spec of a RetrainJob is immutable: create a new RetrainJob instead"
+)
+
+
+class RetrainJobSpec(ApiModel):
+    model: TargetModel = Field(description="The registered model to retrain.")
+    pipeline: PipelineRef = Field(description="What to run.")
+    backend: Literal["local", "kfp"] | None = Field(
+        default=None,
+        description="local: kfp's local runner inside the operator; kfp: a Kubeflow "
+        "Pipelines API server (MLOPS_KFP_HOST). Default: the operator setting "
+        "MLOPS_PIPELINE_BACKEND.",
+    )
+    promotion: Promotion = Field(description="When the new version replaces the alias holder.")
+
+
+class RunStatus(ApiModel):
+    id: str | None = Field(default=None, description="Run id (KFP run id, or local run id).")
+    name: str | None = Field(default=None, description="Deterministic run name (carries uid).")
+    url: str | None = Field(default=None, description="Where to look at the run.")
+    logs: str | None = Field(default=None, description="Log file of a local run.")
+    backend: str | None = Field(default=None, description="Backend that runs it.")
+    state: str | None = Field(default=None, description="Last state the backend reported.")
+    attempt: int | None = Field(default=None, description="Local restarts of an orphaned run.")
+    started_at: str | None = Field(default=None, description="When the run was submitted.")
+    completed_at: str | None = Field(default=None, description="When it finished.")
+
+
+class ResultStatus(ApiModel):
+    version: str | None = Field(default=None, description="The version the run registered.")
+    metrics: dict[str, float] | None = Field(
+        default=None, description="Metrics of the evaluate step."
+    )
+    promoted: bool | None = Field(default=None, description="Whether the alias moved to it.")
+    previous_version: str | None = Field(
+        default=None, description="The alias holder before (empty when there was none)."
+    )
+
+
+class RetrainJobStatus(ApiModel):
+    observed_generation: int | None = Field(
+        default=None, description="The metadata.generation this status describes."
+    )
+    conditions: list[Condition] | None = Field(
+        default=None,
+        description="Succeeded, Promoted, Ready, Reconciling, Stalled.",
+        json_schema_extra={
+            "x-kubernetes-list-type": "map",
+            "x-kubernetes-list-map-keys": ["type"],
+        },
+    )
+    run: RunStatus | None = Field(default=None, description="The pipeline run.")
+    result: ResultStatus | None = Field(default=None, description="What the run produced.")

@@ -1,0 +1,360 @@
+"""Reconcile one RetrainJob: submit (once), follow the run, then gate and promote.
+
+Every step is recoverable from what is recorded outside the process: the run is found by its
+deterministic name before anything is submitted, the version by its mlops.dev/retrainjob tag,
+and the promotion decision is written (result.previousVersion) before the alias moves. An
+operator killed at any point and restarted picks up where it was, without a second run or a
+second version.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from mlops_operator.api.common import API_VERSION
+from mlops_operator.api.retrain_job import KIND, RetrainJobSpec
+from mlops_operator.clients.kube import Kube
+from mlops_operator.clients.pipelines import (
+    BackendUnavailable,
+    Busy,
+    JobId,
+    PipelineBackend,
+    RunRef,
+)
+from mlops_operator.clients.registry import Registry, RegistryError
+from mlops_operator.gate import Decision, decide
+from mlops_operator.reconcilers.model_deployment import EventSink, Outcome
+from mlops_operator.status import conditions as cond
+from mlops_operator.status import retrain_job as rs
+
+log = logging.getLogger(__name__)
+
+FINALIZER = "mlops.dev/stop-run"
+LABEL_MD = "mlops.dev/model-deployment"
+# test-only: exit right after submitting, before the run id reaches status (crash tests)
+EXIT_AFTER_SUBMIT = "MLOPS_TEST_EXIT_AFTER_SUBMIT"
+
+
+@dataclass(frozen=True)
+class Deps:
+    kube: Kube
+    registry: Registry
+    backends: dict[str, PipelineBackend]
+    default_backend: str
+    mlflow_uri: str
+    package_path: Callable[[str], Path]
+    event: EventSink
+    promoted: Callable[[str, str | None], None]  # (namespace, owning ModelDeployment)
+
+
+def job_id(body: dict[str, Any]) -> JobId:
+    m = body["metadata"]
+    return JobId(namespace=m["namespace"], name=m["name"], uid=m["uid"])
+
+
+def stamp(now: dt.datetime) -> str:
+    return cond.now_rfc3339(now)
+
+
+async def _patch_status(
+    deps: Deps,
+    body: dict[str, Any],
+    patch: dict[str, Any],
+    conditions: list[cond.Condition] | None,
+    now: dt.datetime,
+) -> None:
+    old = body.get("status", {}) or {}
+    if conditions is not None:
+        merged, changed = cond.merge_all(old.get("conditions", []) or [], conditions, now)
+        if changed:
+            patch["conditions"] = merged
+            _emit(deps, body, old.get("conditions", []) or [], merged)
+    patch["observedGeneration"] = body["metadata"].get("generation", 1)
+    if all(old.get(k) == v for k, v in patch.items()):
+        return
+    m = body["metadata"]
+    out = await deps.kube.patch_merge(
+        API_VERSION, KIND, m["namespace"], m["name"], {"status": patch}, subresource="status"
+    )
+    body["status"] = out.get("status", {})  # later steps of this pass see what was written
+
+
+def _emit(
+    deps: Deps, body: dict[str, Any], old: list[cond.Condition], new: list[cond.Condition]
+) -> None:
+    for type_ in ("Succeeded", "Promoted", "Reconciling"):
+        o, n = cond.get(old, type_), cond.get(new, type_)
+        if not n or (o and (o.get("status"), o.get("reason")) == (n["status"], n["reason"])):
+            continue
+        if type_ == "Reconciling" and n["status"] != "True":
+            continue
+        bad = type_ == "Succeeded" and n["status"] == "False"
+        deps.event(body, "Warning" if bad else "Normal", n["reason"] or type_, n["message"])
+
+
+async def _set_finalizer(deps: Deps, body: dict[str, Any], present: bool) -> None:
+    m = body["metadata"]
+    fins = list(m.get("finalizers") or [])
+    if (FINALIZER in fins) == present:
+        return
+    fins = [*fins, FINALIZER] if present else [f for f in fins if f != FINALIZER]
+    # resourceVersion makes this a compare-and-swap: other controllers' finalizers survive
+    out = await deps.kube.patch_merge(
+        API_VERSION,
+        KIND,
+        m["namespace"],
+        m["name"],
+        {"metadata": {"finalizers": fins, "resourceVersion": m["resourceVersion"]}},
+    )
+    m["finalizers"] = fins
+    m["resourceVersion"] = out["metadata"]["resourceVersion"]
+
+
+def _run_ref(status: dict[str, Any]) -> RunRef | None:
+    run = status.get("run") or {}
+    if not run.get("id"):
+        return None
+    return RunRef(id=run["id"], name=run.get("name", ""), url=run.get("url"), logs=run.get("logs"))
+
+
+async def reconcile(body: dict[str, Any], deps: Deps, now: dt.datetime) -> Outcome:
+    m = body["metadata"]
+    gen = int(m.get("generation", 1))
+    status = body.get("status", {}) or {}
+    job = job_id(body)
+
+    if m.get("deletionTimestamp"):
+        return await _on_delete(body, deps, status)
+    if rs.is_finished(status.get("conditions", []) or []):
+        await _set_finalizer(deps, body, present=False)
+        return Outcome()
+    try:
+        spec = RetrainJobSpec.model_validate(body.get("spec", {}))
+    except ValidationError as e:
+        msg = "; ".join(f"{'.'.join(map(str, x['loc']))}: {x['msg']}" for x in e.errors())
+        await _patch_status(deps, body, {}, rs.failed(gen, "InvalidSpec", msg), now)
+        return Outcome()
+    backend_name = spec.backend or deps.default_backend
+    backend = deps.backends.get(backend_name)
+    if backend is None:
+        await _patch_status(
+            deps,
+            body,
+            {},
+            rs.failed(
+                gen,
+                "BackendUnavailable",
+                f"backend {backend_name!r} is not configured in this "
+                "operator (MLOPS_KFP_HOST unset?)",
+            ),
+            now,
+        )
+        return Outcome()
+
+    try:
+        ref = _run_ref(status) or await _submit(body, deps, spec, backend, job, gen, now)
+        if ref is None:
+            return Outcome(retry_after=5.0, reason="queued")
+        state = await backend.poll(ref)
+    except BackendUnavailable as e:
+        await _patch_status(deps, body, {}, rs.pending(gen, "BackendUnavailable", str(e)), now)
+        return Outcome(retry_after=5.0, reason="backend unavailable")
+    except FileNotFoundError as e:
+        await _patch_status(deps, body, {}, rs.failed(gen, "PipelineNotFound", str(e)), now)
+        return Outcome()
+
+    run = dict(status.get("run") or {})
+    if state.phase in ("Pending", "Running"):
+        if run.get("state") != (state.backend_state or state.phase):
+            run["state"] = state.backend_state or state.phase
+            await _patch_status(
+                deps,
+                body,
+                {"run": run},
+                rs.running(gen, f"run {ref.name} is {run['state'].lower()}"),
+                now,
+            )
+        return Outcome(retry_after=2.0 if backend.name == "local" else 5.0, reason="running")
+    if state.phase == "Lost":
+        attempt = int(run.get("attempt") or 0)
+        restart = getattr(backend, "restart", None)
+        if attempt < 1 and restart is not None:
+            log.warning("%s/%s: worker lost, restarting the run once", job.namespace, job.name)
+            await restart(ref)
+            run.update(attempt=attempt + 1, state="Restarted")
+            await _patch_status(
+                deps,
+                body,
+                {"run": run},
+                rs.running(gen, "the worker was lost (operator restart?); the run was restarted"),
+                now,
+            )
+            return Outcome(retry_after=2.0, reason="restarted")
+        state_reason, state_msg = state.reason, state.message
+        run.update(state="Lost", completedAt=stamp(now))
+        await _patch_status(deps, body, {"run": run}, rs.failed(gen, state_reason, state_msg), now)
+        await _set_finalizer(deps, body, present=False)
+        return Outcome()
+    run.update(
+        state=state.backend_state or state.phase, completedAt=run.get("completedAt") or stamp(now)
+    )
+    if state.phase == "Failed":
+        await _patch_status(
+            deps, body, {"run": run}, rs.failed(gen, state.reason, state.message), now
+        )
+        await _set_finalizer(deps, body, present=False)
+        return Outcome()
+    try:
+        return await _gate(body, deps, spec, job, run, gen, now)
+    except RegistryError as e:
+        await _patch_status(
+            deps, body, {"run": run}, rs.pending(gen, "RegistryUnavailable", e.message), now
+        )
+        return Outcome(retry_after=5.0, reason="registry unavailable")
+
+
+async def _submit(
+    body: dict[str, Any],
+    deps: Deps,
+    spec: RetrainJobSpec,
+    backend: PipelineBackend,
+    job: JobId,
+    gen: int,
+    now: dt.datetime,
+) -> RunRef | None:
+    await _set_finalizer(deps, body, present=True)
+    ref = await backend.find(job)
+    if ref is None:
+        package = deps.package_path(spec.pipeline.name)
+        params = {
+            **(spec.pipeline.parameters or {}),
+            "mlflow_tracking_uri": deps.mlflow_uri,
+            "model_name": spec.model.name,
+            "retrainjob": job.lineage,
+        }
+        try:
+            ref = await backend.submit(job, package, params)
+        except Busy as e:
+            await _patch_status(deps, body, {}, rs.pending(gen, "Queued", str(e)), now)
+            return None
+        log.info("%s/%s: submitted run %s (%s)", job.namespace, job.name, ref.id, backend.name)
+        if os.environ.get(EXIT_AFTER_SUBMIT) == "1":
+            os._exit(17)
+    run = {
+        "id": ref.id,
+        "name": ref.name,
+        "url": ref.url,
+        "backend": backend.name,
+        "startedAt": stamp(now),
+        "state": "Submitted",
+    }
+    if ref.logs:
+        run["logs"] = ref.logs
+    await _patch_status(
+        deps,
+        body,
+        {"run": run},
+        rs.running(gen, f"run {ref.name} submitted to {backend.name}"),
+        now,
+    )
+    return ref
+
+
+async def _gate(
+    body: dict[str, Any],
+    deps: Deps,
+    spec: RetrainJobSpec,
+    job: JobId,
+    run: dict[str, Any],
+    gen: int,
+    now: dt.datetime,
+) -> Outcome:
+    name, p = spec.model.name, spec.promotion
+    found = await deps.registry.find_version_by_tag(name, "mlops.dev/retrainjob", job.lineage)
+    if found is None:
+        await _patch_status(
+            deps,
+            body,
+            {"run": run},
+            rs.failed(
+                gen,
+                "NoVersion",
+                f"the run succeeded but registered no version of {name!r} "
+                f"tagged mlops.dev/retrainjob={job.lineage}",
+            ),
+            now,
+        )
+        await _set_finalizer(deps, body, present=False)
+        return Outcome()
+    result = dict((body.get("status") or {}).get("result") or {})
+    if result.get("version") != found.version:
+        result = {"version": found.version, "metrics": found.metrics}
+    holder = await deps.registry.alias_holder(name, p.alias)
+    if holder == found.version:
+        # it holds the alias already: this operator moved it just before a restart
+        decision = Decision(
+            True,
+            "Better" if result.get("previousVersion") else "NoHolder",
+            f"version {found.version} holds the alias {p.alias}",
+        )
+    else:
+        holder_metric = None
+        if holder:
+            holder_metric = (await deps.registry.version_info(name, holder)).metrics.get(p.metric)
+        decision = decide(
+            p.metric,
+            found.metrics.get(p.metric),
+            holder,
+            holder_metric,
+            p.greater_is_better,
+            p.min_delta,
+        )
+        result["previousVersion"] = holder or ""
+        if decision.promote:
+            # what the alias pointed to is on record before it moves
+            await _patch_status(deps, body, {"run": run, "result": result}, None, now)
+            await deps.registry.set_alias(name, p.alias, found.version)
+            log.info(
+                "%s/%s: %s@%s -> version %s (%s)",
+                job.namespace,
+                job.name,
+                name,
+                p.alias,
+                found.version,
+                decision.message,
+            )
+    result["promoted"] = decision.promote
+    await _patch_status(
+        deps, body, {"run": run, "result": result}, rs.succeeded(gen, found.version, decision), now
+    )
+    await _set_finalizer(deps, body, present=False)
+    if decision.promote:
+        deps.promoted(job.namespace, (body["metadata"].get("labels") or {}).get(LABEL_MD))
+    return Outcome()
+
+
+async def _on_delete(body: dict[str, Any], deps: Deps, status: dict[str, Any]) -> Outcome:
+    ref = _run_ref(status)
+    if ref and not rs.is_finished(status.get("conditions", []) or []):
+        backend = deps.backends.get((status.get("run") or {}).get("backend") or "")
+        if backend is not None:
+            try:
+                await backend.stop(ref)
+                log.info(
+                    "%s/%s: stopped run %s",
+                    body["metadata"]["namespace"],
+                    body["metadata"]["name"],
+                    ref.id,
+                )
+            except BackendUnavailable:
+                return Outcome(retry_after=5.0, reason="cannot stop the run yet")
+    await _set_finalizer(deps, body, present=False)
+    return Outcome()

@@ -1,0 +1,225 @@
+"""Retraining triggers of a ModelDeployment: a cron schedule and sustained drift.
+
+They create RetrainJobs from spec.retraining.template, owned by the ModelDeployment and
+labelled with it, the way a CronJob owns its Jobs: never two at once (a firing while one runs
+is skipped), deterministic names (a repeated firing cannot create a duplicate), and only
+`historyLimit` finished ones are kept. Their memory (last schedule time, drift since) is in
+status.retraining, so a restarted operator neither misses nor repeats a firing.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from croniter import croniter
+
+from mlops_operator.api.common import API_VERSION
+from mlops_operator.api.model_deployment import KIND as MD_KIND
+from mlops_operator.api.model_deployment import Retraining
+from mlops_operator.api.retrain_job import KIND as RTJ_KIND
+from mlops_operator.builders.model_deployment import LABEL_MD, Owner, owner_reference
+from mlops_operator.clients.kube import ApiError, Kube
+from mlops_operator.clients.prometheus import Prometheus, PrometheusError
+from mlops_operator.status import conditions as cond
+from mlops_operator.status import retrain_job as rs
+
+log = logging.getLogger(__name__)
+
+LABEL_TRIGGER = "mlops.dev/trigger"
+
+
+@dataclass(frozen=True)
+class TriggerDeps:
+    kube: Kube
+    prometheus: Prometheus | None
+
+
+def parse_duration(s: str) -> dt.timedelta:
+    total = 0
+    for n, unit in re.findall(r"(\d+)([smh])", s):
+        total += int(n) * {"s": 1, "m": 60, "h": 3600}[unit]
+    return dt.timedelta(seconds=total)
+
+
+def parse_time(s: str | None) -> dt.datetime | None:
+    if not s:
+        return None
+    return dt.datetime.strptime(s, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=dt.UTC)
+
+
+def last_due(schedule: str, since: dt.datetime, now: dt.datetime) -> dt.datetime | None:
+    """The latest scheduled time in (since, now], or None (PURE)."""
+    it = croniter(schedule, since)
+    due = None
+    for _ in range(10_000):  # bounded: a long outage catches up with one run, not many
+        nxt = it.get_next(dt.datetime)
+        if nxt > now:
+            break
+        due = nxt
+    return due
+
+
+def is_finished(rtj: dict[str, Any]) -> bool:
+    return rs.is_finished((rtj.get("status") or {}).get("conditions", []) or [])
+
+
+def job_body(
+    owner: Owner, retraining: Retraining, name: str, trigger: str, reason: str
+) -> dict[str, Any]:
+    return {
+        "apiVersion": API_VERSION,
+        "kind": RTJ_KIND,
+        "metadata": {
+            "name": name,
+            "namespace": owner.namespace,
+            "labels": {LABEL_MD: owner.name, LABEL_TRIGGER: trigger},
+            "annotations": {"mlops.dev/trigger-reason": reason[:1000]},
+            "ownerReferences": [owner_reference(owner)],
+        },
+        "spec": retraining.template.to_wire(),
+    }
+
+
+def _ts(t: dt.datetime) -> str:
+    return t.strftime("%Y%m%d%H%M%S")
+
+
+async def reconcile_triggers(
+    body: dict[str, Any], owner: Owner, retraining: Retraining, deps: TriggerDeps, now: dt.datetime
+) -> dict[str, Any]:
+    """Fire what is due; returns the new status.retraining."""
+    old = dict((body.get("status") or {}).get("retraining") or {})
+    st: dict[str, Any] = dict(old)
+    jobs = [
+        j
+        for j in await deps.kube.list(
+            API_VERSION, RTJ_KIND, owner.namespace, f"{LABEL_MD}={owner.name}"
+        )
+        if any(r.get("uid") == owner.uid for r in j["metadata"].get("ownerReferences", []) or [])
+    ]
+    running = [j["metadata"]["name"] for j in jobs if not is_finished(j)]
+    st["active"] = sorted(running)
+
+    async def create(trigger: str, when: dt.datetime, reason: str) -> None:
+        name = f"{owner.name}-{trigger}-{_ts(when)}"[:253]
+        try:
+            await deps.kube.create(job_body(owner, retraining, name, trigger, reason))
+            log.info("%s/%s: created RetrainJob %s (%s)", owner.namespace, owner.name, name, reason)
+        except ApiError as e:
+            if e.status != 409:  # already there: this firing was handled before a restart
+                raise
+        st["lastTriggered"] = {
+            "name": name,
+            "trigger": trigger,
+            "reason": reason,
+            "time": cond.now_rfc3339(now),
+        }
+        running.append(name)
+        st["active"] = sorted(running)
+
+    if retraining.schedule:
+        created = parse_time(body["metadata"].get("creationTimestamp")) or now
+        since = parse_time(old.get("lastScheduleTime")) or created
+        due = last_due(retraining.schedule, since, now)
+        if due is not None:
+            st["lastScheduleTime"] = cond.now_rfc3339(due)
+            if running:
+                st["message"] = (
+                    f"skipped the run due at {cond.now_rfc3339(due)}: {running[0]} is still running"
+                )
+            else:
+                await create(
+                    "schedule",
+                    due,
+                    f"schedule {retraining.schedule!r} due at {cond.now_rfc3339(due)}",
+                )
+                st["message"] = ""
+
+    if retraining.on_drift:
+        await _drift(owner, retraining, deps, now, st, running, create)
+
+    await _prune(deps, owner, jobs, retraining.history_limit, running)
+    return st
+
+
+async def _drift(
+    owner: Owner,
+    retraining: Retraining,
+    deps: TriggerDeps,
+    now: dt.datetime,
+    st: dict[str, Any],
+    running: list[str],
+    create: Any,
+) -> None:
+    d = retraining.on_drift
+    assert d is not None
+    if deps.prometheus is None:
+        st["drift"] = {"message": "drift trigger inactive: MLOPS_PROMETHEUS_URL is not set"}
+        return
+    expr = f'max(mlops_drift_psi{{namespace="{owner.namespace}",model_deployment="{owner.name}"}})'
+    try:
+        psi = await deps.prometheus.scalar(expr)
+    except PrometheusError as e:
+        st["drift"] = {**(st.get("drift") or {}), "message": str(e)[:500]}
+        return
+    drift = dict(st.get("drift") or {})
+    drift["psi"] = None if psi is None else round(psi, 4)
+    drift["message"] = ""
+    if psi is None or psi <= d.threshold:
+        drift.pop("since", None)
+    else:
+        since = parse_time(drift.get("since")) or now
+        drift["since"] = cond.now_rfc3339(since)
+        lasting = now - since
+        if lasting >= parse_duration(d.for_):
+            if running:
+                drift["message"] = f"drifting, but {running[0]} is still running"
+            else:
+                await create(
+                    "drift",
+                    now,
+                    f"overall PSI {psi:.3f} above {d.threshold} for "
+                    f"{int(lasting.total_seconds())}s",
+                )
+                drift.pop("since", None)  # the next trigger needs another full period
+    st["drift"] = drift
+
+
+async def _prune(
+    deps: TriggerDeps, owner: Owner, jobs: list[dict[str, Any]], limit: int, running: list[str]
+) -> None:
+    done = sorted(
+        (j for j in jobs if is_finished(j) and j["metadata"]["name"] not in running),
+        key=lambda j: j["metadata"].get("creationTimestamp", ""),
+    )
+    for j in done[: max(0, len(done) - limit)]:
+        await deps.kube.delete(
+            API_VERSION, RTJ_KIND, owner.namespace, j["metadata"]["name"], uid=j["metadata"]["uid"]
+        )
+        log.info(
+            "%s/%s: pruned RetrainJob %s (historyLimit %d)",
+            owner.namespace,
+            owner.name,
+            j["metadata"]["name"],
+            limit,
+        )
+
+
+async def write_status(kube: Kube, body: dict[str, Any], new: dict[str, Any]) -> None:
+    old = (body.get("status") or {}).get("retraining") or {}
+    patch = cond.merge_patch(old, new)
+    if not patch:
+        return
+    m = body["metadata"]
+    await kube.patch_merge(
+        API_VERSION,
+        MD_KIND,
+        m["namespace"],
+        m["name"],
+        {"status": {"retraining": patch}},
+        subresource="status",
+    )
