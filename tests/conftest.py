@@ -76,17 +76,47 @@ def mlflow_uri(mlflow_server: MlflowServer) -> str:
 
 
 @pytest.fixture(scope="session")
+def fake_kfp(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
+    """A FAKE KFP v2beta1 API (see tests/support/fake_kfp.py for what is real around it)."""
+    from tests.support.fake_kfp import FakeKfp
+
+    fake = FakeKfp(tmp_path_factory.mktemp("kfp")).start()
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture(scope="session")
+def prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
+    from tests.support.prometheus import start_prometheus
+
+    server = start_prometheus(tmp_path_factory.mktemp("prometheus"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def now_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Write an ISO time here and the operator takes it as now; remove it for real time."""
+    return tmp_path_factory.mktemp("clock") / "now"
+
+
+@pytest.fixture(scope="session")
 def operator(
     kubeconfig: tuple[str, str | None],
     mlflow_uri: str,
     kube: object,
+    fake_kfp: object,
+    prometheus: object,
+    now_file: Path,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[object]:
     """`mlops-operator run` as a real process against the test cluster and MLflow."""
     from tests.support.operator_process import start_operator
 
-    log = tmp_path_factory.mktemp("operator") / "operator.log"
-    op = start_operator(kubeconfig[0], mlflow_uri, log)
+    root = tmp_path_factory.mktemp("operator")
+    env = {"MLOPS_KFP_HOST": fake_kfp.url, "MLOPS_PROMETHEUS_URL": prometheus.url,  # type: ignore[attr-defined]
+           "MLOPS_TEST_NOW_FILE": str(now_file), "MLOPS_WORK_DIR": str(root / "work")}
+    op = start_operator(kubeconfig[0], mlflow_uri, root / "operator.log", **env)
     yield op
     op.stop()
-    print(f"operator log: {log}")
+    print(f"operator log: {root / 'operator.log'}")

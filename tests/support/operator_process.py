@@ -15,6 +15,18 @@ from pathlib import Path
 class OperatorProcess:
     process: subprocess.Popen[bytes]
     log: Path
+    env: dict[str, str]
+
+    def start_again(self, **extra: str) -> OperatorProcess:
+        """Stop, then start a new process with the original settings plus `extra` (only for
+        this process), logging to the same file."""
+        self.stop()
+        base = {k: v for k, v in self.env.items() if k.startswith("MLOPS_")}
+        new = start_operator(
+            self.env["KUBECONFIG"], self.env["MLFLOW_TRACKING_URI"], self.log, **{**base, **extra}
+        )
+        self.process = new.process
+        return self
 
     def logs(self) -> str:
         return self.log.read_text(errors="replace")
@@ -31,16 +43,17 @@ class OperatorProcess:
 
 
 def start_operator(kubeconfig: str, mlflow_uri: str, log: Path, **env: str) -> OperatorProcess:
-    full = dict(
-        os.environ,
-        KUBECONFIG=kubeconfig,
-        MLFLOW_TRACKING_URI=mlflow_uri,
-        MLOPS_RESYNC_SECONDS="3",
-        MLOPS_RUNTIME_IMAGE="mlops-operator/runtime:test",
-        MLOPS_METRICS_PORT="0",
-        MLOPS_LOG_LEVEL="INFO",
+    ours = {
+        "KUBECONFIG": kubeconfig,
+        "MLFLOW_TRACKING_URI": mlflow_uri,
+        "MLOPS_RESYNC_SECONDS": "3",
+        "MLOPS_RUNTIME_IMAGE": "mlops-operator/runtime:test",
+        "MLOPS_METRICS_PORT": "0",
+        "MLOPS_LOG_LEVEL": "INFO",
         **env,
-    )
+    }
+    full = {**os.environ, **ours}
+    offset = len(log.read_text(errors="replace")) if log.exists() else 0
     out = open(log, "ab")  # noqa: SIM115 - lives as long as the process
     p = subprocess.Popen(
         [sys.executable, "-m", "mlops_operator.cli", "run"],
@@ -49,9 +62,9 @@ def start_operator(kubeconfig: str, mlflow_uri: str, log: Path, **env: str) -> O
         stderr=subprocess.STDOUT,
         stdin=subprocess.DEVNULL,
     )
-    op = OperatorProcess(p, log)
+    op = OperatorProcess(p, log, ours)
     deadline = time.monotonic() + 60
-    while "mlops-operator started" not in op.logs():
+    while "mlops-operator started" not in op.logs()[offset:]:
         if p.poll() is not None:
             raise RuntimeError(f"operator exited ({p.returncode}):\n{op.logs()[-3000:]}")
         if time.monotonic() > deadline:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import time
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -43,6 +44,9 @@ class Registry(Protocol):
     async def set_alias(self, name: str, alias: str, version: str) -> None: ...
 
 
+CACHE_SECONDS = 1.0
+
+
 def _configure_http_retries() -> None:
     # MLflow retries each request up to 7 times with exponential backoff (minutes in all)
     # by default. The operator has its own backoff and must report an outage promptly.
@@ -56,10 +60,22 @@ class MlflowRegistry:
         from mlflow.tracking import MlflowClient
 
         self.tracking_uri = tracking_uri
+        self._cache: dict[tuple[str, str | None, str | None], tuple[float, ResolvedModel]] = {}
         self._client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
 
     async def resolve(self, name: str, alias: str | None, version: str | None) -> ResolvedModel:
-        return await asyncio.to_thread(self._resolve, name, alias, version)
+        # Many ModelDeployments may follow the same alias and resync together: one lookup
+        # per (model, alias|version) per second is enough, and spares the registry.
+        key = (name, alias, version)
+        hit = self._cache.get(key)
+        now = time.monotonic()
+        if hit and now - hit[0] < CACHE_SECONDS:
+            return hit[1]
+        resolved = await asyncio.to_thread(self._resolve, name, alias, version)
+        self._cache[key] = (now, resolved)
+        if len(self._cache) > 10_000:
+            self._cache.clear()
+        return resolved
 
     def _resolve(self, name: str, alias: str | None, version: str | None) -> ResolvedModel:
         c = self._client

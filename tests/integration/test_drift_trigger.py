@@ -1,0 +1,137 @@
+"""The drift trigger, for real: a runtime process on the host serves a model with a baseline,
+a real Prometheus scrapes it, and the operator asks Prometheus for the overall PSI.
+
+The ModelDeployment's pods are simulated by kwok and run nothing; the runtime process on the
+host stands in for them, labelled with the ModelDeployment's namespace and name exactly as
+the operator's pods would be (MLOPS_MODEL_DEPLOYMENT, POD_NAMESPACE).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from tests.integration.test_retrain_job import Env, _jobs_of, rtj
+from tests.support.cluster import eventually
+from tests.support.fake_kfp import FakeKfp
+from tests.support.mlflow_server import free_port
+from tests.support.objects import make_model_deployment
+from tests.support.prometheus import PrometheusServer
+
+pytestmark = pytest.mark.usefixtures("operator")
+
+
+def register_with_baseline(mlflow_uri: str, name: str) -> tuple[str, Any]:
+    """An iris model whose version carries drift/baseline.json; returns (version, data)."""
+    import mlflow
+    from mlflow.models import infer_signature
+    from sklearn.datasets import load_iris
+    from sklearn.linear_model import LogisticRegression
+
+    from mlops_operator.profiles import compute_profile, log_baseline
+
+    mlflow.set_tracking_uri(mlflow_uri)
+    x, y = load_iris(return_X_y=True, as_frame=True)
+    model = LogisticRegression(max_iter=300).fit(x, y)
+    with mlflow.start_run():
+        info = mlflow.sklearn.log_model(
+            model, name="model", signature=infer_signature(x, model.predict(x)),
+            registered_model_name=name, pip_requirements=["scikit-learn", "pandas"])
+    log_baseline(compute_profile(x, predictions=model.predict(x)), info.model_id)
+    return str(info.registered_model_version), x
+
+
+@pytest.fixture
+def env(kube: Any, namespace: str, mlflow_uri: str) -> Env:
+    return Env(kube, namespace, mlflow_uri)
+
+
+@pytest.fixture
+def runtime(env: Env, tmp_path: Path) -> Iterator[dict[str, Any]]:
+    model = f"drift-{uuid.uuid4().hex[:6]}"
+    version, data = register_with_baseline(env.mlflow_uri, model)
+    port = free_port()
+    log = open(tmp_path / "runtime.log", "ab")  # noqa: SIM115
+    p = subprocess.Popen(
+        [sys.executable, "-m", "mlops_operator.runtime.cli"],
+        env={**os.environ, "MODEL_URI": f"models:/{model}/{version}", "MODEL_NAME": "watched",
+             "MLOPS_MODEL_DEPLOYMENT": "watched", "POD_NAMESPACE": env.ns,
+             "MLFLOW_TRACKING_URI": env.mlflow_uri, "PORT": str(port),
+             "MLOPS_HOST": "127.0.0.1", "MLOPS_DRIFT_MIN_ROWS": "100"},
+        stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+
+    def ready() -> bool:
+        try:
+            with urllib.request.urlopen(f"{url}/v2/health/ready", timeout=2) as r:
+                return r.status == 200
+        except OSError:
+            return False
+
+    eventually(ready, timeout=120, what="runtime ready")
+    yield {"url": url, "port": port, "model": model, "data": data}
+    os.killpg(p.pid, signal.SIGTERM)
+    p.wait(30)
+
+
+def send(url: str, rows: Any) -> None:
+    body = json.dumps({"dataframe_split": {"columns": list(rows.columns),
+                                           "data": rows.values.tolist()}}).encode()
+    req = urllib.request.Request(f"{url}/invocations", body,
+                                 {"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=30) as r:
+        assert r.status == 200
+
+
+def test_sustained_drift_creates_exactly_one_retrain_job(
+        env: Env, runtime: dict[str, Any], prometheus: PrometheusServer,
+        fake_kfp: FakeKfp) -> None:
+    prometheus.set_targets([f"127.0.0.1:{runtime['port']}"])
+    model = runtime["model"]
+    fake_kfp.hold = True  # the job it creates stays running: a second period must not fire
+    try:
+        env.apply(make_model_deployment(
+            "watched", model={"name": model, "alias": None, "version": "1"},
+            retraining={"onDrift": {"threshold": 0.25, "for": "3s"}, "historyLimit": 2,
+                        "template": rtj("x", model, backend="kfp")["spec"]}))
+        data = runtime["data"]
+        rng = np.random.default_rng(0)
+        # in-distribution traffic first: PSI stays low, nothing fires
+        for _ in range(4):
+            send(runtime["url"], data.sample(500, replace=True, random_state=rng))
+        expr = (f'max(mlops_drift_psi{{namespace="{env.ns}",'
+                f'model_deployment="watched"}})')
+        low = eventually(lambda: prometheus.query(expr), timeout=30, what="PSI scraped")
+        assert float(low[0]["value"][1]) < 0.1
+        time.sleep(6)
+        assert _jobs_of(env, "watched") == []
+        # then shifted traffic: every feature moves by two standard deviations
+        shifted = data.sample(2000, replace=True, random_state=rng) + 2 * data.std()
+        send(runtime["url"], shifted)
+        eventually(lambda: float((prometheus.query(expr) or [{"value": [0, "0"]}])[0][
+            "value"][1]) > 0.25, timeout=30, what="PSI above 0.25 in Prometheus")
+        jobs = eventually(lambda: _jobs_of(env, "watched"), timeout=60,
+                          what="RetrainJob created by drift")
+        assert len(jobs) == 1
+        assert jobs[0]["metadata"]["labels"]["mlops.dev/trigger"] == "drift"
+        assert "PSI" in jobs[0]["metadata"]["annotations"]["mlops.dev/trigger-reason"]
+        # drift goes on for several more periods while the job runs: no second job
+        time.sleep(10)
+        assert len(_jobs_of(env, "watched")) == 1
+        md = env.get("modeldeployments", "watched")
+        assert md["status"]["retraining"]["drift"]["psi"] > 0.25
+    finally:
+        fake_kfp.release()
+        prometheus.set_targets([])

@@ -1,0 +1,334 @@
+"""RetrainJob end to end: the real operator, the real pipeline (kfp's local runner), the real
+MLflow; the kfp backend against the FAKE KFP API of tests/support/fake_kfp.py."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kubernetes import client
+from mlflow.tracking import MlflowClient
+
+from tests.support.cluster import eventually
+from tests.support.fake_kfp import FakeKfp
+from tests.support.kube import server_side_apply
+from tests.support.models import register_iris
+from tests.support.objects import make_model_deployment
+from tests.support.operator_process import OperatorProcess
+
+GROUP, VERSION = "mlops.dev", "v1alpha1"
+
+pytestmark = pytest.mark.usefixtures("operator")
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:6]}"
+
+
+def rtj(
+    name: str,
+    model: str,
+    *,
+    backend: str = "local",
+    metric: str = "accuracy",
+    min_delta: float = 0.0,
+    **params: Any,
+) -> dict[str, Any]:
+    return {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "RetrainJob",
+        "metadata": {"name": name},
+        "spec": {
+            "model": {"name": model},
+            "backend": backend,
+            "pipeline": {
+                "name": "tabular-train",
+                "parameters": {"data_uri": "sklearn:iris", **params},
+            },
+            "promotion": {"metric": metric, "minDelta": min_delta, "alias": "champion"},
+        },
+    }
+
+
+class Env:
+    def __init__(self, kube: client.ApiClient, ns: str, mlflow_uri: str) -> None:
+        self.kube, self.ns, self.mlflow_uri = kube, ns, mlflow_uri
+        self.custom = client.CustomObjectsApi(kube)
+        self.mlflow = MlflowClient(tracking_uri=mlflow_uri, registry_uri=mlflow_uri)
+
+    def apply(self, body: dict[str, Any]) -> None:
+        server_side_apply(
+            self.kube, {**body, "metadata": {**body["metadata"], "namespace": self.ns}}
+        )
+
+    def get(self, plural: str, name: str) -> dict[str, Any]:
+        return dict(self.custom.get_namespaced_custom_object(GROUP, VERSION, self.ns, plural, name))
+
+    def list(self, plural: str) -> list[dict[str, Any]]:
+        return list(
+            self.custom.list_namespaced_custom_object(GROUP, VERSION, self.ns, plural)["items"]
+        )
+
+    def cond(self, name: str, type_: str) -> dict[str, Any]:
+        st = self.get("retrainjobs", name).get("status") or {}
+        return next((c for c in st.get("conditions", []) if c["type"] == type_), {})
+
+    def finished(self, name: str, timeout: float = 180) -> dict[str, Any]:
+        def check() -> dict[str, Any] | None:
+            o = self.get("retrainjobs", name)
+            conds = {c["type"]: c for c in (o.get("status") or {}).get("conditions", [])}
+            s = conds.get("Succeeded")
+            if s and (s["status"] == "False" or "Promoted" in conds):
+                return o
+            return None
+
+        return eventually(check, timeout, interval=1, what=f"RetrainJob {name} finished")
+
+    def versions(self, model: str) -> list[Any]:
+        return list(self.mlflow.search_model_versions(f"name = '{model}'"))
+
+
+@pytest.fixture
+def env(kube: client.ApiClient, namespace: str, mlflow_uri: str) -> Env:
+    return Env(kube, namespace, mlflow_uri)
+
+
+def test_better_model_is_promoted_and_rolled_out(env: Env) -> None:
+    model = unique("iris")
+    # the holder's recorded accuracy is poor, so the retrained model beats it
+    v1 = register_iris(env.mlflow_uri, model, alias="champion", **{"metric.accuracy": "0.5"})
+    env.apply(make_model_deployment("serve", model={"name": model, "alias": "champion"}))
+    eventually(
+        lambda: (
+            (env.get("modeldeployments", "serve").get("status") or {})
+            .get("model", {})
+            .get("version")
+            == v1
+        ),
+        what="serving v1",
+    )
+    env.apply(rtj("better", model))
+    obj = env.finished("better")
+    st = obj["status"]
+    assert env.cond("better", "Succeeded")["status"] == "True"
+    promoted = env.cond("better", "Promoted")
+    assert (promoted["status"], promoted["reason"]) == ("True", "Better")
+    new = st["result"]["version"]
+    assert st["result"]["promoted"] is True and st["result"]["previousVersion"] == v1
+    assert st["result"]["metrics"]["accuracy"] > 0.5
+    assert st["run"]["id"] and st["run"]["startedAt"] and st["run"]["completedAt"]
+    assert Path(st["run"]["logs"]).exists()
+    assert env.mlflow.get_model_version_by_alias(model, "champion").version == new
+    mv = env.mlflow.get_model_version(model, new)
+    uid = obj["metadata"]["uid"]
+    assert mv.tags["mlops.dev/retrainjob"] == f"{env.ns}/better/{uid}"
+    for tag in (
+        "mlops.dev/data-uri",
+        "mlops.dev/data-sha256",
+        "mlops.dev/pipeline",
+        "mlops.dev/code-version",
+    ):
+        assert mv.tags.get(tag), tag
+    assert env.cond("better", "Ready")["status"] == "True"
+    assert not obj["metadata"].get("finalizers")
+    # the ModelDeployment following the alias rolls forward by itself
+    eventually(
+        lambda: (
+            (env.get("modeldeployments", "serve").get("status") or {})
+            .get("model", {})
+            .get("version")
+            == new
+        ),
+        timeout=60,
+        what="rolled to the new version",
+    )
+
+
+def test_worse_model_is_registered_but_not_promoted(env: Env) -> None:
+    model = unique("iris")
+    v1 = register_iris(env.mlflow_uri, model, alias="champion", **{"metric.accuracy": "0.999"})
+    env.apply(rtj("worse", model, label_noise=0.4))
+    st = env.finished("worse")["status"]
+    promoted = env.cond("worse", "Promoted")
+    assert (promoted["status"], promoted["reason"]) == ("False", "NotBetter")
+    assert "0.999" in promoted["message"]
+    assert st["result"]["promoted"] is False and st["result"]["version"] != v1
+    assert env.mlflow.get_model_version_by_alias(model, "champion").version == v1
+    assert len(env.versions(model)) == 2
+    assert env.cond("worse", "Ready")["status"] == "True"  # the job did its work
+
+
+def test_invalid_data_fails_with_the_validation_reason(env: Env, tmp_path: Path) -> None:
+    model = unique("bad")
+    data = tmp_path / "train.csv"
+    data.write_text("a,b,target\n1.0,2.0,0\n,3.0,1\n" + "1.5,2.5,1\n" * 30)
+    env.apply(rtj("invalid", model, data_uri=str(data)))
+    env.finished("invalid")
+    s = env.cond("invalid", "Succeeded")
+    assert s["status"] == "False" and s["reason"] == "ValidationFailed", s
+    assert "null" in s["message"].lower()
+    stalled = env.cond("invalid", "Stalled")
+    assert (stalled["status"], stalled["reason"]) == ("True", "ValidationFailed")
+    assert env.cond("invalid", "Ready")["status"] == "False"
+    assert not env.versions(model)
+
+
+def test_kfp_backend_against_the_fake_api(env: Env, fake_kfp: FakeKfp) -> None:
+    model = unique("kfp")
+    before = len(fake_kfp.runs)
+    env.apply(rtj("on-kfp", model, backend="kfp"))
+    obj = env.finished("on-kfp")
+    st = obj["status"]
+    assert env.cond("on-kfp", "Succeeded")["status"] == "True"
+    assert env.cond("on-kfp", "Promoted")["reason"] == "NoHolder"
+    assert st["run"]["backend"] == "kfp" and st["run"]["id"] in fake_kfp.runs
+    assert st["run"]["name"].endswith(obj["metadata"]["uid"])
+    assert st["run"]["state"] == "SUCCEEDED"
+    assert len(fake_kfp.runs) == before + 1
+    assert (
+        env.mlflow.get_model_version_by_alias(model, "champion").version == st["result"]["version"]
+    )
+    calls = {
+        (m, p.split("/runs/")[0] + ("/runs/{id}" if "/runs/" in p else ""))
+        for m, p in fake_kfp.requests
+    }
+    assert ("GET", "/apis/v2beta1/healthz") in calls
+    assert ("POST", "/apis/v2beta1/runs") in calls and ("GET", "/apis/v2beta1/runs") in calls
+    assert ("GET", "/apis/v2beta1/runs/{id}") in calls
+
+
+def _worker_pids(work_dir: Path) -> list[int]:
+    pids = []
+    for pid_file in work_dir.glob("*/*/pid"):
+        pid = int(pid_file.read_text())
+        try:
+            if str(pid_file.parent).encode() in Path(f"/proc/{pid}/cmdline").read_bytes():
+                pids.append(pid)
+        except OSError:
+            pass
+    return pids
+
+
+def test_deleting_a_running_job_stops_its_worker(env: Env, operator: OperatorProcess) -> None:
+    model = unique("slow")
+    # a big synthetic data set keeps the run busy long enough to be caught running
+    env.apply(rtj("slow", model, model_type="random_forest", n_estimators=3000))
+    work = Path(operator.env["MLOPS_WORK_DIR"]) / env.ns
+    pids = eventually(lambda: _worker_pids(work), timeout=60, what="worker running")
+    assert env.get("retrainjobs", "slow")["metadata"]["finalizers"] == ["mlops.dev/stop-run"]
+    env.custom.delete_namespaced_custom_object(GROUP, VERSION, env.ns, "retrainjobs", "slow")
+    eventually(lambda: not _worker_pids(work), timeout=30, what="worker stopped")
+    eventually(lambda: not env.list("retrainjobs"), timeout=30, what="RetrainJob gone")
+    for pid in pids:
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
+    assert not env.versions(model)
+
+
+@pytest.mark.parametrize("backend", ["local", "kfp"])
+def test_operator_killed_right_after_submit_runs_once(
+    env: Env, operator: OperatorProcess, fake_kfp: FakeKfp, backend: str
+) -> None:
+    model = unique(f"crash-{backend}")
+    kfp_before = len(fake_kfp.runs)
+    # a test-only switch makes the operator exit right after submitting, before the run id
+    # reaches status: the worst moment for a restart
+    operator.start_again(MLOPS_TEST_EXIT_AFTER_SUBMIT="1")
+    try:
+        env.apply(rtj("crash", model, backend=backend))
+        operator.process.wait(60)
+        assert operator.process.returncode == 17
+        assert not (env.get("retrainjobs", "crash").get("status") or {}).get("run")
+    finally:
+        operator.start_again()
+    st = env.finished("crash")["status"]
+    assert env.cond("crash", "Succeeded")["status"] == "True"
+    assert len(env.versions(model)) == 1
+    assert st["result"]["version"] == env.versions(model)[0].version
+    if backend == "kfp":
+        assert len(fake_kfp.runs) == kfp_before + 1
+    else:
+        assert st["run"]["id"].startswith("local-")
+        assert (st["run"].get("attempt") or 0) == 0  # adopted, not restarted
+
+
+def _set_now(now_file: Path, t: dt.datetime) -> None:
+    tmp = now_file.with_suffix(".tmp")
+    tmp.write_text(t.isoformat())
+    tmp.replace(now_file)
+
+
+def _jobs_of(env: Env, md: str) -> list[dict[str, Any]]:
+    return [
+        j
+        for j in env.list("retrainjobs")
+        if (j["metadata"].get("labels") or {}).get("mlops.dev/model-deployment") == md
+    ]
+
+
+def test_schedule_trigger_creates_one_job_no_overlap_and_prunes(
+    env: Env, now_file: Path, fake_kfp: FakeKfp
+) -> None:
+    model = unique("sched")
+    register_iris(env.mlflow_uri, model, alias="champion", **{"metric.accuracy": "0.99"})
+    t0 = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    _set_now(now_file, t0)
+    fake_kfp.hold = True  # runs stay RUNNING until released
+    try:
+        env.apply(
+            make_model_deployment(
+                "sched",
+                model={"name": model, "alias": "champion"},
+                retraining={
+                    "schedule": "0 3 * * *",
+                    "historyLimit": 1,
+                    "template": rtj("x", model, backend="kfp")["spec"],
+                },
+            )
+        )
+        time.sleep(8)  # a few resyncs at t0: nothing is due
+        assert _jobs_of(env, "sched") == []
+        first_due = (t0 + dt.timedelta(days=1)).replace(hour=3, minute=0, second=0)
+        _set_now(now_file, first_due + dt.timedelta(minutes=1))
+        jobs = eventually(lambda: _jobs_of(env, "sched"), timeout=30, what="one RetrainJob")
+        time.sleep(8)
+        jobs = _jobs_of(env, "sched")
+        assert len(jobs) == 1
+        j = jobs[0]
+        assert j["metadata"]["labels"]["mlops.dev/trigger"] == "schedule"
+        assert j["metadata"]["ownerReferences"][0]["kind"] == "ModelDeployment"
+        # the next firing comes while the first still runs: skipped, no overlap
+        _set_now(now_file, first_due + dt.timedelta(days=1, minutes=1))
+        time.sleep(8)
+        assert len(_jobs_of(env, "sched")) == 1
+        md = env.get("modeldeployments", "sched")
+        assert "still running" in md["status"]["retraining"]["message"]
+    finally:
+        fake_kfp.release()
+    env.finished(j["metadata"]["name"])
+    # a third firing creates a second job; with historyLimit 1 the first is pruned
+    _set_now(now_file, first_due + dt.timedelta(days=2, minutes=1))
+    eventually(
+        lambda: [
+            x for x in _jobs_of(env, "sched") if x["metadata"]["name"] != j["metadata"]["name"]
+        ],
+        timeout=30,
+        what="second RetrainJob",
+    )
+    second = next(
+        x for x in _jobs_of(env, "sched") if x["metadata"]["name"] != j["metadata"]["name"]
+    )
+    env.finished(second["metadata"]["name"])
+    eventually(
+        lambda: (
+            [x["metadata"]["name"] for x in _jobs_of(env, "sched")] == [second["metadata"]["name"]]
+        ),
+        timeout=30,
+        what="history pruned to 1",
+    )
+    now_file.unlink()

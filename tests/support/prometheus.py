@@ -1,0 +1,98 @@
+"""A real Prometheus (Debian package) on 127.0.0.1 that scrapes targets the tests name.
+
+Targets go into a file_sd file, re-read every second, so a test can point Prometheus at a
+runtime process it started on a free port.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import time
+import urllib.parse
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+from tests.support.mlflow_server import free_port
+
+
+@dataclass
+class PrometheusServer:
+    url: str
+    root: Path
+    process: subprocess.Popen[bytes]
+
+    def set_targets(self, targets: list[str], labels: dict[str, str] | None = None) -> None:
+        tmp = self.root / "targets.json.tmp"
+        tmp.write_text(json.dumps([{"targets": targets, "labels": labels or {}}]))
+        tmp.replace(self.root / "targets.json")
+
+    def query(self, expr: str) -> list[dict[str, object]]:
+        q = urllib.parse.urlencode({"query": expr})
+        with urllib.request.urlopen(f"{self.url}/api/v1/query?{q}", timeout=5) as r:
+            return list(json.load(r)["data"]["result"])
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+
+
+def start_prometheus(root: Path) -> PrometheusServer:
+    binary = shutil.which("prometheus") or "/usr/bin/prometheus"
+    if not Path(binary).exists():
+        raise RuntimeError("prometheus is not installed: run `make setup` (hack/setup.sh debian)")
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "targets.json").write_text("[]")
+    (root / "prometheus.yml").write_text(
+        json.dumps(
+            {
+                # one-second scrapes: tests should not wait for the usual 15-60 s
+                "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
+                "scrape_configs": [
+                    {
+                        "job_name": "runtime",
+                        "file_sd_configs": [
+                            {"files": [str(root / "targets.json")], "refresh_interval": "1s"}
+                        ],
+                    }
+                ],
+            }
+        )
+    )
+    port = free_port()
+    log = open(root / "prometheus.log", "ab")  # noqa: SIM115 - lives as long as the server
+    p = subprocess.Popen(
+        [
+            binary,
+            f"--config.file={root / 'prometheus.yml'}",
+            f"--storage.tsdb.path={root / 'data'}",
+            f"--web.listen-address=127.0.0.1:{port}",
+            "--storage.tsdb.retention.time=1h",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    server = PrometheusServer(f"http://127.0.0.1:{port}", root, p)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if p.poll() is not None:
+            raise RuntimeError((root / "prometheus.log").read_text()[-2000:])
+        try:
+            with urllib.request.urlopen(f"{server.url}/-/ready", timeout=2) as r:
+                if r.status == 200:
+                    return server
+        except OSError:
+            pass
+        time.sleep(0.25)
+    server.stop()
+    raise RuntimeError("prometheus did not become ready")
