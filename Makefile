@@ -65,7 +65,7 @@ crds: setup-python ## regenerate crds/ from the typed models in api/
 	@$(PY) -m mlops_operator.api.crdgen crds
 
 pipelines: setup-python ## compile pipelines/*/pipeline.py into pipeline.yaml
-	@$(PY) -m mlops_operator.pipelines_compile
+	@$(PY) -m mlops_operator.pipelines.compile
 
 bench: bench-runtime bench-reconcile ## all benchmarks
 
