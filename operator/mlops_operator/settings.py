@@ -85,6 +85,30 @@ class Settings:
     log_level: str = _var(
         "MLOPS_LOG_LEVEL", "INFO", "Python log level of the operator: DEBUG, INFO, WARNING, ERROR."
     )
+    leader_election: bool = _var(
+        "MLOPS_LEADER_ELECTION",
+        "false",
+        "Elect a leader on a coordination.k8s.io/v1 Lease so that of several replicas only one "
+        "reconciles and a standby takes over when it dies (`true`/`false`; the chart turns it on).",
+    )
+    leader_election_namespace: str = _var(
+        "MLOPS_LEADER_ELECTION_NAMESPACE",
+        "",
+        "Namespace of the leader-election Lease; empty = the pod's own namespace in a cluster, "
+        "`default` outside one.",
+    )
+    leader_election_name: str = _var(
+        "MLOPS_LEADER_ELECTION_NAME",
+        "mlops-operator",
+        "Name of the leader-election Lease; replicas that share it elect one leader.",
+    )
+    leader_election_lease_seconds: float = _var(
+        "MLOPS_LEADER_ELECTION_LEASE_SECONDS",
+        "15",
+        "How long a leader's Lease is valid without renewal: a standby takes over that long "
+        "after the leader dies. The leader renews every 2/15 of it and gives up (exits) when "
+        "it could not renew for 2/3 of it, as client-go does with 15 s / 10 s / 2 s.",
+    )
 
     @property
     def pod_mlflow_uri(self) -> str:
@@ -144,9 +168,33 @@ def _parse(attr: str, name: str, raw: str) -> object:
     if attr == "namespaces":
         items = tuple(s.strip() for s in raw.split(",") if s.strip())
         for ns in items:
-            if not _is_dns_label(ns):
-                raise bad(f"{ns!r} is not a namespace name")
+            # kopf takes globs too (e.g. team-*), then it watches namespaces to find them
+            if not _is_dns_label(ns.replace("*", "x")):
+                raise bad(f"{ns!r} is not a namespace name or glob")
         return items
+    if attr == "leader_election":
+        if raw.lower() in ("true", "1", "yes", "on"):
+            return True
+        if raw.lower() in ("false", "0", "no", "off", ""):
+            return False
+        raise bad("expected true or false")
+    if attr == "leader_election_namespace":
+        if raw and not _is_dns_label(raw):
+            raise bad("not a namespace name")
+        return raw
+    if attr == "leader_election_name":
+        if not _is_dns_subdomain(raw):
+            raise bad("expected a Lease name (lower-case DNS subdomain)")
+        return raw
+    if attr == "leader_election_lease_seconds":
+        try:
+            v = float(raw)
+        except ValueError:
+            raise bad("expected a number of seconds") from None
+        # below ~3 s one slow API call loses the lease; above 5 min a dead leader blocks long
+        if not 3 <= v <= 300:
+            raise bad("expected between 3 and 300 seconds")
+        return v
     if attr == "log_level":
         if raw.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
             raise bad("expected DEBUG, INFO, WARNING or ERROR")
@@ -160,6 +208,14 @@ def _is_dns_label(s: str) -> bool:
     import re
 
     return bool(re.fullmatch(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?", s))
+
+
+def _is_dns_subdomain(s: str) -> bool:
+    import re
+
+    return len(s) <= 253 and bool(
+        re.fullmatch(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*", s)
+    )
 
 
 def documented_variables() -> dict[str, tuple[str, str]]:

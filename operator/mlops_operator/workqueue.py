@@ -15,14 +15,32 @@ import contextlib
 import datetime as dt
 import logging
 import random
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 log = logging.getLogger(__name__)
 
 Key = tuple[str, str]  # (namespace, name)
 ReconcileFn = Callable[[dict[str, Any], dt.datetime], Awaitable[float | None]]
+
+
+class QueueObserver(Protocol):
+    """Instrumentation (metrics.py): sees what the queue sees, must not raise or block."""
+
+    def updated(self, queue: str, body: dict[str, Any]) -> None: ...
+    def reconciled(self, queue: str, seconds: float, outcome: str) -> None: ...
+    def forgotten(self, queue: str, namespace: str, name: str) -> None: ...
+
+
+_default_observer: QueueObserver | None = None
+
+
+def set_default_observer(observer: QueueObserver | None) -> None:
+    """The observer of queues created from now on (main.py installs the metrics)."""
+    global _default_observer
+    _default_observer = observer
 
 
 @dataclass
@@ -41,6 +59,7 @@ class WorkQueue:
         resync_seconds: float,
         max_backoff: float = 300.0,
         clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
+        observer: QueueObserver | None = None,
     ) -> None:
         self.name = name
         self._reconcile = reconcile
@@ -48,6 +67,7 @@ class WorkQueue:
         self._max_backoff = max_backoff
         self._clock = clock
         self._slots: dict[Key, _Slot] = {}
+        self._observer = observer if observer is not None else _default_observer
 
     def __len__(self) -> int:
         return len(self._slots)
@@ -65,6 +85,8 @@ class WorkQueue:
         else:
             slot.body = body
         slot.wake.set()
+        if self._observer:
+            self._observe(self._observer.updated, self.name, body)
 
     def poke(self, namespace: str, name: str) -> None:
         """Something the object depends on changed (a child, a related object)."""
@@ -76,6 +98,8 @@ class WorkQueue:
         slot = self._slots.pop((namespace, name), None)
         if slot and slot.task:
             slot.task.cancel()
+        if self._observer:
+            self._observe(self._observer.forgotten, self.name, namespace, name)
 
     def body(self, namespace: str, name: str) -> dict[str, Any] | None:
         slot = self._slots.get((namespace, name))
@@ -90,13 +114,22 @@ class WorkQueue:
                 await t
         self._slots.clear()
 
+    @staticmethod
+    def _observe(fn: Callable[..., None], *args: Any) -> None:
+        try:
+            fn(*args)
+        except Exception:  # instrumentation never breaks reconciliation
+            log.exception("work queue observer failed")
+
     async def _run(self, key: Key, slot: _Slot) -> None:
         while True:
             slot.wake.clear()
             delay: float | None
+            started = time.perf_counter()
             try:
                 delay = await self._reconcile(slot.body, self._clock())
                 slot.failures = 0 if delay is None else slot.failures + 1
+                outcome = "success" if delay is None else "requeue"
             except asyncio.CancelledError:
                 raise
             except Exception:  # the operator never dies on one object
@@ -105,6 +138,10 @@ class WorkQueue:
                     "%s %s/%s: reconcile failed (attempt %d)", self.name, *key, slot.failures
                 )
                 delay = 1.0
+                outcome = "error"
+            if self._observer:
+                elapsed = time.perf_counter() - started
+                self._observe(self._observer.reconciled, self.name, elapsed, outcome)
             if delay is not None:
                 # exponential backoff with jitter, from the hint up to max_backoff
                 delay = min(self._max_backoff, delay * 2 ** min(slot.failures - 1, 10))
