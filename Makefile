@@ -61,8 +61,9 @@ cluster-down: setup-python ## stop it (state is kept; cluster-reset forgets it)
 cluster-reset: setup-python
 	@$(PY) hack/localcluster.py reset
 
-crds: setup-python ## regenerate crds/ from the typed models in api/
+crds: setup-python ## regenerate crds/ (and the chart's copy) from the typed models in api/
 	@$(PY) -m mlops_operator.api.crdgen crds
+	@cp crds/*.yaml charts/mlops-operator/crds/
 
 pipelines: setup-python ## compile pipelines/*/pipeline.py into pipeline.yaml
 	@$(PY) -m mlops_operator.pipelines.compile

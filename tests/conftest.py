@@ -13,6 +13,11 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from tests.support.cluster import ensure_cluster  # noqa: E402
+
+# Test namespaces carry a prefix unique to this pytest session, and the session's operator
+# watches only those: two sessions on one cluster (a developer's and a helper's, or a
+# benchmark beside the tests) never reconcile each other's objects.
+NS_PREFIX = f"t{uuid.uuid4().hex[:4]}-"
 from tests.support.mlflow_server import MlflowServer, start_mlflow  # noqa: E402
 
 
@@ -53,7 +58,7 @@ def namespace(kube) -> Iterator[str]:  # type: ignore[no-untyped-def]
     from kubernetes import client
 
     core = client.CoreV1Api(kube)
-    name = f"t-{uuid.uuid4().hex[:8]}"
+    name = f"{NS_PREFIX}{uuid.uuid4().hex[:8]}"
     core.create_namespace(
         client.V1Namespace(
             metadata=client.V1ObjectMeta(name=name, labels={"mlops.dev/test": "true"})
@@ -114,8 +119,14 @@ def operator(
     from tests.support.operator_process import start_operator
 
     root = tmp_path_factory.mktemp("operator")
-    env = {"MLOPS_KFP_HOST": fake_kfp.url, "MLOPS_PROMETHEUS_URL": prometheus.url,  # type: ignore[attr-defined]
-           "MLOPS_TEST_NOW_FILE": str(now_file), "MLOPS_WORK_DIR": str(root / "work")}
+    env = {
+        "MLOPS_KFP_HOST": fake_kfp.url,
+        "MLOPS_PROMETHEUS_URL": prometheus.url,  # type: ignore[attr-defined]
+        "MLOPS_TEST_NOW_FILE": str(now_file),
+        "MLOPS_WORK_DIR": str(root / "work"),
+        # only the tests' namespaces (see `namespace`), not what a benchmark runs beside
+        "MLOPS_NAMESPACES": f"{NS_PREFIX}*",
+    }
     op = start_operator(kubeconfig[0], mlflow_uri, root / "operator.log", **env)
     yield op
     op.stop()

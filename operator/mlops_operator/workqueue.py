@@ -23,7 +23,19 @@ from typing import Any, Protocol
 log = logging.getLogger(__name__)
 
 Key = tuple[str, str]  # (namespace, name)
-ReconcileFn = Callable[[dict[str, Any], dt.datetime], Awaitable[float | None]]
+
+
+@dataclass(frozen=True)
+class Requeue:
+    """Reconcile again after `after` seconds. With backoff (an outage, a failing call) the
+    delay doubles on each repeat up to max_backoff; without (polling a run that is still
+    going) it stays as asked."""
+
+    after: float
+    backoff: bool = False
+
+
+ReconcileFn = Callable[[dict[str, Any], dt.datetime], Awaitable[Requeue | None]]
 
 
 class QueueObserver(Protocol):
@@ -121,15 +133,25 @@ class WorkQueue:
         except Exception:  # instrumentation never breaks reconciliation
             log.exception("work queue observer failed")
 
+    def _backoff(self, first: float, failures: int) -> float:
+        # exponential, with jitter so that objects failing together do not retry together
+        delay = min(self._max_backoff, first * 2 ** min(failures - 1, 10))
+        return float(delay * random.uniform(0.9, 1.1))
+
     async def _run(self, key: Key, slot: _Slot) -> None:
         while True:
             slot.wake.clear()
-            delay: float | None
+            delay: float
             started = time.perf_counter()
             try:
-                delay = await self._reconcile(slot.body, self._clock())
-                slot.failures = 0 if delay is None else slot.failures + 1
-                outcome = "success" if delay is None else "requeue"
+                result = await self._reconcile(slot.body, self._clock())
+                if result is None:
+                    slot.failures, delay, outcome = 0, self._resync, "success"
+                elif result.backoff:
+                    slot.failures += 1
+                    delay, outcome = self._backoff(result.after, slot.failures), "requeue"
+                else:
+                    slot.failures, delay, outcome = 0, result.after, "requeue"
             except asyncio.CancelledError:
                 raise
             except Exception:  # the operator never dies on one object
@@ -137,16 +159,9 @@ class WorkQueue:
                 log.exception(
                     "%s %s/%s: reconcile failed (attempt %d)", self.name, *key, slot.failures
                 )
-                delay = 1.0
-                outcome = "error"
+                delay, outcome = self._backoff(1.0, slot.failures), "error"
             if self._observer:
                 elapsed = time.perf_counter() - started
                 self._observe(self._observer.reconciled, self.name, elapsed, outcome)
-            if delay is not None:
-                # exponential backoff with jitter, from the hint up to max_backoff
-                delay = min(self._max_backoff, delay * 2 ** min(slot.failures - 1, 10))
-                delay *= random.uniform(0.9, 1.1)
-            else:
-                delay = self._resync
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(slot.wake.wait(), timeout=delay)

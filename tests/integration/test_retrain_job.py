@@ -204,7 +204,7 @@ def test_kfp_backend_against_the_fake_api(env: Env, fake_kfp: FakeKfp) -> None:
 
 def _worker_pids(work_dir: Path) -> list[int]:
     pids = []
-    for pid_file in work_dir.glob("*/*/pid"):
+    for pid_file in work_dir.glob("*/pid"):
         pid = int(pid_file.read_text())
         try:
             if str(pid_file.parent).encode() in Path(f"/proc/{pid}/cmdline").read_bytes():

@@ -19,6 +19,7 @@ import asyncio
 import datetime as dt
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -35,6 +36,18 @@ from aiohttp import web
 from tests.support.mlflow_server import free_port
 
 API = "/apis/v2beta1"
+# filter.proto's Predicate.Operation numbers (kfp.client.client._FILTER_OPERATIONS)
+OPERATIONS = {
+    0: "UNKNOWN",
+    1: "EQUALS",
+    2: "NOT_EQUALS",
+    3: "GREATER_THAN",
+    5: "GREATER_THAN_EQUALS",
+    6: "LESS_THAN",
+    7: "LESS_THAN_EQUALS",
+    8: "IN",
+    9: "IS_SUBSTRING",
+}
 
 
 class _Resp:
@@ -91,10 +104,19 @@ class FakeKfp:
         raw = request.query.get("filter")
         if not raw:
             return None
-        flt = parse(json.loads(raw), "V2beta1Filter")
-        for p in flt.predicates or []:
-            assert p.key == "display_name" and p.operation == "EQUALS", p
-            return str(p.string_value)
+        # The server reads the filter as protobuf JSON, which takes camelCase or snake_case
+        # names and enums by name or number; kfp.Client itself sends stringValue and 1.
+        doc = json.loads(raw)
+        for p in doc.get("predicates", []):
+            for k in list(p):
+                snake = re.sub(r"([A-Z])", lambda m: "_" + m.group(1).lower(), k)
+                p[snake] = p.pop(k)
+            if isinstance(p.get("operation"), int):
+                p["operation"] = OPERATIONS[p["operation"]]
+        flt = parse(doc, "V2beta1Filter")
+        for pred in flt.predicates or []:
+            assert pred.key == "display_name" and pred.operation == "EQUALS", pred
+            return str(pred.string_value)
         return None
 
     async def healthz(self, request: web.Request) -> web.Response:
@@ -220,7 +242,16 @@ class FakeKfp:
         @web.middleware
         async def record(request: web.Request, handler: Any) -> web.StreamResponse:
             self.requests.append((request.method, request.path))
-            return await handler(request)  # type: ignore[no-any-return]
+            try:
+                return await handler(request)  # type: ignore[no-any-return]
+            except Exception as e:  # a request the real API would refuse, or a fake's bug
+                import traceback
+
+                entry = f"{request.method} {request.path_qs}\n{traceback.format_exc()}\n"
+                log = self.root / "fake-kfp.log"
+                old = log.read_text() if log.exists() else ""
+                log.write_text(old + entry)
+                return web.json_response({"code": 3, "message": f"fake KFP: {e!r}"}, status=400)
 
         app = web.Application(middlewares=[record])
         app.router.add_get(f"{API}/healthz", self.healthz)

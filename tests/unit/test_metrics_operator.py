@@ -11,7 +11,7 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 
 from mlops_operator.metrics import OperatorMetrics, serve
-from mlops_operator.workqueue import WorkQueue
+from mlops_operator.workqueue import Requeue, WorkQueue
 from tests.support.operator_metrics import free_port
 
 KIND = "ModelDeployment"
@@ -98,9 +98,9 @@ def test_ready_gauge_follows_objects_and_forgets_deleted_ones() -> None:
 
 def test_the_work_queue_reports_each_reconcile() -> None:
     m = fresh()
-    results: list[Any] = [None, 0.001, RuntimeError("boom")]
+    results: list[Any] = [None, Requeue(0.001), RuntimeError("boom")]
 
-    async def reconcile(_: dict[str, Any], __: dt.datetime) -> float | None:
+    async def reconcile(_: dict[str, Any], __: dt.datetime) -> Requeue | None:
         r = results.pop(0) if results else None
         if isinstance(r, Exception):
             raise r
@@ -139,7 +139,7 @@ def test_a_broken_observer_does_not_break_the_queue() -> None:
 
     calls: list[str] = []
 
-    async def reconcile(b: dict[str, Any], _: dt.datetime) -> float | None:
+    async def reconcile(b: dict[str, Any], _: dt.datetime) -> Requeue | None:
         calls.append(b["metadata"]["name"])
         return None
 

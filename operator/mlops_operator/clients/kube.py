@@ -15,6 +15,8 @@ from urllib.parse import urlencode
 
 import aiohttp
 
+from mlops_operator import metrics
+
 FIELD_MANAGER = "mlops-operator"
 
 # (apiVersion, kind) -> plural, for the kinds the operator touches
@@ -149,17 +151,26 @@ class HttpKube:
         http = await self._http()
         data = json.dumps(body) if body is not None else None
         headers = {"Content-Type": content_type} if data is not None else {}
-        async with http.request(method, url, data=data, headers=headers) as r:
-            text = await r.text()
-            if r.status == 404 and ok_missing:
-                return None
-            if r.status >= 400:
-                try:
-                    st = json.loads(text)
-                    raise ApiError(r.status, st.get("reason", ""), st.get("message", text))
-                except ValueError:
-                    raise ApiError(r.status, r.reason or "", text) from None
-            return json.loads(text) if text else {}
+        try:
+            async with http.request(method, url, data=data, headers=headers) as r:
+                text = await r.text()
+                status, reason = r.status, r.reason
+        except TimeoutError:
+            metrics.observe_api_error(method, path, "timeout")
+            raise
+        except aiohttp.ClientError:
+            metrics.observe_api_error(method, path, "connection")
+            raise
+        if status == 404 and ok_missing:
+            return None
+        if status >= 400:
+            metrics.observe_api_error(method, path, status)
+            try:
+                st = json.loads(text)
+            except ValueError:
+                raise ApiError(status, reason or "", text) from None
+            raise ApiError(status, st.get("reason", ""), st.get("message", text))
+        return json.loads(text) if text else {}
 
     async def apply(
         self, obj: dict[str, Any], manager: str = FIELD_MANAGER, subresource: str | None = None

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, cast
 
@@ -12,7 +14,7 @@ import kopf
 
 from mlops_operator.builders.model_deployment import BuildContext
 from mlops_operator.clients.kfp_backend import KfpBackend
-from mlops_operator.clients.kube import HttpKube, load_credentials
+from mlops_operator.clients.kube import ApiError, HttpKube, load_credentials
 from mlops_operator.clients.pipelines import LocalBackend, PipelineBackend
 from mlops_operator.clients.prometheus import HttpPrometheus
 from mlops_operator.clients.registry import MlflowRegistry
@@ -20,7 +22,7 @@ from mlops_operator.reconcilers import model_deployment as mdr
 from mlops_operator.reconcilers import retrain_job as rjr
 from mlops_operator.reconcilers.triggers import TriggerDeps
 from mlops_operator.settings import Settings
-from mlops_operator.workqueue import WorkQueue
+from mlops_operator.workqueue import Requeue, WorkQueue
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +32,22 @@ FAKE_NOW_FILE = "MLOPS_TEST_NOW_FILE"
 
 def post_event(body: dict[str, Any], type_: str, reason: str, message: str) -> None:
     kopf.event(cast(kopf.Body, body), type=type_, reason=reason, message=message[:1000])
+
+
+def requeue(outcome: mdr.Outcome) -> Requeue | None:
+    if outcome.retry_after is None:
+        return None
+    return Requeue(outcome.retry_after, backoff=outcome.backoff)
+
+
+@contextlib.contextmanager
+def gone_quietly() -> Iterator[None]:
+    """The object was deleted while we worked on it (404): nothing left to do or report."""
+    try:
+        yield
+    except ApiError as e:
+        if e.status != 404:
+            raise
 
 
 def clock() -> dt.datetime:
@@ -71,8 +89,10 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
         triggers=TriggerDeps(kube=memo.kube, prometheus=prometheus),
     )
 
-    async def reconcile_md(body: dict[str, Any], now: dt.datetime) -> float | None:
-        return (await mdr.reconcile(body, deps, now)).retry_after
+    async def reconcile_md(body: dict[str, Any], now: dt.datetime) -> Requeue | None:
+        with gone_quietly():
+            return requeue(await mdr.reconcile(body, deps, now))
+        return None
 
     memo.md_queue = WorkQueue("ModelDeployment", reconcile_md, cfg.resync_seconds, clock=clock)
 
@@ -98,8 +118,10 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
         promoted=promoted,
     )
 
-    async def reconcile_rtj(body: dict[str, Any], now: dt.datetime) -> float | None:
-        return (await rjr.reconcile(body, rdeps, now)).retry_after
+    async def reconcile_rtj(body: dict[str, Any], now: dt.datetime) -> Requeue | None:
+        with gone_quietly():
+            return requeue(await rjr.reconcile(body, rdeps, now))
+        return None
 
     memo.rtj_queue = WorkQueue("RetrainJob", reconcile_rtj, cfg.resync_seconds)
     log.info(

@@ -53,6 +53,7 @@ class Outcome:
 
     retry_after: float | None = None
     reason: str = ""
+    backoff: bool = False  # an outage: wait longer each time it repeats
 
 
 def owner_of(body: dict[str, Any]) -> b.Owner:
@@ -277,5 +278,5 @@ async def reconcile(body: dict[str, Any], deps: Deps, now: dt.datetime) -> Outco
         st = await triggers.reconcile_triggers(body, owner, spec.retraining, deps.triggers, now)
         await triggers.write_status(deps.kube, body, st)
     if resolution.reason == "RegistryUnavailable":
-        return Outcome(retry_after=5.0, reason="registry unavailable")
+        return Outcome(retry_after=5.0, reason="registry unavailable", backoff=True)
     return Outcome()

@@ -21,7 +21,7 @@ from pydantic import ValidationError
 
 from mlops_operator.api.common import API_VERSION
 from mlops_operator.api.retrain_job import KIND, RetrainJobSpec
-from mlops_operator.clients.kube import Kube
+from mlops_operator.clients.kube import ApiError, Kube
 from mlops_operator.clients.pipelines import (
     BackendUnavailable,
     Busy,
@@ -84,7 +84,9 @@ async def _patch_status(
     out = await deps.kube.patch_merge(
         API_VERSION, KIND, m["namespace"], m["name"], {"status": patch}, subresource="status"
     )
-    body["status"] = out.get("status", {})  # later steps of this pass see what was written
+    # later steps of this pass see what was written (and its resourceVersion)
+    body["status"] = out.get("status", {})
+    body["metadata"]["resourceVersion"] = out["metadata"]["resourceVersion"]
 
 
 def _emit(
@@ -102,20 +104,30 @@ def _emit(
 
 async def _set_finalizer(deps: Deps, body: dict[str, Any], present: bool) -> None:
     m = body["metadata"]
-    fins = list(m.get("finalizers") or [])
-    if (FINALIZER in fins) == present:
+    for _ in range(5):
+        fins = list(m.get("finalizers") or [])
+        if (FINALIZER in fins) == present:
+            return
+        fins = [*fins, FINALIZER] if present else [f for f in fins if f != FINALIZER]
+        try:
+            # resourceVersion makes this a compare-and-swap: other finalizers survive
+            out = await deps.kube.patch_merge(
+                API_VERSION,
+                KIND,
+                m["namespace"],
+                m["name"],
+                {"metadata": {"finalizers": fins, "resourceVersion": m["resourceVersion"]}},
+            )
+        except ApiError as e:
+            if e.status != 409:
+                raise
+            fresh = await deps.kube.get(API_VERSION, KIND, m["namespace"], m["name"])
+            if fresh is None:
+                return
+            m.update(fresh["metadata"])
+            continue
+        m.update(out["metadata"])
         return
-    fins = [*fins, FINALIZER] if present else [f for f in fins if f != FINALIZER]
-    # resourceVersion makes this a compare-and-swap: other controllers' finalizers survive
-    out = await deps.kube.patch_merge(
-        API_VERSION,
-        KIND,
-        m["namespace"],
-        m["name"],
-        {"metadata": {"finalizers": fins, "resourceVersion": m["resourceVersion"]}},
-    )
-    m["finalizers"] = fins
-    m["resourceVersion"] = out["metadata"]["resourceVersion"]
 
 
 def _run_ref(status: dict[str, Any]) -> RunRef | None:
@@ -166,7 +178,7 @@ async def reconcile(body: dict[str, Any], deps: Deps, now: dt.datetime) -> Outco
         state = await backend.poll(ref)
     except BackendUnavailable as e:
         await _patch_status(deps, body, {}, rs.pending(gen, "BackendUnavailable", str(e)), now)
-        return Outcome(retry_after=5.0, reason="backend unavailable")
+        return Outcome(retry_after=5.0, reason="backend unavailable", backoff=True)
     except FileNotFoundError as e:
         await _patch_status(deps, body, {}, rs.failed(gen, "PipelineNotFound", str(e)), now)
         return Outcome()
@@ -182,7 +194,10 @@ async def reconcile(body: dict[str, Any], deps: Deps, now: dt.datetime) -> Outco
                 rs.running(gen, f"run {ref.name} is {run['state'].lower()}"),
                 now,
             )
-        return Outcome(retry_after=2.0 if backend.name == "local" else 5.0, reason="running")
+        if backend.name == "local":  # a file check: cheap, so poll steadily
+            return Outcome(retry_after=2.0, reason="running")
+        # a remote API: poll less often the longer the run takes (5 s, 10 s, ... 5 min)
+        return Outcome(retry_after=5.0, reason="running", backoff=True)
     if state.phase == "Lost":
         attempt = int(run.get("attempt") or 0)
         restart = getattr(backend, "restart", None)
@@ -218,7 +233,7 @@ async def reconcile(body: dict[str, Any], deps: Deps, now: dt.datetime) -> Outco
         await _patch_status(
             deps, body, {"run": run}, rs.pending(gen, "RegistryUnavailable", e.message), now
         )
-        return Outcome(retry_after=5.0, reason="registry unavailable")
+        return Outcome(retry_after=5.0, reason="registry unavailable", backoff=True)
 
 
 async def _submit(
@@ -355,6 +370,6 @@ async def _on_delete(body: dict[str, Any], deps: Deps, status: dict[str, Any]) -
                     ref.id,
                 )
             except BackendUnavailable:
-                return Outcome(retry_after=5.0, reason="cannot stop the run yet")
+                return Outcome(retry_after=5.0, reason="cannot stop the run yet", backoff=True)
     await _set_finalizer(deps, body, present=False)
     return Outcome()

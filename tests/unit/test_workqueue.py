@@ -1,0 +1,53 @@
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from typing import Any
+
+from mlops_operator.workqueue import Requeue, WorkQueue
+
+
+def body(name: str = "a") -> dict[str, Any]:
+    return {"metadata": {"namespace": "ns", "name": name, "uid": "u1"}}
+
+
+def test_backoff_grows_only_for_outages_and_events_coalesce() -> None:
+    calls: list[float] = []
+    plan: list[Requeue | None] = [Requeue(0.01, backoff=True)] * 4 + [Requeue(0.01)] * 3
+
+    async def reconcile(_: dict[str, Any], __: dt.datetime) -> Requeue | None:
+        calls.append(asyncio.get_running_loop().time())
+        return plan.pop(0) if plan else None
+
+    async def scenario() -> WorkQueue:
+        q = WorkQueue("T", reconcile, resync_seconds=3600, max_backoff=1.0)
+        q.update(body())
+        await asyncio.sleep(0.8)
+        await q.stop()
+        return q
+
+    asyncio.run(scenario())
+    gaps = [b - a for a, b in zip(calls, calls[1:], strict=False)]
+    # outage: 0.01, 0.02, 0.04, 0.08 (x jitter); then steady 0.01 polls; then resync (idle)
+    assert len(calls) == 8
+    assert gaps[3] > 3 * gaps[0]
+    assert max(gaps[4:7]) < gaps[3]
+
+
+def test_a_crashing_reconcile_is_retried_and_the_queue_survives() -> None:
+    seen: list[str] = []
+
+    async def reconcile(b: dict[str, Any], _: dt.datetime) -> Requeue | None:
+        seen.append(b["metadata"]["name"])
+        if len(seen) == 1:
+            raise RuntimeError("boom")
+        return None
+
+    async def scenario() -> None:
+        q = WorkQueue("T", reconcile, resync_seconds=3600)
+        q.update(body("x"))
+        await asyncio.sleep(1.5)
+        await q.stop()
+
+    asyncio.run(scenario())
+    assert seen == ["x", "x"]
