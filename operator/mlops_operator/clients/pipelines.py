@@ -91,6 +91,16 @@ class LocalBackend:
         self.concurrency = concurrency
         self._children: list[subprocess.Popen[bytes]] = []
 
+    def _alive(self, d: Path) -> bool:
+        # A worker this process started is alive until it has exited (its cmdline may not
+        # show the run directory yet in the instant after fork); one adopted after a restart
+        # is recognised by its pid and its command line.
+        pid = _worker_pid(d)
+        for p in self._children:
+            if p.pid == pid:
+                return p.poll() is None
+        return _worker_alive(d)
+
     def _reap(self) -> None:
         # workers we started are our children: collect the ended ones (no zombies)
         self._children = [p for p in self._children if p.poll() is None]
@@ -115,7 +125,7 @@ class LocalBackend:
         return sum(
             1
             for pid_file in self.work_dir.glob("*/*/pid")
-            if _worker_alive(pid_file.parent) and not (pid_file.parent / "result.json").exists()
+            if self._alive(pid_file.parent) and not (pid_file.parent / "result.json").exists()
         )
 
     async def submit(self, job: JobId, package: Path, parameters: dict[str, Any]) -> RunRef:
@@ -183,7 +193,7 @@ class LocalBackend:
                 r.get("message") or "the pipeline run failed",
                 "Failed",
             )
-        if _worker_alive(d):
+        if self._alive(d):
             return RunState("Running", backend_state="Running")
         if not (d / "pid").exists():
             return RunState("Pending", backend_state="Pending")
@@ -197,15 +207,16 @@ class LocalBackend:
     async def stop(self, ref: RunRef) -> None:
         d = Path(ref.url.removeprefix("file://")) if ref.url else Path()
         pid = _worker_pid(d)
-        if pid is None:
-            return
+        if pid is None or not self._alive(d):
+            return  # never signal a pid that is no longer our worker
         try:
             os.killpg(pid, signal.SIGTERM)
         except ProcessLookupError:
             return
         for _ in range(50):
             await asyncio.sleep(0.1)
-            if not _worker_alive(d):
+            if not self._alive(d):
+                self._reap()
                 return
         with contextlib.suppress(ProcessLookupError):
             os.killpg(pid, signal.SIGKILL)
