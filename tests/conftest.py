@@ -126,6 +126,7 @@ def operator(
         "MLOPS_WORK_DIR": str(root / "work"),
         # only the tests' namespaces (see `namespace`), not what a benchmark runs beside
         "MLOPS_NAMESPACES": f"{NS_PREFIX}*",
+        "MLOPS_LOG_LEVEL": "DEBUG",
     }
     op = start_operator(kubeconfig[0], mlflow_uri, root / "operator.log", **env)
     yield op

@@ -47,8 +47,12 @@ def register_with_baseline(mlflow_uri: str, name: str) -> tuple[str, Any]:
     model = LogisticRegression(max_iter=300).fit(x, y)
     with mlflow.start_run():
         info = mlflow.sklearn.log_model(
-            model, name="model", signature=infer_signature(x, model.predict(x)),
-            registered_model_name=name, pip_requirements=["scikit-learn", "pandas"])
+            model,
+            name="model",
+            signature=infer_signature(x, model.predict(x)),
+            registered_model_name=name,
+            pip_requirements=["scikit-learn", "pandas"],
+        )
     log_baseline(compute_profile(x, predictions=model.predict(x)), info.model_id)
     return str(info.registered_model_version), x
 
@@ -66,11 +70,21 @@ def runtime(env: Env, tmp_path: Path) -> Iterator[dict[str, Any]]:
     log = open(tmp_path / "runtime.log", "ab")  # noqa: SIM115
     p = subprocess.Popen(
         [sys.executable, "-m", "mlops_operator.runtime.cli"],
-        env={**os.environ, "MODEL_URI": f"models:/{model}/{version}", "MODEL_NAME": "watched",
-             "MLOPS_MODEL_DEPLOYMENT": "watched", "POD_NAMESPACE": env.ns,
-             "MLFLOW_TRACKING_URI": env.mlflow_uri, "PORT": str(port),
-             "MLOPS_HOST": "127.0.0.1", "MLOPS_DRIFT_MIN_ROWS": "100"},
-        stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        env={
+            **os.environ,
+            "MODEL_URI": f"models:/{model}/{version}",
+            "MODEL_NAME": "watched",
+            "MLOPS_MODEL_DEPLOYMENT": "watched",
+            "POD_NAMESPACE": env.ns,
+            "MLFLOW_TRACKING_URI": env.mlflow_uri,
+            "PORT": str(port),
+            "MLOPS_HOST": "127.0.0.1",
+            "MLOPS_DRIFT_MIN_ROWS": "100",
+        },
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     url = f"http://127.0.0.1:{port}"
 
     def ready() -> bool:
@@ -87,32 +101,38 @@ def runtime(env: Env, tmp_path: Path) -> Iterator[dict[str, Any]]:
 
 
 def send(url: str, rows: Any) -> None:
-    body = json.dumps({"dataframe_split": {"columns": list(rows.columns),
-                                           "data": rows.values.tolist()}}).encode()
-    req = urllib.request.Request(f"{url}/invocations", body,
-                                 {"Content-Type": "application/json"})
+    body = json.dumps(
+        {"dataframe_split": {"columns": list(rows.columns), "data": rows.values.tolist()}}
+    ).encode()
+    req = urllib.request.Request(f"{url}/invocations", body, {"Content-Type": "application/json"})
     with urllib.request.urlopen(req, timeout=30) as r:
         assert r.status == 200
 
 
 def test_sustained_drift_creates_exactly_one_retrain_job(
-        env: Env, runtime: dict[str, Any], prometheus: PrometheusServer,
-        fake_kfp: FakeKfp) -> None:
+    env: Env, runtime: dict[str, Any], prometheus: PrometheusServer, fake_kfp: FakeKfp
+) -> None:
     prometheus.set_targets([f"127.0.0.1:{runtime['port']}"])
     model = runtime["model"]
     fake_kfp.hold = True  # the job it creates stays running: a second period must not fire
     try:
-        env.apply(make_model_deployment(
-            "watched", model={"name": model, "alias": None, "version": "1"},
-            retraining={"onDrift": {"threshold": 0.25, "for": "3s"}, "historyLimit": 2,
-                        "template": rtj("x", model, backend="kfp")["spec"]}))
+        env.apply(
+            make_model_deployment(
+                "watched",
+                model={"name": model, "alias": None, "version": "1"},
+                retraining={
+                    "onDrift": {"threshold": 0.25, "for": "3s"},
+                    "historyLimit": 2,
+                    "template": rtj("x", model, backend="kfp")["spec"],
+                },
+            )
+        )
         data = runtime["data"]
         rng = np.random.default_rng(0)
         # in-distribution traffic first: PSI stays low, nothing fires
         for _ in range(4):
             send(runtime["url"], data.sample(500, replace=True, random_state=rng))
-        expr = (f'max(mlops_drift_psi{{namespace="{env.ns}",'
-                f'model_deployment="watched"}})')
+        expr = f'max(mlops_drift_psi{{namespace="{env.ns}",model_deployment="watched"}})'
         low = eventually(lambda: prometheus.query(expr), timeout=30, what="PSI scraped")
         assert float(low[0]["value"][1]) < 0.1
         time.sleep(6)
@@ -120,10 +140,18 @@ def test_sustained_drift_creates_exactly_one_retrain_job(
         # then shifted traffic: every feature moves by two standard deviations
         shifted = data.sample(2000, replace=True, random_state=rng) + 2 * data.std()
         send(runtime["url"], shifted)
-        eventually(lambda: float((prometheus.query(expr) or [{"value": [0, "0"]}])[0][
-            "value"][1]) > 0.25, timeout=30, what="PSI above 0.25 in Prometheus")
-        jobs = eventually(lambda: _jobs_of(env, "watched"), timeout=60,
-                          what="RetrainJob created by drift")
+        eventually(
+            lambda: float((prometheus.query(expr) or [{"value": [0, "0"]}])[0]["value"][1]) > 0.25,
+            timeout=30,
+            what="PSI above 0.25 in Prometheus",
+        )
+        try:
+            jobs = eventually(
+                lambda: _jobs_of(env, "watched"), timeout=60, what="RetrainJob created by drift"
+            )
+        except AssertionError as e:
+            md = env.get("modeldeployments", "watched")
+            raise AssertionError(f"{e}; ModelDeployment status: {md.get('status')}") from None
         assert len(jobs) == 1
         assert jobs[0]["metadata"]["labels"]["mlops.dev/trigger"] == "drift"
         assert "PSI" in jobs[0]["metadata"]["annotations"]["mlops.dev/trigger-reason"]

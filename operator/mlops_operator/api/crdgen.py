@@ -66,6 +66,11 @@ def structural(schema: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any]:
             out["additionalProperties"] = structural(ap, defs)
         elif ap is False:
             del out["additionalProperties"]  # pruning already drops unknown fields
+        elif ap is True:
+            # "anything" is x-kubernetes-preserve-unknown-fields; `additionalProperties: true`
+            # would be read as an empty schema and prune every nested object to {}
+            del out["additionalProperties"]
+            out["x-kubernetes-preserve-unknown-fields"] = True
     if out.get("type") == "array" and "items" in out:
         out["items"] = structural(out["items"], defs)
     if "const" in out:

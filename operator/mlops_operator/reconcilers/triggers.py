@@ -166,6 +166,7 @@ async def _drift(
     except PrometheusError as e:
         st["drift"] = {**(st.get("drift") or {}), "message": str(e)[:500]}
         return
+    log.debug("%s/%s: %s = %s", owner.namespace, owner.name, expr, psi)
     drift = dict(st.get("drift") or {})
     drift["psi"] = None if psi is None else round(psi, 4)
     drift["message"] = ""
