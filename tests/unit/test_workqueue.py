@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import itertools
 from typing import Any
 
 from mlops_operator.workqueue import Requeue, WorkQueue
@@ -27,7 +28,7 @@ def test_backoff_grows_only_for_outages_and_events_coalesce() -> None:
         return q
 
     asyncio.run(scenario())
-    gaps = [b - a for a, b in zip(calls, calls[1:], strict=False)]
+    gaps = [b - a for a, b in itertools.pairwise(calls)]
     # outage: 0.01, 0.02, 0.04, 0.08 (x jitter); then steady 0.01 polls; then resync (idle)
     assert len(calls) == 8
     assert gaps[3] > 3 * gaps[0]
