@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -134,6 +135,9 @@ def operator_up() -> None:
             "MLOPS_RESYNC_SECONDS": "5",
             "MLOPS_METRICS_PORT": "0",
             "MLOPS_RUNTIME_IMAGE": "mlops-operator/runtime:dev",
+            "MLOPS_WORK_DIR": str(STATE / "runs"),
+            # the demo's own namespace only: tests or another operator may share the cluster
+            "MLOPS_NAMESPACES": NAMESPACE,
         },
     )
     wait_for(
@@ -149,8 +153,68 @@ def ready_version(name: str) -> str | None:
     return st.get("model", {}).get("version") if ok else None
 
 
+def run_retrain_job(name: str, **params: object) -> str:
+    """Apply a RetrainJob on iris, wait until it is decided, print the outcome; -> version."""
+    doc = {
+        "apiVersion": "mlops.dev/v1alpha1",
+        "kind": "RetrainJob",
+        "metadata": {"name": name, "namespace": NAMESPACE},
+        "spec": {
+            "model": {"name": "iris-classifier"},
+            "backend": "local",
+            "pipeline": {
+                "name": "tabular-train",
+                "parameters": {"data_uri": "sklearn:iris", **params},
+            },
+            "promotion": {"metric": "accuracy", "alias": "champion"},
+        },
+    }
+    subprocess.run(
+        [str(BIN / "kubectl"), f"--kubeconfig={KUBECONFIG}", "apply", "--server-side", "-f", "-"],
+        input=json.dumps(doc),
+        text=True,
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
+
+    def decided() -> dict[str, Any] | None:
+        o = json.loads(kubectl("-n", NAMESPACE, "get", "rtj", name, "-o", "json", capture=True))
+        conds = {c["type"]: c for c in (o.get("status") or {}).get("conditions", [])}
+        s = conds.get("Succeeded")
+        if s and s["status"] == "False":
+            raise SystemExit(f"RetrainJob {name} failed: {s['reason']}: {s['message']}")
+        return o if s and "Promoted" in conds else None
+
+    o = wait_for(decided, f"RetrainJob {name}", timeout=600)
+    result = o["status"]["result"]
+    promoted = next(c for c in o["status"]["conditions"] if c["type"] == "Promoted")
+    print(
+        f"    version {result['version']}: accuracy {result['metrics'].get('accuracy', 0):.3f}; "
+        f"promoted={result['promoted']} ({promoted['reason']}: {promoted['message']})"
+    )
+    return str(result["version"])
+
+
+def reset() -> None:
+    """Start from scratch: a demo re-run should show the same story, not the last one's."""
+    stop_processes()
+    if f"namespace/{NAMESPACE}" in kubectl("get", "ns", "-o", "name", capture=True):
+        # no operator runs now to release the finalizers of unfinished RetrainJobs
+        for rtj in kubectl("-n", NAMESPACE, "get", "rtj", "-o", "name", capture=True).split():
+            kubectl(
+                "-n",
+                NAMESPACE,
+                "patch",
+                rtj,
+                "--type=merge",
+                "-p",
+                '{"metadata":{"finalizers":null}}',
+            )
+        kubectl("delete", "namespace", NAMESPACE, "--wait=true", "--timeout=120s")
+    shutil.rmtree(STATE, ignore_errors=True)
+
+
 def up() -> None:
-    STATE.mkdir(exist_ok=True)
     t0 = time.monotonic()
     with step("local Kubernetes control plane (upstream binaries, kwok nodes)"):
         subprocess.run(
@@ -172,32 +236,38 @@ def up() -> None:
                 capture=True,
             )
         )
+    with step(f"reset: stop an earlier demo, delete namespace {NAMESPACE}, fresh MLflow"):
+        reset()
+        STATE.mkdir(exist_ok=True)
     with step("CRDs"):
         kubectl("apply", "--server-side", "-f", str(ROOT / "crds"))
         kubectl("wait", "--for=condition=Established", "crd", "--all", "--timeout=30s")
     with step(f"MLflow server at {MLFLOW_URI}"):
         mlflow_up()
-    with step("register iris-classifier v1 (scikit-learn, iris) and point @champion at it"):
-        from tests.support.models import register_iris
-
-        v = register_iris(MLFLOW_URI, "iris-classifier", alias="champion")
-        print(f"    iris-classifier version {v} is @champion")
     with step("start the operator (mlops-operator run)"):
         operator_up()
-    with step("apply the examples (a CPU and a GPU model deployment)"):
+    with step(
+        "train v1 with a RetrainJob (local backend; noisy labels make it a weak "
+        "first model); no holder yet, so the gate promotes it to @champion"
+    ):
         if f"namespace/{NAMESPACE}" not in kubectl("get", "ns", "-o", "name", capture=True):
             kubectl("create", "namespace", NAMESPACE)
+        v1 = run_retrain_job("train-v1", label_noise=0.3)
+    with step("deploy: the examples follow iris-classifier@champion (CPU and 1 x H100)"):
         for f in sorted((ROOT / "examples").glob("model-deployment-*.yaml")):
             kubectl("-n", NAMESPACE, "apply", "--server-side", "-f", str(f))
-    with step("wait until both are Ready"):
         for name in ("iris-classifier", "iris-classifier-gpu"):
-            wait_for(lambda n=name: ready_version(n), f"{name} Ready")
+            wait_for(lambda n=name: ready_version(n) == v1, f"{name} Ready at version {v1}")
         print(kubectl("-n", NAMESPACE, "get", "mdep", capture=True))
-    with step("register v2 and move @champion: the operator rolls both forward"):
-        v2 = register_iris(MLFLOW_URI, "iris-classifier", alias="champion", max_iter=400)
+    with step("retrain on shifted data with clean labels: better, so promoted"):
+        v2 = run_retrain_job("retrain-shifted", shift_scale=1.0)
+    with step(f"the operator rolls both deployments forward to version {v2}"):
         for name in ("iris-classifier", "iris-classifier-gpu"):
             wait_for(lambda n=name: ready_version(n) == v2, f"{name} at version {v2}")
-        print(kubectl("-n", NAMESPACE, "get", "mdep,deploy,pods", "-o", "wide", capture=True))
+        print(kubectl("-n", NAMESPACE, "get", "mdep,rtj", capture=True))
+    with step("retrain once more with very noisy labels: worse, registered but not promoted"):
+        run_retrain_job("retrain-noisy", label_noise=0.6)
+        print(kubectl("-n", NAMESPACE, "get", "rtj", capture=True))
     print(f"""
 Everything is up ({time.monotonic() - t0:.0f}s). Look around:
   export KUBECONFIG={KUBECONFIG} PATH={BIN}:$PATH
@@ -208,6 +278,11 @@ Stop it all with: make demo-down""")
 
 
 def down() -> None:
+    stop_processes()
+    subprocess.run([sys.executable, str(ROOT / "hack" / "localcluster.py"), "down"], check=False)
+
+
+def stop_processes() -> None:
     for name in ("operator", "mlflow"):
         f = STATE / f"{name}.pid"
         if alive(name):
@@ -215,7 +290,6 @@ def down() -> None:
             os.killpg(pid, signal.SIGTERM)
             print(f"stopped {name} (pid {pid})")
         f.unlink(missing_ok=True)
-    subprocess.run([sys.executable, str(ROOT / "hack" / "localcluster.py"), "down"], check=False)
 
 
 def main() -> int:

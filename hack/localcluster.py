@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import fcntl
 import ipaddress
 import json
 import os
@@ -514,6 +515,10 @@ def main() -> int:
     )
     ap.add_argument("command", choices=["up", "down", "reset", "status"])
     a = ap.parse_args()
+    STATE.mkdir(parents=True, exist_ok=True)
+    # one `up`/`down` at a time: test sessions and the demo may call it concurrently
+    lock = open(STATE / ".lock", "w")  # noqa: SIM115 - held until the process exits
+    fcntl.flock(lock, fcntl.LOCK_EX)
     if a.command == "up":
         up()
     elif a.command == "down":

@@ -31,6 +31,7 @@ from mlops_operator.clients.pipelines import (
 )
 from mlops_operator.clients.registry import Registry, RegistryError
 from mlops_operator.gate import Decision, decide
+from mlops_operator.pipelines import catalog
 from mlops_operator.reconcilers.model_deployment import EventSink, Outcome
 from mlops_operator.status import conditions as cond
 from mlops_operator.status import retrain_job as rs
@@ -249,12 +250,24 @@ async def _submit(
     ref = await backend.find(job)
     if ref is None:
         package = deps.package_path(spec.pipeline.name)
-        params = {
-            **(spec.pipeline.parameters or {}),
-            "mlflow_tracking_uri": deps.mlflow_uri,
-            "model_name": spec.model.name,
-            "retrainjob": job.lineage,
-        }
+        declared = catalog.package_parameters(package)
+        params = coerce_parameters(
+            declared,
+            {
+                **(spec.pipeline.parameters or {}),
+                "mlflow_tracking_uri": deps.mlflow_uri,
+                "model_name": spec.model.name,
+                "retrainjob": job.lineage,
+            },
+        )
+        problems = catalog.check_values(declared, params)
+        if problems:
+            # refused before anything runs: a typo must not cost a training run
+            await _patch_status(
+                deps, body, {}, rs.failed(gen, "InvalidParameters", "; ".join(problems)), now
+            )
+            await _set_finalizer(deps, body, present=False)
+            return None
         try:
             ref = await backend.submit(job, package, params)
         except Busy as e:
@@ -281,6 +294,23 @@ async def _submit(
         now,
     )
     return ref
+
+
+def coerce_parameters(
+    declared: dict[str, catalog.Parameter], values: dict[str, Any]
+) -> dict[str, Any]:
+    """PURE: JSON numbers as the pipeline declares them. Kubernetes stores 1.0 as 1, and
+    KFP refuses an integer for a float parameter, so whole numbers are converted back."""
+    out = dict(values)
+    for name, value in values.items():
+        p = declared.get(name)
+        if p is None or isinstance(value, bool):
+            continue
+        if p.type == "NUMBER_DOUBLE" and isinstance(value, int):
+            out[name] = float(value)
+        elif p.type == "NUMBER_INTEGER" and isinstance(value, float) and value.is_integer():
+            out[name] = int(value)
+    return out
 
 
 async def _gate(
