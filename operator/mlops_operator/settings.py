@@ -70,7 +70,9 @@ class Settings:
         "MLOPS_LOCAL_CONCURRENCY", "2", "How many `local` pipeline runs may execute at once."
     )
     namespaces: tuple[str, ...] = _var(
-        "MLOPS_NAMESPACES", "", "Comma-separated namespaces to watch; empty = all namespaces."
+        "MLOPS_NAMESPACES",
+        "",
+        "Comma-separated namespaces, or globs such as team-*, to watch; empty = all namespaces.",
     )
     work_dir: str = _var(
         "MLOPS_WORK_DIR",
