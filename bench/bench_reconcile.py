@@ -123,7 +123,11 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         mlflow = start_mlflow(Path(tmp) / "mlflow")
         op = start_operator(
-            kubeconfig, mlflow.url, Path(tmp) / "operator.log", MLOPS_RESYNC_SECONDS=RESYNC
+            kubeconfig,
+            mlflow.url,
+            Path(tmp) / "operator.log",
+            MLOPS_RESYNC_SECONDS=RESYNC,
+            MLOPS_NAMESPACES="bench-*",
         )
         try:
             rows = [run_size(int(n), api, mlflow.url) for n in a.sizes.split(",")]
