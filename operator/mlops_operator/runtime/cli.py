@@ -1,0 +1,167 @@
+"""`mlops-runtime`: serve one MLflow model over HTTP (settings from the environment).
+
+    MODEL_URI=models:/fraud-detector/7 MODEL_NAME=fraud-detector mlops-runtime
+    mlops-runtime --help            the environment variables it reads
+
+Start-up order is chosen for probes: the HTTP server listens at once (liveness answers while
+MLflow is still being imported), the model loads on a background thread, and readiness turns
+true only when it has loaded. A model that cannot be loaded ends the process with status 1,
+so Kubernetes restarts it with back-off and shows the pod as failing. SIGTERM turns
+readiness false, closes the listener, lets in-flight requests finish (up to
+MLOPS_DRAIN_SECONDS) and exits 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import threading
+import time
+from types import FrameType
+
+import uvicorn
+
+from mlops_operator.runtime.app import RuntimeApp
+from mlops_operator.runtime.config import VARIABLES, ConfigError, RuntimeConfig
+from mlops_operator.runtime.metrics import RuntimeMetrics
+
+log = logging.getLogger("mlops_operator.runtime")
+
+
+class RuntimeServer(uvicorn.Server):
+    """uvicorn's server, with readiness turned off the moment a shutdown signal arrives."""
+
+    def __init__(self, config: uvicorn.Config, app: RuntimeApp) -> None:
+        super().__init__(config)
+        self.runtime = app
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        if not self.runtime.state.draining:
+            log.info("signal %s: draining in-flight requests, then exiting", sig)
+        self.runtime.state.draining = True
+        self.runtime.metrics.ready.set(0)
+        super().handle_exit(sig, frame)
+
+
+def load_in_background(app: RuntimeApp, server: RuntimeServer) -> None:
+    """Load the model, flip readiness, then set up drift; on load failure stop the server."""
+    cfg = app.config
+    try:
+        from mlops_operator.runtime import model as model_mod
+
+        loaded = model_mod.load(
+            cfg.model_uri,
+            drift=cfg.drift,
+            direct=cfg.direct_predict,
+            preload=cfg.preload_modules,
+        )
+    except Exception as e:
+        log.exception("could not load model %s", cfg.model_uri)
+        app.state.load_error = f"{type(e).__name__}: {e}"
+        server.should_exit = True
+        return
+    m = app.metrics
+    m.load_seconds.set(loaded.load_seconds)
+    m.info.info(
+        {
+            "model_name": loaded.ref.name,
+            "model_version": loaded.ref.version,
+            "model_uri": loaded.ref.uri,
+        }
+    )
+    app.state.model = loaded
+    if not app.state.draining:
+        m.ready.set(1)
+    log.info(
+        "model %s (version %s) loaded in %.2fs; %s; ready",
+        loaded.ref.name,
+        loaded.ref.version or "-",
+        loaded.load_seconds,
+        "direct predict" if loaded.direct else "MLflow enforcement on every request",
+    )
+    # drift never delays readiness: a baseline kept elsewhere is fetched after it
+    if not cfg.drift:
+        log.info("drift monitoring switched off (MLOPS_DRIFT=off)")
+        return
+    baseline = loaded.baseline or model_mod.remote_baseline(cfg.model_uri)
+    if baseline is None:
+        log.info("no drift baseline (drift/baseline.json) for %s: drift metrics off", cfg.model_uri)
+        return
+    from mlops_operator.runtime.drift import DriftMonitor
+
+    monitor = DriftMonitor(baseline, window=cfg.drift_window, min_rows=cfg.drift_min_rows)
+    app.metrics.add_drift(monitor)
+    app.state.drift = monitor
+    log.info(
+        "drift: window %d rows over %d features; PSI exported from %d rows",
+        cfg.drift_window,
+        len(baseline.features),
+        monitor.min_rows,
+    )
+
+
+def build(cfg: RuntimeConfig) -> tuple[RuntimeApp, RuntimeServer]:
+    app = RuntimeApp(cfg, RuntimeMetrics(cfg.model_deployment, cfg.namespace))
+    ucfg = uvicorn.Config(
+        app,
+        host=cfg.host,
+        port=cfg.port,
+        loop="uvloop",
+        http="httptools",
+        interface="asgi3",
+        lifespan="off",
+        access_log=False,
+        log_config=None,
+        server_header=False,
+        timeout_keep_alive=int(cfg.keep_alive_seconds),
+        timeout_graceful_shutdown=int(cfg.drain_seconds),
+    )
+    return app, RuntimeServer(ucfg, app)
+
+
+def main(argv: list[str] | None = None) -> int:
+    epilog = "environment:\n" + "\n".join(f"  {k:26} {v}" for k, v in VARIABLES.items())
+    ap = argparse.ArgumentParser(
+        prog="mlops-runtime",
+        description=__doc__,
+        epilog=epilog,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    ap.parse_args(argv)
+    try:
+        cfg = RuntimeConfig.from_env()
+    except ConfigError as e:
+        print(f"mlops-runtime: {e}", file=sys.stderr)
+        return 2
+    logging.basicConfig(
+        level=cfg.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    started = time.monotonic()
+    app, server = build(cfg)
+    log.info(
+        "serving %s as %r on %s:%d (model_deployment=%s namespace=%s)",
+        cfg.model_uri,
+        cfg.model_name,
+        cfg.host,
+        cfg.port,
+        cfg.model_deployment,
+        cfg.namespace or "-",
+    )
+    threading.Thread(
+        target=load_in_background, args=(app, server), name="model-loader", daemon=True
+    ).start()
+    # uvicorn re-raises the signal it caught once it has shut down; with this no-op handler in
+    # place that ends in a normal return (exit 0) instead of death by SIGTERM.
+    signal.signal(signal.SIGTERM, lambda *_: None)
+    server.run()
+    if app.state.load_error:
+        print(f"mlops-runtime: model not loaded: {app.state.load_error}", file=sys.stderr)
+        return 1
+    log.info("stopped after %.1fs", time.monotonic() - started)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,482 @@
+"""Request bodies in, response bodies out: MLflow scoring JSON and Open Inference Protocol v2.
+
+For a model with a column schema (schema.py) the parsers here build the DataFrame the model
+receives: columns in signature order, each with exactly the dtype MLflow's enforcement would
+give it, after checking every value's JSON type. A wrong column, a wrong type or a malformed
+body raises :class:`BadRequest` naming the problem. This is stricter than ``mlflow models
+serve``, which casts before it enforces (a ``1.5`` sent for a ``long`` column becomes ``1``).
+
+For any other model the parsers return ``frame=None`` and the caller hands the decoded payload
+to MLflow's own parsing (model.py), so exotic signatures behave exactly as under MLflow.
+
+Pure: numpy, pandas, orjson; no MLflow.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from itertools import chain
+from typing import Any
+
+import numpy as np
+import orjson
+import pandas as pd
+
+from mlops_operator.runtime.schema import ColumnSchema, ColumnType
+
+# The MLflow scoring protocol's input keys (mlflow.pyfunc.scoring_server).
+DF_SPLIT = "dataframe_split"
+DF_RECORDS = "dataframe_records"
+INSTANCES = "instances"
+INPUTS = "inputs"
+FORMATS = (DF_SPLIT, DF_RECORDS, INSTANCES, INPUTS)
+PARAMS = "params"
+
+_NUMBER = frozenset({float, int})
+_ALLOWED: dict[ColumnType, frozenset[type]] = {
+    ColumnType.DOUBLE: frozenset({float, int, type(None)}),
+    ColumnType.FLOAT: frozenset({float, int, type(None)}),
+    ColumnType.LONG: frozenset({int}),
+    ColumnType.INTEGER: frozenset({int}),
+    ColumnType.BOOLEAN: frozenset({bool}),
+    ColumnType.STRING: frozenset({str, type(None)}),
+}
+_JSON_TYPE = {
+    float: "number",
+    int: "integer",
+    bool: "boolean",
+    str: "string",
+    type(None): "null",
+    list: "array",
+    dict: "object",
+}
+# OIP datatypes a column of each type accepts (numbers widen to double/float, not narrow).
+_OIP_ACCEPTS: dict[ColumnType, frozenset[str]] = {
+    ColumnType.DOUBLE: frozenset(
+        {"FP64", "FP32", "FP16", "INT8", "INT16", "INT32", "INT64", "UINT8", "UINT16", "UINT32"}
+    ),
+    ColumnType.FLOAT: frozenset({"FP64", "FP32", "FP16", "INT8", "INT16", "UINT8", "UINT16"}),
+    ColumnType.LONG: frozenset({"INT8", "INT16", "INT32", "INT64", "UINT8", "UINT16", "UINT32"}),
+    ColumnType.INTEGER: frozenset({"INT8", "INT16", "INT32", "UINT8", "UINT16"}),
+    ColumnType.BOOLEAN: frozenset({"BOOL"}),
+    ColumnType.STRING: frozenset({"BYTES"}),
+}
+_OIP_NUMPY = {
+    "BOOL": np.bool_,
+    "UINT8": np.uint8,
+    "UINT16": np.uint16,
+    "UINT32": np.uint32,
+    "UINT64": np.uint64,
+    "INT8": np.int8,
+    "INT16": np.int16,
+    "INT32": np.int32,
+    "INT64": np.int64,
+    "FP16": np.float16,
+    "FP32": np.float32,
+    "FP64": np.float64,
+    "BYTES": np.object_,
+}
+
+
+class BadRequest(ValueError):
+    """The client sent something the model cannot take; the message says what."""
+
+
+@dataclass
+class Parsed:
+    """A decoded request.
+
+    ``frame`` is the model input already in the exact form MLflow's schema enforcement would
+    produce (so enforcement can be skipped), or None when the codec does not handle this
+    model/format and ``payload`` must go through MLflow's parser.
+    """
+
+    frame: pd.DataFrame | None
+    payload: dict[str, Any]
+    params: dict[str, Any] | None = None
+
+
+# --- JSON ------------------------------------------------------------------------------------
+
+
+def decode_json(body: bytes) -> Any:
+    """Parse a JSON body; NaN/Infinity (which Python's json writes) are accepted too."""
+    if not body:
+        raise BadRequest("request body is empty; expected a JSON object")
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as e:
+        try:  # orjson is strict JSON; clients using Python's json may send NaN
+            return json.loads(body)
+        except (ValueError, UnicodeDecodeError):
+            raise BadRequest(f"request body is not valid JSON: {e}") from None
+
+
+def encode_json(obj: Any) -> bytes:
+    try:
+        return orjson.dumps(obj, option=orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS)
+    except TypeError:
+        # object arrays, numpy scalars inside lists, bytes, timestamps: MLflow's own encoder
+        from mlflow.utils.proto_json_utils import NumpyEncoder
+
+        return json.dumps(obj, cls=NumpyEncoder).encode()
+
+
+# --- MLflow scoring protocol (/invocations) --------------------------------------------------
+
+
+def parse_invocations(body: bytes, schema: ColumnSchema | None) -> Parsed:
+    """Parse an ``application/json`` body of ``POST /invocations``."""
+    payload = decode_json(body)
+    if not isinstance(payload, dict):
+        raise BadRequest(
+            f"expected a JSON object with one of the keys {list(FORMATS)}, "
+            f"got a JSON {_JSON_TYPE.get(type(payload), 'value')}"
+        )
+    keys = [k for k in payload if k in FORMATS]
+    if len(keys) != 1:
+        raise BadRequest(
+            f"expected exactly one of the keys {list(FORMATS)} (and optionally {PARAMS!r}), "
+            f"got {sorted(payload)}"
+        )
+    params = payload.get(PARAMS)
+    if params is not None and not isinstance(params, dict):
+        raise BadRequest(f"{PARAMS!r} must be a JSON object")
+    if schema is None:
+        return Parsed(None, payload, params)
+    fmt = keys[0]
+    data = payload[fmt]
+    if fmt == DF_SPLIT:
+        frame = _from_split(data, schema)
+    elif fmt == DF_RECORDS:
+        frame = _from_records(data, schema, DF_RECORDS)
+    elif isinstance(data, dict):  # instances/inputs as {"column": [values], ...}
+        frame = _from_columns(data, schema, fmt)
+    elif isinstance(data, list) and all(isinstance(r, dict) for r in data):
+        frame = _from_records(data, schema, fmt)
+    else:
+        return Parsed(None, payload, params)  # tensors: MLflow's parser decides
+    return Parsed(frame, payload, params)
+
+
+def _from_split(data: Any, schema: ColumnSchema) -> pd.DataFrame:
+    if not isinstance(data, dict):
+        raise BadRequest(f"{DF_SPLIT} must be an object with 'columns' and 'data'")
+    extra = set(data) - {"columns", "data", "index"}
+    if extra or "data" not in data:
+        raise BadRequest(
+            f"{DF_SPLIT} must have 'data' and optionally 'columns' and 'index'; got {sorted(data)}"
+        )
+    columns, rows = data.get("columns"), data["data"]
+    if columns is None:
+        raise BadRequest(f"{DF_SPLIT} needs 'columns': the model expects columns {schema.names}")
+    if not isinstance(columns, list) or not all(isinstance(c, str) for c in columns):
+        raise BadRequest(f"{DF_SPLIT}.columns must be a list of strings")
+    if not isinstance(rows, list) or not all(isinstance(r, list) for r in rows):
+        raise BadRequest(f"{DF_SPLIT}.data must be a list of rows (lists)")
+    if len(set(columns)) != len(columns):
+        raise BadRequest(f"{DF_SPLIT}.columns has duplicates: {columns}")
+    for i, row in enumerate(rows):
+        if len(row) != len(columns):
+            raise BadRequest(
+                f"{DF_SPLIT}.data row {i} has {len(row)} values for {len(columns)} columns"
+            )
+    _check_columns(columns, schema)
+    return rows_to_frame(columns, rows, schema)
+
+
+def _from_records(data: Any, schema: ColumnSchema, where: str) -> pd.DataFrame:
+    if not isinstance(data, list) or not all(isinstance(r, dict) for r in data):
+        raise BadRequest(f"{where} must be a list of records (objects)")
+    seen: set[str] = set()
+    for rec in data:
+        seen.update(rec)
+    _check_columns(list(seen) if data else schema.names, schema)
+    present = [c for c in schema.columns if c.name in seen or not data]
+    values = {c.name: [rec.get(c.name) for rec in data] for c in present}
+    return _typed_frame(values, schema, len(data), where)
+
+
+def _from_columns(data: dict[str, Any], schema: ColumnSchema, where: str) -> pd.DataFrame:
+    _check_columns(list(data), schema)
+    values: dict[str, list[Any]] = {}
+    n: int | None = None
+    for col in schema.columns:
+        if col.name not in data:
+            continue
+        v = data[col.name]
+        vals = v if isinstance(v, list) else [v]
+        if n is not None and len(vals) != n:
+            raise BadRequest(f"{where}: column {col.name!r} has {len(vals)} values, expected {n}")
+        n = len(vals)
+        values[col.name] = vals
+    return _typed_frame(values, schema, n or 0, where)
+
+
+def rows_to_frame(
+    columns: Sequence[str], rows: list[list[Any]], schema: ColumnSchema, where: str = DF_SPLIT
+) -> pd.DataFrame:
+    """Rows of JSON values (in ``columns`` order) as the model's input frame."""
+    if not rows:
+        raise BadRequest(f"{where}: the request has no rows")
+    if schema.all_double and rows and len(columns) == len(schema.columns):
+        # the common tabular case: one float matrix, one allocation, one dtype check
+        kinds = set(map(type, chain.from_iterable(rows)))
+        if kinds <= _NUMBER:
+            matrix = np.array(rows, dtype=np.float64)
+            if list(columns) != schema.names:
+                matrix = matrix[:, [columns.index(n) for n in schema.names]]
+            # Lay the block out column-major, as MLflow's enforcement (a DataFrame rebuilt from
+            # its columns) does: the model then sees the same memory order, and BLAS sums in
+            # the same order, so predictions match PyFuncModel.predict to the last bit.
+            by_column = np.ascontiguousarray(matrix.T)
+            return pd.DataFrame(by_column.T, columns=schema.index, copy=False)
+    pos = {c: i for i, c in enumerate(columns)}
+    values = {c.name: [row[pos[c.name]] for row in rows] for c in schema.columns if c.name in pos}
+    return _typed_frame(values, schema, len(rows), where)
+
+
+def _check_columns(given: Iterable[str], schema: ColumnSchema) -> None:
+    given_set = set(given)
+    missing = [c.name for c in schema.columns if c.required and c.name not in given_set]
+    if missing:
+        unexpected = sorted(given_set - set(schema.by_name))
+        hint = f"; unexpected column(s) {unexpected}" if unexpected else ""
+        raise BadRequest(
+            f"missing required column(s) {missing}{hint}; the model expects {schema.names}"
+        )
+
+
+def _typed_frame(
+    values: dict[str, list[Any]], schema: ColumnSchema, n: int, where: str
+) -> pd.DataFrame:
+    if n == 0:
+        raise BadRequest(f"{where}: the request has no rows")
+    arrays = {
+        c.name: column_array(c.name, values[c.name], c.type, where)
+        for c in schema.columns
+        if c.name in values
+    }
+    frame = pd.DataFrame(arrays, index=pd.RangeIndex(n), copy=False)
+    if len(arrays) == len(schema.columns):
+        frame.columns = schema.index  # see ColumnSchema.index
+    return frame
+
+
+def column_array(
+    name: str, values: list[Any], ctype: ColumnType, where: str = "input"
+) -> np.ndarray[Any, Any]:
+    """One column's JSON values as a numpy array of the column's dtype, or BadRequest."""
+    kinds = set(map(type, values))
+    bad = kinds - _ALLOWED[ctype]
+    if bad:
+        i, v = next((i, v) for i, v in enumerate(values) if type(v) in bad)
+        if v is None:
+            raise BadRequest(f"{where}: column {name!r} ({ctype.value}) cannot be null (row {i})")
+        raise BadRequest(
+            f"{where}: column {name!r} expects {ctype.value} values, "
+            f"got {_JSON_TYPE.get(type(v), type(v).__name__)} {_short(v)} (row {i})"
+        )
+    dtype = ctype.numpy_dtype
+    if ctype is ColumnType.STRING:
+        arr = np.empty(len(values), dtype=object)
+        arr[:] = values
+        return arr
+    try:
+        if ctype is ColumnType.INTEGER:
+            wide = np.array(values, dtype=np.int64)
+            if len(wide) and (wide.min() < -(2**31) or wide.max() >= 2**31):
+                raise OverflowError("outside the 32-bit range")
+            return wide.astype(np.int32)
+        return np.array(values, dtype=dtype)
+    except OverflowError as e:
+        raise BadRequest(f"{where}: column {name!r} ({ctype.value}) value too large: {e}") from None
+
+
+def _short(v: Any) -> str:
+    text = repr(v)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+# --- Open Inference Protocol v2 --------------------------------------------------------------
+
+
+def parse_oip(body: bytes, schema: ColumnSchema | None) -> tuple[Parsed, str | None]:
+    """Parse an OIP v2 inference request; returns the parsed input and the request id.
+
+    With a column schema the inputs are either one tensor per column (named like the column,
+    shape ``[n]`` or ``[n, 1]``) or a single ``[n, k]`` tensor with the columns in signature
+    order. Otherwise ``frame`` is None and ``payload['inputs']`` maps names to numpy arrays.
+    """
+    req = decode_json(body)
+    if not isinstance(req, dict):
+        raise BadRequest("expected a JSON object with 'inputs'")
+    rid = req.get("id")
+    if rid is not None and not isinstance(rid, str):
+        raise BadRequest("'id' must be a string")
+    inputs = req.get("inputs")
+    if not isinstance(inputs, list) or not inputs:
+        raise BadRequest("'inputs' must be a non-empty list of tensors")
+    tensors = [_tensor(t, i) for i, t in enumerate(inputs)]
+    params = req.get("parameters")
+    params = params if isinstance(params, dict) else None
+    if schema is None:
+        arrays = {name: _tensor_array(name, dt, shape, data) for name, shape, dt, data in tensors}
+        return Parsed(None, {"inputs": arrays}, params), rid
+
+    names = [t[0] for t in tensors]
+    if all(n in schema.by_name for n in names):
+        values: dict[str, list[Any]] = {}
+        n_rows: int | None = None
+        for name, shape, datatype, data in tensors:
+            col = schema.by_name[name]
+            if len(shape) not in (1, 2) or (len(shape) == 2 and shape[1] != 1):
+                raise BadRequest(f"input {name!r}: shape {shape} is not [n] or [n, 1]")
+            if n_rows is not None and shape[0] != n_rows:
+                raise BadRequest(f"input {name!r}: {shape[0]} rows, other inputs have {n_rows}")
+            n_rows = shape[0]
+            _check_oip_datatype(name, datatype, col.type)
+            values[name] = data
+        _check_columns(names, schema)
+        return Parsed(_typed_frame(values, schema, n_rows or 0, "inputs"), req, params), rid
+
+    if len(tensors) == 1 and len(tensors[0][1]) == 2 and tensors[0][1][1] == len(schema.columns):
+        name, (n_rows, k), datatype, data = tensors[0]
+        for col in schema.columns:
+            _check_oip_datatype(name, datatype, col.type)
+        rows = [data[i * k : (i + 1) * k] for i in range(n_rows)]
+        frame = rows_to_frame(schema.names, rows, schema, "inputs")
+        return Parsed(frame, req, params), rid
+
+    unknown = [n for n in names if n not in schema.by_name]
+    raise BadRequest(
+        f"unknown input(s) {unknown}: send one tensor per column named {schema.names}, "
+        f"or one [n, {len(schema.columns)}] tensor with the columns in that order"
+    )
+
+
+def _tensor(t: Any, i: int) -> tuple[str, list[int], str, list[Any]]:
+    if not isinstance(t, dict):
+        raise BadRequest(f"inputs[{i}] must be an object with name, shape, datatype, data")
+    missing = [k for k in ("name", "shape", "datatype", "data") if k not in t]
+    if missing:
+        raise BadRequest(f"inputs[{i}] is missing {missing}")
+    name, shape, datatype, data = t["name"], t["shape"], t["datatype"], t["data"]
+    if not isinstance(name, str):
+        raise BadRequest(f"inputs[{i}].name must be a string")
+    if (
+        not isinstance(shape, list)
+        or not shape
+        or not all(type(d) is int and d >= 0 for d in shape)
+    ):
+        raise BadRequest(f"input {name!r}: shape must be a list of non-negative integers")
+    if datatype not in _OIP_NUMPY:
+        raise BadRequest(f"input {name!r}: unknown datatype {datatype!r}")
+    if not isinstance(data, list):
+        data = [data]
+    flat = _flatten(data)
+    if len(flat) != math.prod(shape):
+        raise BadRequest(
+            f"input {name!r}: shape {shape} needs {math.prod(shape)} values, got {len(flat)}"
+        )
+    return name, shape, datatype, flat
+
+
+def _flatten(data: list[Any]) -> list[Any]:
+    while data and isinstance(data[0], list):
+        if not all(isinstance(d, list) for d in data):
+            raise BadRequest("tensor data mixes nested lists and scalars")
+        data = list(chain.from_iterable(data))
+    return data
+
+
+def _check_oip_datatype(name: str, datatype: str, ctype: ColumnType) -> None:
+    if datatype not in _OIP_ACCEPTS[ctype]:
+        raise BadRequest(
+            f"input {name!r}: datatype {datatype} does not fit the model's "
+            f"{ctype.value} column (use {ctype.oip_datatype})"
+        )
+
+
+def _tensor_array(
+    name: str, datatype: str, shape: list[int], data: list[Any]
+) -> np.ndarray[Any, Any]:
+    try:
+        return np.array(data, dtype=_OIP_NUMPY[datatype]).reshape(shape)
+    except (ValueError, TypeError, OverflowError) as e:
+        raise BadRequest(f"input {name!r}: data does not fit {datatype}: {e}") from None
+
+
+def oip_outputs(predictions: Any) -> list[dict[str, Any]]:
+    """Model output as OIP output tensors (one per DataFrame column / dict key)."""
+    if isinstance(predictions, pd.DataFrame):
+        return [_output(str(c), predictions[c].to_numpy()) for c in predictions.columns]
+    if isinstance(predictions, pd.Series):
+        name = "output-0" if predictions.name is None else str(predictions.name)
+        return [_output(name, predictions.to_numpy())]
+    if isinstance(predictions, dict):
+        return [_output(str(k), np.asarray(v)) for k, v in predictions.items()]
+    return [_output("output-0", np.asarray(predictions))]
+
+
+def _output(name: str, arr: np.ndarray[Any, Any]) -> dict[str, Any]:
+    datatype = _datatype_of(arr)
+    data = jsonable_array(arr.reshape(-1))
+    if datatype == "BYTES":
+        data = [v.decode() if isinstance(v, bytes) else v for v in data]
+    return {"name": name, "shape": list(arr.shape), "datatype": datatype, "data": data}
+
+
+def jsonable_array(arr: np.ndarray[Any, Any]) -> Any:
+    """An array orjson writes with the same values as MLflow's ``tolist()`` would.
+
+    float32/float16 are widened to float64 first: that is exact, and it makes the JSON number
+    the float's true value (what ``tolist()`` gives) rather than its shortest float32 repr.
+    """
+    kind = arr.dtype.kind
+    if kind == "f":
+        return np.ascontiguousarray(arr, dtype=np.float64)
+    if kind in "biu" and arr.dtype.itemsize <= 8:
+        return np.ascontiguousarray(arr)
+    return arr.tolist()
+
+
+def _datatype_of(arr: np.ndarray[Any, Any]) -> str:
+    kind, size = arr.dtype.kind, arr.dtype.itemsize
+    if kind == "b":
+        return "BOOL"
+    if kind in "iu":
+        return f"{'INT' if kind == 'i' else 'UINT'}{size * 8}"
+    if kind == "f":
+        return f"FP{size * 8}"
+    return "BYTES"
+
+
+def oip_response(
+    model_name: str, model_version: str, request_id: str | None, predictions: Any
+) -> bytes:
+    return encode_json(
+        {
+            "model_name": model_name,
+            "model_version": model_version,
+            "id": request_id or uuid.uuid4().hex,
+            "outputs": oip_outputs(predictions),
+        }
+    )
+
+
+def invocations_response(predictions: Any) -> bytes:
+    """``{"predictions": ...}`` exactly as MLflow's scoring server shapes it."""
+    if isinstance(predictions, pd.DataFrame):
+        out: Any = predictions.to_dict(orient="records")
+    elif isinstance(predictions, pd.Series):
+        out = pd.DataFrame(predictions).to_dict(orient="records")
+    elif isinstance(predictions, np.ndarray):
+        out = jsonable_array(predictions)
+    else:
+        out = predictions
+    return encode_json({"predictions": out})

@@ -1,0 +1,162 @@
+"""Prometheus metrics of the runtime, in a registry of its own.
+
+Every series carries ``model_deployment`` and ``namespace`` (the contract in DESIGN.md), so one
+Prometheus query can pick a ModelDeployment's pods whatever their pod names. The drift gauges
+``mlops_feature_drift_psi{feature}``, ``mlops_drift_psi`` and ``mlops_prediction_drift_psi``
+are what the operator's drift trigger reads; they are computed when scraped (drift.py) and
+absent while there is no baseline or too little data.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    Info,
+    ProcessCollector,
+    disable_created_metrics,
+    generate_latest,
+)
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from mlops_operator.runtime.drift import DriftMonitor
+
+# `*_created` series double the output and nobody queries them; this process is ours alone.
+disable_created_metrics()  # type: ignore[no-untyped-call]
+
+CONTENT_TYPE = CONTENT_TYPE_LATEST
+BASE = ("model_deployment", "namespace")
+# Request latency buckets: sub-millisecond resolution for small models, up to 10 s.
+LATENCY_BUCKETS = (
+    0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.5, 1.0, 2.5, 5.0, 10.0,
+)  # fmt: skip
+
+
+class RuntimeMetrics:
+    """The runtime's metrics; label values for the two contract labels are fixed at start."""
+
+    def __init__(self, model_deployment: str, namespace: str) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.base = (model_deployment, namespace)
+        r = self.registry
+        self.requests = Counter(
+            "mlops_runtime_requests",
+            "HTTP requests by route template and status code.",
+            [*BASE, "route", "status"],
+            registry=r,
+        )
+        self.latency = Histogram(
+            "mlops_runtime_request_duration_seconds",
+            "Time from request to response, by route template.",
+            [*BASE, "route"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.in_flight = Gauge(
+            "mlops_runtime_requests_in_flight",
+            "Requests being served right now.",
+            BASE,
+            registry=r,
+        ).labels(*self.base)
+        self.rows = Counter(
+            "mlops_runtime_predicted_rows",
+            "Rows scored, by route template.",
+            [*BASE, "route"],
+            registry=r,
+        )
+        self.load_seconds = Gauge(
+            "mlops_runtime_model_load_seconds",
+            "Time taken to download and load the model (and its baseline).",
+            BASE,
+            registry=r,
+        ).labels(*self.base)
+        self.ready = Gauge(
+            "mlops_runtime_model_ready",
+            "1 once the model is loaded and the server is not draining.",
+            BASE,
+            registry=r,
+        ).labels(*self.base)
+        self.info = Info(
+            "mlops_runtime_model",
+            "The model this pod serves.",
+            BASE,
+            registry=r,
+        ).labels(*self.base)
+        ProcessCollector(registry=r)
+        self._children: dict[tuple[str, int], tuple[Any, Any]] = {}
+        self._rows: dict[str, Any] = {}
+
+    def observe(self, route: str, status: int, seconds: float, rows: int = 0) -> None:
+        """Count one finished request (label children are cached: this is the hot path)."""
+        key = (route, status)
+        child = self._children.get(key)
+        if child is None:
+            child = (
+                self.requests.labels(*self.base, route, str(status)),
+                self.latency.labels(*self.base, route),
+            )
+            self._children[key] = child
+        child[0].inc()
+        child[1].observe(seconds)
+        if rows:
+            counter = self._rows.get(route)
+            if counter is None:
+                counter = self._rows[route] = self.rows.labels(*self.base, route)
+            counter.inc(rows)
+
+    def add_drift(self, monitor: DriftMonitor) -> None:
+        self.registry.register(DriftCollector(monitor, self.base))
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
+
+
+class DriftCollector(Collector):
+    """Computes the drift gauges from the window when Prometheus scrapes."""
+
+    def __init__(self, monitor: DriftMonitor, base: tuple[str, str]) -> None:
+        self.monitor = monitor
+        self.base = list(base)
+
+    def describe(self) -> list[Any]:
+        return []  # values appear only once there is enough data; nothing to pre-declare
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        rows = GaugeMetricFamily(
+            "mlops_drift_window_rows", "Rows in the drift window.", labels=list(BASE)
+        )
+        rows.add_metric(self.base, self.monitor.rows)
+        yield rows
+        snap = self.monitor.snapshot()
+        if snap is None:
+            return
+        feature = GaugeMetricFamily(
+            "mlops_feature_drift_psi",
+            "PSI of each input feature, window vs the version's training baseline.",
+            labels=[*BASE, "feature"],
+        )
+        for name, value in snap.features.items():
+            feature.add_metric([*self.base, name], value)
+        yield feature
+        overall = GaugeMetricFamily(
+            "mlops_drift_psi",
+            "Overall input drift: the largest feature PSI (<0.1 stable, >0.25 significant).",
+            labels=list(BASE),
+        )
+        overall.add_metric(self.base, snap.overall)
+        yield overall
+        if snap.prediction is not None:
+            pred = GaugeMetricFamily(
+                "mlops_prediction_drift_psi",
+                "PSI of the model's predictions, window vs the training baseline.",
+                labels=list(BASE),
+            )
+            pred.add_metric(self.base, snap.prediction)
+            yield pred

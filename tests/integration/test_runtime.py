@@ -1,0 +1,602 @@
+"""The inference runtime as a real process, serving models registered in a real MLflow server.
+
+Three models are registered in the session's MLflow fixture:
+  * ``rt-tabular``: scikit-learn pipeline over double, long and string columns, served through
+    ``predict_proba``, with its drift baseline (drift/baseline.json) logged by profiles.py;
+  * ``rt-doubles``: a ridge regression over double columns only, without a baseline;
+  * ``rt-slow``: a TEST-ONLY pyfunc model (models-from-code, written below) that sleeps in
+    ``load_context`` (``SLOW_LOAD_SECONDS`` env) and in ``predict`` (the ``sleep`` column), to
+    observe readiness before load and draining on SIGTERM.
+Each runtime is started as `python -m mlops_operator.runtime.cli` on a free port.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from mlops_operator import profiles
+from tests.support.mlflow_server import free_port
+
+NAMESPACE = "rt-ns"
+# MLflow's advice while logging the test models (input examples, type hints) is not under test
+pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
+
+
+# --- data and models ------------------------------------------------------------------------
+
+
+def draw(n: int, seed: int, shift: float = 0.0) -> pd.DataFrame:
+    """Rows from the training distribution (shift=0) or a shifted one."""
+    rng = np.random.default_rng(seed)
+    p = [0.5, 0.3, 0.2] if shift == 0 else [0.2, 0.3, 0.5]
+    return pd.DataFrame(
+        {
+            "income": rng.lognormal(3 + shift, 0.5, n),
+            "score": rng.normal(shift, 1, n),
+            "ratio": rng.uniform(0, 1, n) + shift,
+            "items": rng.poisson(3 + 2 * shift, n).astype(np.int64),
+            "color": rng.choice(["red", "green", "blue"], n, p=p),
+        }
+    )
+
+
+def label(df: pd.DataFrame) -> np.ndarray:
+    z = df["score"] + np.log(df["income"]) - 3 + (df["color"] == "red") * 0.5
+    return (z > 0).astype(np.int64).to_numpy()
+
+
+@dataclass
+class Registered:
+    tracking_uri: str
+    tabular: str
+    doubles: str
+    slow: str
+    train: pd.DataFrame
+
+
+@pytest.fixture(scope="module")
+def registered(mlflow_uri: str, tmp_path_factory: pytest.TempPathFactory) -> Registered:
+    import mlflow
+    from mlflow.models import infer_signature
+    from sklearn.compose import ColumnTransformer
+    from sklearn.linear_model import LogisticRegression, Ridge
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+    mlflow.set_tracking_uri(mlflow_uri)
+    mlflow.set_experiment("test-runtime")
+    train = draw(5000, seed=0)
+    numeric = ["income", "score", "ratio", "items"]
+    clf = make_pipeline(
+        ColumnTransformer(
+            [("num", StandardScaler(), numeric), ("cat", OneHotEncoder(), ["color"])]
+        ),
+        LogisticRegression(max_iter=1000),
+    ).fit(train, label(train))
+    proba = clf.predict_proba(train)
+    with mlflow.start_run():
+        info = mlflow.sklearn.log_model(
+            clf,
+            name="model",
+            signature=infer_signature(train, proba),
+            pip_requirements=["scikit-learn"],
+            pyfunc_predict_fn="predict_proba",
+            registered_model_name="rt-tabular",
+        )
+        profiles.log_baseline(profiles.compute_profile(train, predictions=proba), info.model_id)
+    tabular = f"models:/rt-tabular/{info.registered_model_version}"
+
+    doubles = train[["income", "score", "ratio"]]
+    reg = Ridge().fit(doubles, train["score"] * 2 + train["ratio"])
+    with mlflow.start_run():
+        info = mlflow.sklearn.log_model(
+            reg,
+            name="model",
+            signature=infer_signature(doubles, reg.predict(doubles)),
+            pip_requirements=["scikit-learn"],
+            registered_model_name="rt-doubles",
+        )
+    doubles_uri = f"models:/rt-doubles/{info.registered_model_version}"
+
+    code = tmp_path_factory.mktemp("slow") / "slow_model.py"
+    code.write_text(
+        textwrap.dedent(
+            """
+            # TEST-ONLY model: slow to load and slow to predict, on request.
+            import os
+            import time
+
+            import mlflow
+            from mlflow.pyfunc import PythonModel
+
+
+            class Slow(PythonModel):
+                def load_context(self, context):
+                    time.sleep(float(os.environ.get("SLOW_LOAD_SECONDS", "0")))
+
+                def predict(self, context, model_input, params=None):
+                    time.sleep(float(model_input["sleep"].max()))
+                    return model_input["sleep"].to_numpy() * 2
+
+
+            mlflow.models.set_model(Slow())
+            """
+        )
+    )
+    example = pd.DataFrame({"sleep": [0.0]})
+    with mlflow.start_run():
+        info = mlflow.pyfunc.log_model(
+            name="model",
+            python_model=str(code),
+            signature=infer_signature(example, np.zeros(1)),
+            pip_requirements=["pandas"],
+            registered_model_name="rt-slow",
+        )
+    slow_uri = f"models:/rt-slow/{info.registered_model_version}"
+    return Registered(mlflow_uri, tabular, doubles_uri, slow_uri, train)
+
+
+# --- the runtime process --------------------------------------------------------------------
+
+
+class Runtime:
+    """`mlops-runtime` in a subprocess on a free port, with its log."""
+
+    def __init__(self, model_uri: str, tracking_uri: str, log: Path, **env: str) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = log
+        self.name = env.pop("MODEL_NAME", "my-deployment")
+        full_env = dict(
+            os.environ,
+            MODEL_URI=model_uri,
+            MODEL_NAME=self.name,
+            MLOPS_MODEL_DEPLOYMENT=self.name,
+            POD_NAMESPACE=NAMESPACE,
+            MLFLOW_TRACKING_URI=tracking_uri,
+            PORT=str(self.port),
+            MLOPS_HOST="127.0.0.1",
+            PYTHONWARNINGS="ignore",
+            **env,
+        )
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "mlops_operator.runtime.cli"],
+            env=full_env,
+            stdout=log.open("wb"),
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
+
+    def get(self, path: str) -> tuple[int, bytes]:
+        return request(self.url + path)
+
+    def post(self, path: str, body: Any, content_type: str = "application/json") -> tuple[int, Any]:
+        data = body if isinstance(body, bytes) else json.dumps(body).encode()
+        status, out = request(self.url + path, data, content_type)
+        try:
+            return status, json.loads(out)
+        except ValueError:
+            return status, out
+
+    def wait_ready(self, timeout: float = 120) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            assert self.proc.poll() is None, f"runtime exited:\n{self.log_text()}"
+            try:
+                if self.get("/v2/health/ready")[0] == 200:
+                    return
+            except OSError:
+                pass
+            time.sleep(0.1)
+        raise AssertionError(f"runtime not ready after {timeout}s:\n{self.log_text()}")
+
+    def metrics(self) -> dict[str, float]:
+        status, text = self.get("/metrics")
+        assert status == 200
+        out = {}
+        for line in text.decode().splitlines():
+            if line and not line.startswith("#"):
+                key, _, value = line.rpartition(" ")
+                out[key] = float(value)
+        return out
+
+    def log_text(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+def request(
+    url: str, data: bytes | None = None, content_type: str = "application/json"
+) -> tuple[int, bytes]:
+    req = urllib.request.Request(url, data=data, headers={"Content-Type": content_type})
+    try:
+        with urllib.request.urlopen(req, timeout=60) as r:
+            return r.status, r.read()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read()
+
+
+def labels(name: str, **extra: str) -> str:
+    pairs = {"model_deployment": name, "namespace": NAMESPACE, **extra}
+    return "{" + ",".join(f'{k}="{v}"' for k, v in sorted(pairs.items())) + "}"
+
+
+@pytest.fixture(scope="module")
+def tabular(registered: Registered, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Runtime]:
+    log = tmp_path_factory.mktemp("rt") / "tabular.log"
+    rt = Runtime(
+        registered.tabular,
+        registered.tracking_uri,
+        log,
+        MLOPS_DRIFT_WINDOW="2000",
+        MLOPS_DRIFT_MIN_ROWS="500",
+    )
+    try:
+        rt.wait_ready()
+        yield rt
+    finally:
+        rt.stop()
+
+
+@pytest.fixture(scope="module")
+def doubles(registered: Registered, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Runtime]:
+    log = tmp_path_factory.mktemp("rt") / "doubles.log"
+    rt = Runtime(registered.doubles, registered.tracking_uri, log, MODEL_NAME="doubles")
+    try:
+        rt.wait_ready()
+        yield rt
+    finally:
+        rt.stop()
+
+
+def pyfunc_predict(uri: str, df: pd.DataFrame) -> Any:
+    import mlflow.pyfunc
+
+    return mlflow.pyfunc.load_model(uri).predict(df)
+
+
+def as_split(df: pd.DataFrame) -> dict[str, Any]:
+    return {"columns": list(df.columns), "data": df.astype(object).to_numpy().tolist()}
+
+
+def oip_columns(df: pd.DataFrame) -> dict[str, Any]:
+    types = {"f": "FP64", "i": "INT64", "O": "BYTES"}
+    return {
+        "inputs": [
+            {
+                "name": c,
+                "shape": [len(df)],
+                "datatype": types.get(df[c].dtype.kind, "BYTES"),
+                "data": df[c].astype(object).tolist(),
+            }
+            for c in df.columns
+        ]
+    }
+
+
+# --- tests ----------------------------------------------------------------------------------
+
+
+def test_predictions_equal_pyfunc_predict_on_every_protocol(
+    registered: Registered, tabular: Runtime
+) -> None:
+    df = draw(100, seed=11)
+    expected = np.asarray(pyfunc_predict(registered.tabular, df)).tolist()
+    assert np.asarray(expected).shape == (100, 2)  # probabilities: float exactness matters
+    bodies = {
+        "dataframe_split": {"dataframe_split": as_split(df)},
+        "dataframe_records": {
+            "dataframe_records": [
+                dict(zip(df.columns, r, strict=True)) for r in as_split(df)["data"]
+            ]
+        },
+        "inputs": {"inputs": {c: df[c].astype(object).tolist() for c in df.columns}},
+        "instances": {
+            "instances": [dict(zip(df.columns, r, strict=True)) for r in as_split(df)["data"]]
+        },
+    }
+    for name, body in bodies.items():
+        status, out = tabular.post("/invocations", body)
+        assert status == 200, (name, out)
+        assert out["predictions"] == expected, name
+    status, out = tabular.post(f"/v2/models/{tabular.name}/infer", oip_columns(df))
+    assert status == 200, out
+    (output,) = out["outputs"]
+    assert output["shape"] == [100, 2] and output["datatype"] == "FP64"
+    assert np.asarray(output["data"]).reshape(100, 2).tolist() == expected
+    assert out["model_name"] == tabular.name
+    assert out["model_version"] == registered.tabular.rsplit("/", 1)[1]
+
+
+@pytest.mark.parametrize("n", [1, 100])
+def test_all_double_fast_path_equals_pyfunc_predict(
+    registered: Registered, doubles: Runtime, n: int
+) -> None:
+    df = draw(n, seed=12)[["income", "score", "ratio"]]
+    expected = np.asarray(pyfunc_predict(registered.doubles, df)).tolist()
+    status, out = doubles.post("/invocations", {"dataframe_split": as_split(df)})
+    assert status == 200 and out["predictions"] == expected
+    matrix = {
+        "inputs": [
+            {
+                "name": "x",
+                "shape": [n, 3],
+                "datatype": "FP64",
+                "data": df.to_numpy().tolist(),
+            }
+        ]
+    }
+    status, out = doubles.post("/v2/models/doubles/infer", matrix)
+    assert status == 200 and out["outputs"][0]["data"] == expected
+
+
+def test_model_metadata(tabular: Runtime) -> None:
+    status, body = tabular.get(f"/v2/models/{tabular.name}")
+    doc = json.loads(body)
+    assert status == 200
+    assert [(i["name"], i["datatype"]) for i in doc["inputs"]] == [
+        ("income", "FP64"),
+        ("score", "FP64"),
+        ("ratio", "FP64"),
+        ("items", "INT64"),
+        ("color", "BYTES"),
+    ]
+    assert tabular.get(f"/v2/models/{tabular.name}/ready")[0] == 200
+    assert tabular.get("/ping")[0] == 200
+
+
+@pytest.mark.parametrize(
+    ("mutate", "every_row", "words"),
+    [
+        (lambda r: r.update(income="lots"), False, ["income", "double", "string", "row 1"]),
+        (lambda r: r.update(items=2.5), False, ["items", "long", "number"]),
+        (lambda r: r.update(color=7), False, ["color", "string", "integer"]),
+        (lambda r: r.pop("score"), True, ["missing required column", "score"]),
+        (lambda r: r.update(colour=r.pop("color")), True, ["color", "unexpected", "colour"]),
+    ],
+)
+def test_signature_violations_are_400_naming_the_problem(
+    tabular: Runtime, mutate: Any, every_row: bool, words: list[str]
+) -> None:
+    records = draw(3, seed=13).astype(object).to_dict(orient="records")
+    for r in records if every_row else records[1:2]:
+        mutate(r)
+    status, out = tabular.post("/invocations", {"dataframe_records": records})
+    assert status == 400, out
+    assert out["error_code"] == "BAD_REQUEST"
+    for w in words:
+        assert w in out["message"]
+    assert "Traceback" not in out["message"]
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "content_type"),
+    [
+        ("/invocations", b"\x00\xff garbage", "application/json"),
+        ("/invocations", b'{"dataframe_split": 5}', "application/json"),
+        ("/invocations", b'{"what": []}', "application/json"),
+        ("/invocations", b"[1, 2, 3]", "application/json"),
+        ("/v2/models/my-deployment/infer", b"not json", "application/json"),
+        ("/v2/models/my-deployment/infer", b'{"inputs": [{"name": "income"}]}', "application/json"),
+        ("/v2/models/my-deployment/infer", b'{"inputs": "x"}', "application/json"),
+    ],
+)
+def test_garbage_bodies_are_400_with_a_reason(
+    tabular: Runtime, path: str, body: bytes, content_type: str
+) -> None:
+    status, out = tabular.post(path, body, content_type)
+    assert status == 400, out
+    message = out.get("message") or out.get("error")
+    assert message and "Traceback" not in message
+
+
+def test_oip_datatype_mismatch_is_400(tabular: Runtime) -> None:
+    body = oip_columns(draw(2, seed=14))
+    body["inputs"][3]["datatype"] = "FP64"  # items is a long column
+    status, out = tabular.post(f"/v2/models/{tabular.name}/infer", body)
+    assert status == 400 and "items" in out["error"] and "INT64" in out["error"]
+
+
+def test_metrics_count_what_was_sent(tabular: Runtime) -> None:
+    name = tabular.name
+    ok = "mlops_runtime_requests_total" + labels(name, route="/invocations", status="200")
+    bad = "mlops_runtime_requests_total" + labels(name, route="/invocations", status="400")
+    oip = "mlops_runtime_requests_total" + labels(
+        name, route="/v2/models/{model}/infer", status="200"
+    )
+    rows = "mlops_runtime_predicted_rows_total" + labels(name, route="/invocations")
+    hist = "mlops_runtime_request_duration_seconds_count" + labels(name, route="/invocations")
+    before = tabular.metrics()
+    for i in range(4):
+        tabular.post("/invocations", {"dataframe_split": as_split(draw(5, seed=20 + i))})
+    for _ in range(3):
+        tabular.post("/invocations", {"dataframe_split": {"columns": ["x"], "data": [[1]]}})
+    for i in range(2):
+        tabular.post(f"/v2/models/{name}/infer", oip_columns(draw(3, seed=30 + i)))
+    after = tabular.metrics()
+
+    def delta(key: str) -> float:
+        return after.get(key, 0.0) - before.get(key, 0.0)
+
+    assert delta(ok) == 4
+    assert delta(bad) == 3
+    assert delta(oip) == 2
+    assert delta(rows) == 20
+    assert delta(hist) == 7
+    base = labels(name)
+    assert after["mlops_runtime_requests_in_flight" + base] == 1  # this scrape
+    assert after["mlops_runtime_model_ready" + base] == 1
+    assert after["mlops_runtime_model_load_seconds" + base] > 0
+    info = [k for k in after if k.startswith("mlops_runtime_model_info")]
+    assert len(info) == 1 and 'model_name="rt-tabular"' in info[0]
+
+
+def test_drift_stable_then_significant(tabular: Runtime) -> None:
+    name = tabular.name
+    for i in range(20):  # 2,000 rows from the training distribution, 100 per request
+        status, _ = tabular.post(
+            "/invocations", {"dataframe_split": as_split(draw(100, seed=100 + i))}
+        )
+        assert status == 200
+    m = tabular.metrics()
+    overall = m["mlops_drift_psi" + labels(name)]
+    features = {
+        f: m["mlops_feature_drift_psi" + labels(name, feature=f)]
+        for f in ["income", "score", "ratio", "items", "color"]
+    }
+    assert overall < 0.1, features
+    assert overall == max(features.values())
+    assert m["mlops_prediction_drift_psi" + labels(name)] < 0.1
+
+    for i in range(20):  # 2,000 shifted rows, through OIP this time
+        body = oip_columns(draw(100, seed=200 + i, shift=1.0))
+        status, _ = tabular.post(f"/v2/models/{name}/infer", body)
+        assert status == 200
+    m = tabular.metrics()
+    assert m["mlops_drift_window_rows" + labels(name)] == 2000
+    assert m["mlops_drift_psi" + labels(name)] > 0.25
+    assert m["mlops_feature_drift_psi" + labels(name, feature="color")] > 0.25
+    assert m["mlops_prediction_drift_psi" + labels(name)] > 0.1
+
+
+def test_no_baseline_no_drift_metrics_and_one_log_line(doubles: Runtime) -> None:
+    df = draw(5, seed=40)[["income", "score", "ratio"]]
+    assert doubles.post("/invocations", {"dataframe_split": as_split(df)})[0] == 200
+    # the baseline is looked for after readiness (drift must not delay serving): wait for it
+    deadline = time.monotonic() + 30
+    while "no drift baseline" not in doubles.log_text():
+        assert time.monotonic() < deadline, doubles.log_text()
+        time.sleep(0.1)
+    text = doubles.get("/metrics")[1].decode()
+    assert "mlops_drift_psi" not in text and "mlops_feature_drift_psi" not in text
+    log = doubles.log_text()
+    assert log.count("no drift baseline") == 1
+    assert "Traceback" not in log and "404" not in log
+
+
+def test_ready_only_after_load_and_sigterm_drains(registered: Registered, tmp_path: Path) -> None:
+    rt = Runtime(
+        registered.slow,
+        registered.tracking_uri,
+        tmp_path / "slow.log",
+        MODEL_NAME="slow",
+        SLOW_LOAD_SECONDS="4",
+    )
+    try:
+        # readiness: live answers while the model loads; ready, /ping and scoring do not
+        seen_loading = False
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            try:
+                live, ready = rt.get("/v2/health/live")[0], rt.get("/v2/health/ready")[0]
+            except OSError:
+                time.sleep(0.05)
+                continue
+            if ready == 200:
+                break
+            assert (live, ready) == (200, 503)
+            if not seen_loading:
+                status, out = rt.post("/invocations", {"inputs": {"sleep": [0.0]}})
+                assert status == 503 and "not loaded" in out["message"]
+                assert rt.get("/v2/models/slow/ready")[0] == 503
+            seen_loading = True
+            time.sleep(0.1)
+        assert seen_loading, "never saw the server live-but-not-ready"
+        assert rt.get("/v2/health/ready")[0] == 200
+
+        # SIGTERM during a 3 s request: the request completes, then the process exits 0
+        result: dict[str, Any] = {}
+
+        def slow_call() -> None:
+            result["response"] = rt.post("/invocations", {"inputs": {"sleep": [3.0]}})
+
+        caller = threading.Thread(target=slow_call)
+        caller.start()
+        in_flight = "mlops_runtime_requests_in_flight" + labels("slow")
+        deadline = time.monotonic() + 10
+        while rt.metrics()[in_flight] < 2:  # the slow request and this scrape
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        t_term = time.monotonic()
+        rt.proc.send_signal(signal.SIGTERM)
+        time.sleep(0.5)
+        with pytest.raises(OSError):  # no longer accepting connections
+            rt.get("/v2/health/live")
+        caller.join(30)
+        assert result["response"] == (200, {"predictions": [6.0]})
+        assert rt.proc.wait(30) == 0
+        assert time.monotonic() - t_term >= 2.0  # it waited for the request
+        assert "draining" in rt.log_text()
+    finally:
+        rt.stop()
+
+
+def test_baseline_helpers_against_the_registry(registered: Registered) -> None:
+    import mlflow
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(registered.tracking_uri)
+    baseline = profiles.load_baseline(registered.tabular, client=client)
+    assert baseline is not None and list(baseline.features) == list(registered.train.columns)
+    assert list(baseline.predictions) == ["prediction_0", "prediction_1"]
+    assert profiles.load_baseline(registered.doubles, client=client) is None
+
+    # log by registered version; read back by version, by model id and after download
+    name, version = registered.doubles[len("models:/") :].split("/")
+    small = profiles.compute_profile(registered.train[["income", "score", "ratio"]].head(100))
+    uri = profiles.log_baseline(small, registered.doubles, client=client)
+    source = client.get_model_version(name, version).source  # MLflow 3: models:/m-<id>
+    model_id = source[len("models:/") :]
+    assert uri == f"models:/{model_id}/drift/baseline.json"
+    assert profiles.load_baseline(registered.doubles, client=client) == small
+    assert profiles.load_baseline(f"models:/{model_id}", client=client) == small
+
+    # training code that logged the profile to its run instead: found through the version
+    df = registered.train[["score"]]
+    with mlflow.start_run() as run:
+        from sklearn.dummy import DummyRegressor
+
+        info = mlflow.sklearn.log_model(
+            DummyRegressor().fit(df, df["score"]),
+            name="model",
+            pip_requirements=["scikit-learn"],
+            registered_model_name="rt-run-baseline",
+        )
+        mlflow.log_text(profiles.compute_profile(df).to_json(), profiles.BASELINE_ARTIFACT)
+    found = profiles.load_baseline(f"models:/rt-run-baseline/{info.registered_model_version}")
+    assert found is not None and list(found.features) == ["score"]
+    assert run.info.run_id
+
+
+def test_a_model_that_cannot_load_ends_the_process(registered: Registered, tmp_path: Path) -> None:
+    rt = Runtime("models:/no-such-model/1", registered.tracking_uri, tmp_path / "missing.log")
+    try:
+        assert rt.proc.wait(120) == 1  # Kubernetes restarts it with back-off
+        assert "model not loaded" in rt.log_text() and "no-such-model" in rt.log_text()
+    finally:
+        rt.stop()

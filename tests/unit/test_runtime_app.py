@@ -1,0 +1,247 @@
+"""The runtime's ASGI app and settings, driven in-process with a stand-in model: pure."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import orjson
+import pytest
+
+from mlops_operator import profiles
+from mlops_operator.runtime.app import RuntimeApp
+from mlops_operator.runtime.codec import BadRequest, Parsed
+from mlops_operator.runtime.config import ConfigError, RuntimeConfig
+from mlops_operator.runtime.drift import DriftMonitor
+from mlops_operator.runtime.metrics import RuntimeMetrics
+from mlops_operator.runtime.model import ModelRef, check_requirements, parse_model_uri
+from mlops_operator.runtime.schema import Column, ColumnSchema, ColumnType
+
+
+class FakeModel:
+    """Just what the app uses of LoadedModel: ref, schema, predict(parsed)."""
+
+    def __init__(self) -> None:
+        self.ref = ModelRef("models:/iris/3", "iris", "3")
+        self.schema = ColumnSchema((Column("a", ColumnType.DOUBLE), Column("b", ColumnType.DOUBLE)))
+
+    def predict(self, parsed: Parsed) -> tuple[Any, Any]:
+        frame = parsed.frame
+        assert frame is not None
+        if (frame["a"] < 0).any():
+            raise BadRequest("the model could not score the input: negative a")
+        if (frame["a"] > 1e9).any():
+            raise RuntimeError("boom (secret internals)")
+        return frame, (frame["a"] + frame["b"]).to_numpy()
+
+
+def make_app(**env: str) -> RuntimeApp:
+    cfg = RuntimeConfig.from_env(
+        {
+            "MODEL_URI": "models:/iris/3",
+            "MODEL_NAME": "iris-prod",
+            "POD_NAMESPACE": "ml",
+            "MLOPS_PREDICT_THREADS": "0",
+            **env,
+        }
+    )
+    return RuntimeApp(cfg, RuntimeMetrics(cfg.model_deployment, cfg.namespace))
+
+
+def call(
+    app: RuntimeApp,
+    method: str,
+    path: str,
+    body: bytes = b"",
+    content_type: str = "application/json",
+) -> tuple[int, bytes]:
+    sent: list[dict[str, Any]] = []
+    chunks = [body[:5], body[5:]] if len(body) > 5 else [body]
+
+    async def receive() -> dict[str, Any]:
+        chunk = chunks.pop(0)
+        return {"type": "http.request", "body": chunk, "more_body": bool(chunks)}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "http",
+        "method": method,
+        "path": path,
+        "headers": [(b"content-type", content_type.encode())],
+    }
+    asyncio.run(app(scope, receive, send))
+    return sent[0]["status"], sent[1]["body"]
+
+
+def split(rows: list[list[Any]]) -> bytes:
+    return orjson.dumps({"dataframe_split": {"columns": ["a", "b"], "data": rows}})
+
+
+def test_live_at_once_ready_only_after_load() -> None:
+    app = make_app()
+    assert call(app, "GET", "/v2/health/live")[0] == 200
+    assert call(app, "GET", "/v2/health/ready")[0] == 503
+    assert call(app, "GET", "/v2/models/iris-prod/ready")[0] == 503
+    assert call(app, "GET", "/ping")[0] == 503
+    status, out = call(app, "POST", "/invocations", split([[1, 2]]))
+    assert status == 503 and b"not loaded" in out
+    app.state.model = FakeModel()  # type: ignore[assignment]
+    assert call(app, "GET", "/v2/health/ready")[0] == 200
+    assert call(app, "GET", "/v2/models/iris-prod/ready")[0] == 200
+    assert call(app, "GET", "/ping")[0] == 200
+    app.state.draining = True
+    assert call(app, "GET", "/v2/health/ready")[0] == 503
+    assert call(app, "GET", "/v2/health/live")[0] == 200
+
+
+def test_scoring_on_both_protocols() -> None:
+    app = make_app()
+    app.state.model = FakeModel()  # type: ignore[assignment]
+    status, out = call(app, "POST", "/invocations", split([[1, 2], [3, 4.5]]))
+    assert status == 200 and orjson.loads(out) == {"predictions": [3.0, 7.5]}
+    req = {"inputs": [{"name": "x", "shape": [1, 2], "datatype": "FP64", "data": [1, 2]}]}
+    status, out = call(app, "POST", "/v2/models/iris-prod/infer", orjson.dumps(req))
+    assert status == 200
+    doc = orjson.loads(out)
+    assert doc["model_name"] == "iris-prod" and doc["model_version"] == "3"
+    assert doc["outputs"][0]["data"] == [3.0]
+    status, _ = call(app, "POST", "/v2/models/iris-prod/versions/3/infer", orjson.dumps(req))
+    assert status == 200
+
+
+def test_client_errors_are_4xx_json_naming_the_problem() -> None:
+    app = make_app()
+    app.state.model = FakeModel()  # type: ignore[assignment]
+    status, out = call(app, "POST", "/invocations", split([[1, "x"]]))
+    assert status == 400
+    doc = orjson.loads(out)
+    assert doc["error_code"] == "BAD_REQUEST" and "'b'" in doc["message"]
+    status, out = call(app, "POST", "/invocations", split([[-1, 1]]))
+    assert status == 400 and b"negative a" in out
+    status, out = call(app, "POST", "/v2/models/iris-prod/infer", b"garbage")
+    assert status == 400 and "error" in orjson.loads(out)
+    assert call(app, "POST", "/invocations", b"a,b\n1,2", "text/plain")[0] == 415
+    assert call(app, "GET", "/invocations")[0] == 405
+    assert call(app, "POST", "/v2/health/live")[0] == 405
+    status, out = call(app, "POST", "/v2/models/other/infer", b"{}")
+    assert status == 404 and b"iris-prod" in out
+    assert call(app, "GET", "/v2/models/iris-prod/versions/9")[0] == 404
+    assert call(app, "GET", "/nope")[0] == 404
+
+
+def test_csv_goes_through_the_same_checks() -> None:
+    app = make_app()
+    app.state.model = FakeModel()  # type: ignore[assignment]
+    status, out = call(app, "POST", "/invocations", b"a,b\n1,2\n", "text/csv")
+    assert status == 200 and orjson.loads(out) == {"predictions": [3.0]}
+    status, _ = call(app, "POST", "/invocations", b"a,c\n1,2\n", "text/csv")
+    assert status == 400
+
+
+def test_server_errors_are_500_without_internals(caplog: pytest.LogCaptureFixture) -> None:
+    app = make_app()
+    app.state.model = FakeModel()  # type: ignore[assignment]
+    status, out = call(app, "POST", "/invocations", split([[2e9, 1]]))
+    assert status == 500
+    assert b"secret" not in out and b"Traceback" not in out
+    assert "boom" in caplog.text
+
+
+def test_body_limit() -> None:
+    app = make_app(MLOPS_MAX_BODY_BYTES="10")
+    app.state.model = FakeModel()  # type: ignore[assignment]
+    assert call(app, "POST", "/invocations", split([[1, 2]]))[0] == 413
+
+
+def test_metrics_count_requests_rows_and_drift() -> None:
+    app = make_app()
+    model = FakeModel()
+    app.state.model = model  # type: ignore[assignment]
+    rng = np.random.default_rng(0)
+    train = rng.normal(size=(1000, 2))
+    import pandas as pd
+
+    base = profiles.compute_profile(pd.DataFrame(train, columns=["a", "b"]))
+    monitor = DriftMonitor(base, window=100, min_rows=10)
+    app.state.drift = monitor
+    app.metrics.add_drift(monitor)
+    for _ in range(3):
+        call(app, "POST", "/invocations", split(rng.random(size=(5, 2)).tolist()))
+    call(app, "POST", "/invocations", split([[1, "x"]]))
+    _, text = call(app, "GET", "/metrics")
+    lines = text.decode().splitlines()
+
+    def value(prefix: str) -> float:
+        hits = [ln for ln in lines if ln.startswith(prefix)]
+        assert len(hits) == 1, (prefix, hits)
+        return float(hits[0].rsplit(" ", 1)[1])
+
+    base_labels = 'model_deployment="iris-prod",namespace="ml"'
+    ok = f'mlops_runtime_requests_total{{{base_labels},route="/invocations",status="200"}}'
+    bad = f'mlops_runtime_requests_total{{{base_labels},route="/invocations",status="400"}}'
+    assert value(ok) == 3
+    assert value(bad) == 1
+    assert value(f'mlops_runtime_predicted_rows_total{{{base_labels},route="/invocations"}}') == 15
+    assert value(f"mlops_drift_window_rows{{{base_labels}}}") == 15
+    assert value(f"mlops_drift_psi{{{base_labels}}}") >= 0
+    assert value(f'mlops_feature_drift_psi{{feature="a",{base_labels}}}') >= 0
+    assert "mlops_prediction_drift_psi" not in text.decode()  # baseline has no predictions
+
+
+# --- settings ------------------------------------------------------------------------------
+
+
+def test_settings_defaults_and_names() -> None:
+    cfg = RuntimeConfig.from_env({"MODEL_URI": "models:/fraud/7"})
+    assert cfg.model_name == "fraud" and cfg.model_deployment == "fraud"
+    assert cfg.port == 8080 and cfg.drift and cfg.namespace == ""
+    cfg = RuntimeConfig.from_env(
+        {
+            "MODEL_URI": "models:/fraud/7",
+            "MODEL_NAME": "fd",
+            "MLOPS_MODEL_DEPLOYMENT": "fd",
+            "PORT": "9000",
+            "MLOPS_DRIFT": "off",
+        }
+    )
+    assert (cfg.model_name, cfg.port, cfg.drift) == ("fd", 9000, False)
+
+
+@pytest.mark.parametrize(
+    "env",
+    [
+        {},
+        {"MODEL_URI": "models:/m/1", "PORT": "http"},
+        {"MODEL_URI": "models:/m/1", "PORT": "70000"},
+        {"MODEL_URI": "models:/m/1", "MLOPS_DRIFT": "maybe"},
+        {"MODEL_URI": "models:/m/1", "MODEL_NAME": "a/b"},
+        {"MODEL_URI": "models:/m/1", "MLOPS_DRAIN_SECONDS": "-1"},
+    ],
+)
+def test_bad_settings_are_one_line_errors(env: dict[str, str]) -> None:
+    with pytest.raises(ConfigError):
+        RuntimeConfig.from_env(env)
+
+
+def test_parse_model_uri() -> None:
+    assert parse_model_uri("models:/fraud/7") == ModelRef("models:/fraud/7", "fraud", "7")
+    assert parse_model_uri("models:/fraud@champion").version == "@champion"
+    assert parse_model_uri("/models/fraud/").name == "fraud"
+
+
+def test_requirement_check_reports_only_real_mismatches(tmp_path: Path) -> None:
+    from importlib import metadata
+
+    numpy_version = metadata.version("numpy")
+    (tmp_path / "requirements.txt").write_text(
+        f"numpy=={numpy_version}\nscikit-learn==0.0.1\nno-such-dist==1.0\n-r other.txt\n"
+    )
+    assert check_requirements(tmp_path) == [
+        f"scikit-learn 0.0.1 (installed: {metadata.version('scikit-learn')})",
+        "no-such-dist 1.0 (installed: not installed)",
+    ]
+    assert check_requirements(tmp_path / "absent") == []
