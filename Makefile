@@ -40,8 +40,8 @@ test-integration: setup
 	@$(PYTEST) -m integration -q
 
 lint: setup-python ## ruff and mypy
-	@$(PY) -m ruff check operator tests pipelines hack
-	@$(PY) -m ruff format --check operator tests pipelines hack
+	@$(PY) -m ruff check operator tests pipelines hack bench
+	@$(PY) -m ruff format --check operator tests pipelines hack bench
 	@$(PY) -m mypy
 
 fmt: setup-python

@@ -10,13 +10,16 @@ from mlops_operator.status.conditions import merge_patch
 T = dt.datetime(2026, 11, 25, 2, 30, tzinfo=dt.UTC)
 
 
-@pytest.mark.parametrize(("since", "now", "due"), [
-    (T, T + dt.timedelta(minutes=29), None),
-    (T, T + dt.timedelta(minutes=30), T.replace(hour=3, minute=0)),
-    # several missed firings collapse into the latest one
-    (T, T + dt.timedelta(days=3), T.replace(hour=3, minute=0) + dt.timedelta(days=2)),
-    (T.replace(hour=3, minute=0), T.replace(hour=3, minute=0), None),  # not twice
-])
+@pytest.mark.parametrize(
+    ("since", "now", "due"),
+    [
+        (T, T + dt.timedelta(minutes=29), None),
+        (T, T + dt.timedelta(minutes=30), T.replace(hour=3, minute=0)),
+        # several missed firings collapse into the latest one
+        (T, T + dt.timedelta(days=3), T.replace(hour=3, minute=0) + dt.timedelta(days=2)),
+        (T.replace(hour=3, minute=0), T.replace(hour=3, minute=0), None),  # not twice
+    ],
+)
 def test_last_due_daily(since: dt.datetime, now: dt.datetime, due: dt.datetime | None) -> None:
     assert last_due("0 3 * * *", since, now) == due
 
@@ -26,8 +29,9 @@ def test_last_due_every_minute() -> None:
     assert last_due("* * * * *", T, T + dt.timedelta(seconds=61)) == T + dt.timedelta(minutes=1)
 
 
-@pytest.mark.parametrize(("s", "seconds"), [("10m", 600), ("1h30m", 5400), ("45s", 45),
-                                            ("2h", 7200)])
+@pytest.mark.parametrize(
+    ("s", "seconds"), [("10m", 600), ("1h30m", 5400), ("45s", 45), ("2h", 7200)]
+)
 def test_parse_duration(s: str, seconds: int) -> None:
     assert parse_duration(s).total_seconds() == seconds
 
