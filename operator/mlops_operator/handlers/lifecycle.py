@@ -81,12 +81,14 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     memo.kube = HttpKube(load_credentials())
     memo.registry = MlflowRegistry(cfg.mlflow_tracking_uri)
     prometheus = HttpPrometheus(cfg.prometheus_url) if cfg.prometheus_url else None
+    memo.md_applied = mdr.AppliedCache()
     deps = mdr.Deps(
         kube=memo.kube,
         registry=memo.registry,
         build=BuildContext(runtime_image=cfg.runtime_image, mlflow_uri=cfg.pod_mlflow_uri),
         event=post_event,
         triggers=TriggerDeps(kube=memo.kube, prometheus=prometheus),
+        applied=memo.md_applied,
     )
 
     async def reconcile_md(body: dict[str, Any], now: dt.datetime) -> Requeue | None:

@@ -26,14 +26,23 @@ async def on_model_deployment(type: str | None, body: kopf.Body, memo: kopf.Memo
     m = body.metadata
     if type == "DELETED":
         memo.md_queue.forget(m.namespace, m.name)
+        memo.md_applied.forget(m.namespace, m.name)
     else:
         # a plain deep copy: kopf's Body is a live view that the next event mutates
         memo.md_queue.update(copy.deepcopy(dict(body)))
 
 
-async def _on_child(labels: kopf.Labels, namespace: str | None, memo: kopf.Memo, **_: Any) -> None:
+async def _on_child(
+    labels: kopf.Labels,
+    namespace: str | None,
+    resource: kopf.Resource,
+    memo: kopf.Memo,
+    **_: Any,
+) -> None:
     owner = labels.get(LABEL_MD)
     if owner and namespace:
+        if resource.plural != "pods":  # pods are the Deployment's, not written by us
+            memo.md_applied.dirty.add((namespace, owner))
         memo.md_queue.poke(namespace, owner)
 
 
