@@ -7,6 +7,7 @@ pure), applies the difference and derives the status (status/, pure).
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import hashlib
 import json
@@ -176,8 +177,8 @@ async def _apply_children(
             },
             manager=HANDOVER_MANAGER,
         )
-    for obj in children.apply:
-        await deps.kube.apply(obj)
+    # independent objects: one round trip for all of them, not one after another
+    await asyncio.gather(*(deps.kube.apply(obj) for obj in children.apply))
     for api_version, kind in children.absent:
         cur = await deps.kube.get(api_version, kind, owner.namespace, owner.name)
         if cur and _is_ours(cur, owner):
