@@ -27,7 +27,15 @@ from tests.support.kube import server_side_apply
 from tests.support.models import register_iris
 from tests.support.objects import make_model_deployment
 from tests.support.operator_launch import launch
-from tests.support.operator_metrics import free_port, scrape, value
+from tests.support.operator_metrics import free_port, nonzero, scrape, value
+from tests.support.retrain_jobs import (
+    conditions,
+    make_retrain_job,
+    release_all,
+    stop_workers,
+    wait_finished,
+    wait_released,
+)
 
 GROUP, VERSION, PLURAL = "mlops.dev", "v1alpha1", "modeldeployments"
 PSS = {
@@ -222,6 +230,7 @@ def test_the_charts_rbac_is_enough_to_reconcile(
     ns = release.workload
     custom = client.CustomObjectsApi(kube)
     port = free_port()
+    work_dir = tmp_path / "work"
     op = launch(
         token_kubeconfig,
         mlflow_uri,
@@ -229,6 +238,7 @@ def test_the_charts_rbac_is_enough_to_reconcile(
         POD_NAME="sa-operator",
         MLOPS_METRICS_PORT=str(port),
         MLOPS_NAMESPACES=ns,
+        MLOPS_WORK_DIR=str(work_dir),
         # as the chart runs it: elected on the Lease its Role allows
         MLOPS_LEADER_ELECTION="true",
         MLOPS_LEADER_ELECTION_NAMESPACE=release.namespace,
@@ -237,6 +247,11 @@ def test_the_charts_rbac_is_enough_to_reconcile(
     try:
         model = f"rbac-{uuid.uuid4().hex[:6]}"
         register_iris(mlflow_uri, model, alias="champion")
+        # a RetrainJob runs (local backend, ~30 s) while the ModelDeployment goes through its
+        # changes: the finalizer (metadata patch), status patches and events of RetrainJobs;
+        # its own model, so a promotion cannot roll the ModelDeployment under the checks below
+        retrained = f"rbac-rtj-{uuid.uuid4().hex[:6]}"
+        server_side_apply(kube, make_retrain_job("rbac-retrain", ns, retrained))
 
         def apply(**spec: Any) -> None:
             # the whole spec each time: a field left out is dropped (server-side apply)
@@ -272,11 +287,35 @@ def test_the_charts_rbac_is_enough_to_reconcile(
         hpa = client.AutoscalingV2Api(kube).read_namespaced_horizontal_pod_autoscaler
         eventually(lambda: gone(hpa), 60, what="HPA deleted")
 
+        # the RetrainJob: run, registered, gated, finalizer gone again
+        wait_finished(kube, ns, "rbac-retrain", timeout=240)
+        job = wait_released(kube, ns, "rbac-retrain")  # the finalizer patched away again
+        conds = conditions(job)
+        assert conds["Succeeded"]["status"] == "True", conds
+        assert (conds["Promoted"]["status"], conds["Promoted"]["reason"]) == ("True", "NoHolder")
+        assert conds["Ready"]["status"] == "True", conds
+        assert job["status"]["observedGeneration"] == job["metadata"]["generation"]
+        assert job["status"]["run"]["id"] == f"local-{job['metadata']['uid']}"
+        assert job["status"]["result"]["version"] and job["status"]["result"]["promoted"]
+        events = client.CoreV1Api(kube).list_namespaced_event(
+            ns, field_selector="involvedObject.kind=RetrainJob,involvedObject.name=rbac-retrain"
+        )
+        reasons = {e.reason for e in events.items}
+        assert "NoHolder" in reasons, reasons  # the Promoted transition, posted with the token
+
         samples = scrape(port)
         kind = {"kind": "ModelDeployment"}
         assert value(samples, "mlops_operator_reconcile_total", result="success", **kind) >= 3
         assert value(samples, "mlops_operator_reconcile_total", result="error", **kind) == 0
-        assert value(samples, "mlops_operator_api_errors_total") == 0
+        rtj = {"kind": "RetrainJob"}
+        assert value(samples, "mlops_operator_reconcile_total", result="success", **rtj) >= 1
+        assert value(samples, "mlops_operator_reconcile_total", result="error", **rtj) == 0
+        # no API call failed, except (at most) the RetrainJob finalizer's compare-and-swap: a
+        # pass that works on the body of a watch event older than its own last write sends a
+        # stale resourceVersion, gets 409 and re-reads (reconcilers/retrain_job.py)
+        errors = nonzero(samples, "mlops_operator_api_errors_total")
+        errors.pop("code=409,resource=retrainjobs,verb=PATCH", None)
+        assert errors == {}, errors
         lease = client.CoordinationV1Api(kube).read_namespaced_lease(
             release.name, release.namespace
         )
@@ -287,6 +326,8 @@ def test_the_charts_rbac_is_enough_to_reconcile(
         assert "reconcile failed" not in logs, logs[-3000:]
     finally:
         op.stop()
+        stop_workers(work_dir)
+        release_all(kube, ns)
         print(f"operator log: {tmp_path / 'operator.log'}")
 
 

@@ -4,6 +4,14 @@ Only the leader reconciles (each process's own /metrics says how many reconciles
 SIGKILL of the leader right after a new object appears hands the Lease to the standby, which
 reconciles what the dead leader left, without re-creating anything. A SIGTERM'd leader
 releases the Lease, so its successor starts after one retry instead of a lease duration.
+
+The two processes share one MLOPS_WORK_DIR, as two replicas on one node share a volume: a
+local pipeline run the dead leader started keeps running (its worker has its own session) and
+the new leader adopts it by its run directory, so the RetrainJob ends with one run and one
+registered version.
+
+The candidates watch a namespace of their own, outside the session's NS_PREFIX: the session's
+`operator` fixture (started by other modules of the same run) must not reconcile it too.
 """
 
 from __future__ import annotations
@@ -11,11 +19,13 @@ from __future__ import annotations
 import signal
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from kubernetes import client
+from mlflow.tracking import MlflowClient
 
 from tests.support.cluster import eventually
 from tests.support.kube import server_side_apply
@@ -24,6 +34,18 @@ from tests.support.objects import make_model_deployment
 from tests.support.operator_launch import STANDING_BY, launch
 from tests.support.operator_metrics import free_port, scrape, value
 from tests.support.operator_process import OperatorProcess
+from tests.support.retrain_jobs import (
+    WORKER_STARTED,
+    conditions,
+    make_retrain_job,
+    release_all,
+    run_dir,
+    stop_workers,
+    wait_finished,
+    wait_released,
+    worker_pid,
+)
+from tests.support.retrain_jobs import get as get_retrain_job
 
 GROUP, VERSION, PLURAL = "mlops.dev", "v1alpha1", "modeldeployments"
 LEASE_SECONDS = 15  # the default, so the takeover measured is the one users get
@@ -39,6 +61,7 @@ class Candidates:
         self, kubeconfig: str, mlflow_uri: str, namespace: str, lease: str, logs: Path
     ) -> None:
         self.kubeconfig, self.mlflow_uri, self.logs = kubeconfig, mlflow_uri, logs
+        self.work_dir = logs / "work"
         self.env = {
             "MLOPS_LEADER_ELECTION": "true",
             "MLOPS_LEADER_ELECTION_NAMESPACE": namespace,
@@ -46,6 +69,8 @@ class Candidates:
             "MLOPS_LEADER_ELECTION_LEASE_SECONDS": str(LEASE_SECONDS),
             # only this test's namespace: other tests' operators and objects stay out
             "MLOPS_NAMESPACES": namespace,
+            # one volume for all replicas: runs outlive the process that started them
+            "MLOPS_WORK_DIR": str(self.work_dir),
         }
         self.running: dict[str, tuple[OperatorProcess, int]] = {}
 
@@ -75,12 +100,33 @@ class Candidates:
 
 
 @pytest.fixture
+def namespace(kube: client.ApiClient) -> Iterator[str]:
+    """A namespace only the candidates watch (not NS_PREFIX: see the module's docstring)."""
+    core = client.CoreV1Api(kube)
+    name = f"ha-{uuid.uuid4().hex[:8]}"
+    core.create_namespace(
+        client.V1Namespace(
+            metadata=client.V1ObjectMeta(name=name, labels={"mlops.dev/test": "true"})
+        )
+    )
+    yield name
+    core.delete_namespace(name, propagation_policy="Background")
+
+
+@pytest.fixture
 def candidates(
-    kubeconfig: tuple[str, str | None], mlflow_uri: str, namespace: str, tmp_path: Path
-) -> Any:
+    kubeconfig: tuple[str, str | None],
+    kube: client.ApiClient,
+    mlflow_uri: str,
+    namespace: str,
+    tmp_path: Path,
+) -> Iterator[Candidates]:
     c = Candidates(kubeconfig[0], mlflow_uri, namespace, f"le-{uuid.uuid4().hex[:6]}", tmp_path)
     yield c
     c.stop_all()
+    # a failed test may leave a worker running, or a RetrainJob that nobody will finish
+    stop_workers(c.work_dir)
+    release_all(kube, namespace)
     print(f"operator logs: {tmp_path}")
 
 
@@ -170,3 +216,68 @@ def test_only_the_leader_reconciles_and_a_standby_takes_over(
         f"{takeover:.1f}s, new object Ready {converged:.1f}s after the kill; "
         f"SIGTERM -> handover in {handover:.1f}s"
     )
+
+
+def test_a_local_run_the_dead_leader_started_is_adopted(
+    kube: client.ApiClient, namespace: str, mlflow_uri: str, candidates: Candidates
+) -> None:
+    coordination = client.CoordinationV1Api(kube)
+    lease_name = candidates.env["MLOPS_LEADER_ELECTION_NAME"]
+    model = f"ha-rtj-{uuid.uuid4().hex[:6]}"
+
+    def holder() -> str:
+        return str(coordination.read_namespaced_lease(lease_name, namespace).spec.holder_identity)
+
+    a = candidates.start("op-a", wait_for="mlops-operator started")
+    b = candidates.start("op-b", wait_for=STANDING_BY)
+    server_side_apply(kube, make_retrain_job("adopted", namespace, model))
+
+    def running() -> tuple[Path, int] | None:
+        o = get_retrain_job(kube, namespace, "adopted")
+        if ((o.get("status") or {}).get("run") or {}).get("state") != "Running":
+            return None
+        d = run_dir(candidates.work_dir, o)
+        pid = worker_pid(d)
+        return (d, pid) if pid else None
+
+    # the leader has submitted the run and seen it running: it owns it now
+    d, pid = eventually(running, 90, what="the leader's local run running")
+    assert candidates.metric("op-b", "mlops_operator_reconcile_total") == 0
+    a.stop(signal.SIGKILL)
+    killed = time.monotonic()
+    assert worker_pid(d) == pid, "the worker died with the operator that started it"
+
+    eventually(lambda: holder() == candidates.identity("op-b"), 60, what="op-b holds the Lease")
+    takeover = time.monotonic() - killed
+    eventually(lambda: "mlops-operator started" in b.logs(), 60, what="op-b reconciling")
+    # the dead leader's worker is still mid-run when the new leader starts reconciling
+    running_at_takeover = worker_pid(d) == pid
+
+    job = wait_finished(kube, namespace, "adopted", timeout=240)
+    finished = time.monotonic() - killed
+    job = wait_released(kube, namespace, "adopted")
+    conds = conditions(job)
+    assert conds["Succeeded"]["status"] == "True", conds
+    assert (conds["Promoted"]["status"], conds["Promoted"]["reason"]) == ("True", "NoHolder")
+    st = job["status"]
+    # one run: the one the dead leader submitted, adopted (no second submit, no restart)
+    assert st["run"]["id"] == f"local-{job['metadata']['uid']}"
+    assert (st["run"].get("attempt") or 0) == 0, st["run"]
+    assert [p.name for p in (candidates.work_dir / namespace).iterdir()] == [d.name]
+    assert (d / "run.log").read_text(errors="replace").count(WORKER_STARTED) == 1
+    assert "submitted run" in a.logs() and "submitted run" not in b.logs()
+    # one registered version, the one the job reports, holding the alias
+    registry = MlflowClient(tracking_uri=mlflow_uri, registry_uri=mlflow_uri)
+    versions = registry.search_model_versions(f"name = '{model}'")
+    assert [v.version for v in versions] == [st["result"]["version"]]
+    assert registry.get_model_version_by_alias(model, "champion").version == st["result"]["version"]
+    assert candidates.metric("op-b", "mlops_operator_reconcile_total", kind="RetrainJob") >= 1
+    assert coordination.read_namespaced_lease(lease_name, namespace).spec.lease_transitions == 1
+    assert takeover < LEASE_SECONDS + 10, takeover
+    worker = "still ran" if running_at_takeover else "had ended"
+    print(
+        f"\nleader election ({LEASE_SECONDS}s lease), local run: SIGKILL -> standby holds the "
+        f"Lease in {takeover:.1f}s (the worker {worker} when it started reconciling); "
+        f"RetrainJob finished {finished:.1f}s after the kill"
+    )
+    assert running_at_takeover, "the run ended before the takeover: nothing was adopted mid-run"

@@ -30,3 +30,12 @@ def value(samples: Samples, name: str, **labels: str) -> float:
     """The sum over samples of `name` whose labels include `labels` (0 when none)."""
     want = set(labels.items())
     return sum(v for (n, ls), v in samples.items() if n == name and want <= ls)
+
+
+def nonzero(samples: Samples, name: str) -> dict[str, float]:
+    """The samples of `name` above zero, keyed by their labels (for assertion messages)."""
+    return {
+        ",".join(f"{k}={v}" for k, v in sorted(ls)): x
+        for (n, ls), x in samples.items()
+        if n == name and x
+    }

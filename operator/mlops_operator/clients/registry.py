@@ -61,6 +61,7 @@ class MlflowRegistry:
 
         self.tracking_uri = tracking_uri
         self._cache: dict[tuple[str, str | None, str | None], tuple[float, ResolvedModel]] = {}
+        self._inflight: dict[tuple[str, str | None, str | None], asyncio.Future[ResolvedModel]] = {}
         self._client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
 
     async def resolve(self, name: str, alias: str | None, version: str | None) -> ResolvedModel:
@@ -71,7 +72,13 @@ class MlflowRegistry:
         now = time.monotonic()
         if hit and now - hit[0] < CACHE_SECONDS:
             return hit[1]
-        resolved = await asyncio.to_thread(self._resolve, name, alias, version)
+        # single flight: callers arriving while a lookup is under way share its answer
+        pending = self._inflight.get(key)
+        if pending is None:
+            pending = asyncio.ensure_future(asyncio.to_thread(self._resolve, name, alias, version))
+            self._inflight[key] = pending
+            pending.add_done_callback(lambda _: self._inflight.pop(key, None))
+        resolved = await asyncio.shield(pending)
         self._cache[key] = (now, resolved)
         if len(self._cache) > 10_000:
             self._cache.clear()

@@ -139,6 +139,13 @@ def _run_ref(status: dict[str, Any]) -> RunRef | None:
 
 
 async def reconcile(body: dict[str, Any], deps: Deps, now: dt.datetime) -> Outcome:
+    # A watch event may carry an older version than the last pass wrote (status first, then
+    # the finalizer): read the object itself, since every step here depends on its status.
+    m = body["metadata"]
+    fresh = await deps.kube.get(API_VERSION, KIND, m["namespace"], m["name"])
+    if fresh is None or fresh["metadata"].get("uid") != m.get("uid"):
+        return Outcome()
+    body = fresh
     m = body["metadata"]
     gen = int(m.get("generation", 1))
     status = body.get("status", {}) or {}

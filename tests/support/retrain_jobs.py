@@ -1,0 +1,118 @@
+"""RetrainJobs for tests that run their own operator processes (chart, leader election): a
+builder, the wait for the end of a job, and the local backend's run directories."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+from pathlib import Path
+from typing import Any
+
+from kubernetes import client
+
+from tests.support.cluster import eventually
+
+GROUP, VERSION, PLURAL = "mlops.dev", "v1alpha1", "retrainjobs"
+WORKER_STARTED = "worker pid"  # the local worker's first line, once per process started
+
+
+def make_retrain_job(name: str, namespace: str, model: str, **params: Any) -> dict[str, Any]:
+    """A RetrainJob of the `tabular-train` pipeline on the local backend (iris by default)."""
+    return {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "RetrainJob",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {
+            "model": {"name": model},
+            "backend": "local",
+            "pipeline": {
+                "name": "tabular-train",
+                "parameters": {"data_uri": "sklearn:iris", **params},
+            },
+            "promotion": {"metric": "accuracy", "alias": "champion"},
+        },
+    }
+
+
+def get(kube: client.ApiClient, namespace: str, name: str) -> dict[str, Any]:
+    custom = client.CustomObjectsApi(kube)
+    return dict(custom.get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name))
+
+
+def conditions(obj: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {c["type"]: c for c in (obj.get("status") or {}).get("conditions") or []}
+
+
+def wait_finished(
+    kube: client.ApiClient, namespace: str, name: str, timeout: float = 180
+) -> dict[str, Any]:
+    """The RetrainJob once it failed, or succeeded and the promotion was decided."""
+
+    def check() -> dict[str, Any] | None:
+        o = get(kube, namespace, name)
+        conds = conditions(o)
+        s = conds.get("Succeeded")
+        if s and (s["status"] == "False" or "Promoted" in conds):
+            return o
+        return None
+
+    return eventually(check, timeout, interval=1, what=f"RetrainJob {name} finished")
+
+
+def wait_released(
+    kube: client.ApiClient, namespace: str, name: str, timeout: float = 30
+) -> dict[str, Any]:
+    """The RetrainJob once its finalizer is gone (removed in the pass that finishes the job,
+    just after the status that says so)."""
+
+    def check() -> dict[str, Any] | None:
+        o = get(kube, namespace, name)
+        return None if o["metadata"].get("finalizers") else o
+
+    return eventually(check, timeout, what=f"RetrainJob {name} without its finalizer")
+
+
+def run_dir(work_dir: Path, obj: dict[str, Any]) -> Path:
+    """Where the local backend runs this job (LocalBackend.run_dir)."""
+    m = obj["metadata"]
+    return work_dir / m["namespace"] / f"{m['name']}-{m['uid']}"
+
+
+def worker_pid(d: Path) -> int | None:
+    """The pid of the live local worker of run directory `d` (checked by its command line, so
+    a recycled pid is never taken for it), else None."""
+    try:
+        pid = int((d / "pid").read_text())
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, ValueError):
+        return None
+    return pid if state != "Z" and str(d).encode() in cmdline else None
+
+
+def stop_workers(work_dir: Path) -> None:
+    """SIGKILL the process group of every live local worker under `work_dir` (test cleanup:
+    a worker outlives the operator that spawned it)."""
+    for pid_file in work_dir.glob("*/*/pid"):
+        pid = worker_pid(pid_file.parent)
+        if pid is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pid, signal.SIGKILL)
+
+
+def release_all(kube: client.ApiClient, namespace: str) -> None:
+    """Drop the finalizers of every RetrainJob in `namespace` (test cleanup, for when the
+    operator that would have removed them is gone), so the namespace can be deleted."""
+    custom = client.CustomObjectsApi(kube)
+    try:
+        items = custom.list_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL)["items"]
+    except client.ApiException:
+        return
+    for o in items:
+        if o["metadata"].get("finalizers"):
+            with contextlib.suppress(client.ApiException):
+                custom.patch_namespaced_custom_object(
+                    GROUP, VERSION, namespace, PLURAL, o["metadata"]["name"],
+                    {"metadata": {"finalizers": None}},
+                )  # fmt: skip
