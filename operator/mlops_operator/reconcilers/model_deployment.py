@@ -151,7 +151,8 @@ async def _apply_children(
     spec: ModelDeploymentSpec,
     model: b.ResolvedModel,
     existing_dep: dict[str, Any] | None,
-) -> None:
+) -> bool:
+    """Apply what differs from the last apply; True when anything was written."""
     children = b.get_children(owner, spec, model, deps.build)
     key = (owner.namespace, owner.name)
     fingerprint = hashlib.sha256(
@@ -163,7 +164,7 @@ async def _apply_children(
     dirty = key in deps.applied.dirty
     deps.applied.dirty.discard(key)
     if not dirty and existing_dep and deps.applied.last.get(key) == fingerprint:
-        return
+        return False
     if spec.autoscaling and existing_dep and _owns_replicas(existing_dep):
         # Server-side apply drops a field its manager stops sending (replicas would fall
         # back to 1). Hand it over first: a second manager co-owns the current value, so
@@ -186,6 +187,7 @@ async def _apply_children(
                 api_version, kind, owner.namespace, owner.name, uid=cur["metadata"]["uid"]
             )
     deps.applied.last[key] = fingerprint
+    return True
 
 
 def _is_ours(obj: dict[str, Any], owner: b.Owner) -> bool:
@@ -267,7 +269,7 @@ async def reconcile(body: dict[str, Any], deps: Deps, now: dt.datetime) -> Outco
     target = resolution.model if resolution.ok else serving
     if target is not None:
         try:
-            await _apply_children(deps, owner, spec, target, dep)
+            applied = await _apply_children(deps, owner, spec, target, dep)
         except ApiError as e:
             if e.status in (400, 403, 422):
                 await _write_status(
@@ -280,7 +282,8 @@ async def reconcile(body: dict[str, Any], deps: Deps, now: dt.datetime) -> Outco
                 )
                 return Outcome()
             raise
-        dep = await deps.kube.get("apps/v1", "Deployment", owner.namespace, owner.name)
+        if applied:
+            dep = await deps.kube.get("apps/v1", "Deployment", owner.namespace, owner.name)
     pods: list[dict[str, Any]] = []
     if dep and (dep.get("status", {}).get("readyReplicas", 0) or 0) < (
         dep.get("spec", {}).get("replicas") or 0
