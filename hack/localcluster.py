@@ -241,6 +241,16 @@ def running(name: str) -> int | None:
     return pid if os.path.basename(cmd.decode()) == name else None
 
 
+# processes started by this invocation: right after fork, /proc/<pid>/cmdline still shows
+# this Python until the exec, so `running()` would call a healthy child dead
+STARTED: dict[str, subprocess.Popen[bytes]] = {}
+
+
+def alive(name: str) -> bool:
+    p = STARTED.get(name)
+    return p.poll() is None if p is not None else running(name) is not None
+
+
 def start(name: str, binary: Path, args: list[str]) -> None:
     if running(name):
         return
@@ -254,6 +264,7 @@ def start(name: str, binary: Path, args: list[str]) -> None:
             start_new_session=True,
         )
     pid_file(name).write_text(str(p.pid))
+    STARTED[name] = p
     log(f"started {name} (pid {p.pid}, log {LOGS / f'{name}.log'})")
 
 
@@ -267,7 +278,7 @@ def wait_http(
     deadline = time.monotonic() + timeout
     last = ""
     while time.monotonic() < deadline:
-        if name and not running(name):
+        if name and not alive(name):
             tail = (LOGS / f"{name}.log").read_text(errors="replace")[-3000:]
             raise SystemExit(f"{name} exited while starting; its log ends:\n{tail}")
         try:
