@@ -42,7 +42,14 @@ class OperatorProcess:
             self.process.wait()
 
 
-def start_operator(kubeconfig: str, mlflow_uri: str, log: Path, **env: str) -> OperatorProcess:
+STARTED = "mlops-operator started"
+
+
+def start_operator(
+    kubeconfig: str, mlflow_uri: str, log: Path, wait_for: str = STARTED, **env: str
+) -> OperatorProcess:
+    """Start `mlops-operator run` and wait until its log shows `wait_for` (a standby logs that
+    it stands by instead of STARTED)."""
     ours = {
         "KUBECONFIG": kubeconfig,
         "MLFLOW_TRACKING_URI": mlflow_uri,
@@ -64,11 +71,11 @@ def start_operator(kubeconfig: str, mlflow_uri: str, log: Path, **env: str) -> O
     )
     op = OperatorProcess(p, log, ours)
     deadline = time.monotonic() + 60
-    while "mlops-operator started" not in op.logs()[offset:]:
+    while wait_for not in op.logs()[offset:]:
         if p.poll() is not None:
             raise RuntimeError(f"operator exited ({p.returncode}):\n{op.logs()[-3000:]}")
         if time.monotonic() > deadline:
             op.stop(signal.SIGKILL)
-            raise RuntimeError(f"operator did not start:\n{op.logs()[-3000:]}")
+            raise RuntimeError(f"operator did not log {wait_for!r}:\n{op.logs()[-3000:]}")
         time.sleep(0.2)
     return op

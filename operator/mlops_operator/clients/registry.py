@@ -86,20 +86,13 @@ class MlflowRegistry:
 
     def _resolve(self, name: str, alias: str | None, version: str | None) -> ResolvedModel:
         c = self._client
-        try:
-            if alias:
-                mv = self._call(
-                    lambda: c.get_model_version_by_alias(name, alias), name, alias=alias
-                )
-            else:
-                mv = self._call(
-                    lambda: c.get_model_version(name, str(version)), name, version=version
-                )
-            source = self._call(
-                lambda: c.get_model_version_download_uri(name, mv.version), name, version=mv.version
-            )
-        except RegistryError:
-            raise
+        if alias:
+            mv = self._call(lambda: c.get_model_version_by_alias(name, alias), name, alias=alias)
+        else:
+            mv = self._call(lambda: c.get_model_version(name, str(version)), name, version=version)
+        source = self._call(
+            lambda: c.get_model_version_download_uri(name, mv.version), name, version=mv.version
+        )
         return ResolvedModel(
             name=name,
             version=str(mv.version),
