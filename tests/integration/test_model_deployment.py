@@ -76,6 +76,14 @@ class Env:
 
         return eventually(check, timeout, what=f"{name} Ready")
 
+    def events(self, name: str) -> set[tuple[str, str]]:
+        """(type, reason) of the Events posted about ModelDeployment `name`."""
+        items = self.core.list_namespaced_event(
+            self.ns,
+            field_selector=f"involvedObject.kind=ModelDeployment,involvedObject.name={name}",
+        ).items
+        return {(e.type, e.reason) for e in items}
+
     def deployment(self, name: str) -> Any:
         return self.apps.read_namespaced_deployment(name, self.ns)
 
@@ -117,6 +125,13 @@ def test_create_becomes_ready_with_the_version_resolved(env: Env, mlflow_uri: st
     assert not [k for k in annotations if "kopf" in k], annotations
     assert not obj["metadata"].get("finalizers")
     assert obj["spec"] == {"model": {"name": model, "alias": "champion"}, "replicas": 2}
+    # kubectl describe tells the story: the model resolved, then Ready (posted after the write)
+    eventually(
+        lambda: {("Normal", "Resolved"), ("Normal", "Available")} <= env.events("fraud"),
+        30,
+        what="Resolved and Available Events",
+    )
+    assert not [e for e in env.events("fraud") if e[0] == "Warning"]
 
 
 def _exists(env: Env, kind: str, name: str) -> bool:
@@ -349,6 +364,11 @@ def test_missing_model_alias_and_version_stall(env: Env, mlflow_uri: str) -> Non
         assert c["reason"] == reason
         assert env.cond(name, "ModelResolved")["reason"] == reason
         assert env.cond(name, "Ready")["status"] == "False"
+        eventually(
+            lambda name=name, reason=reason: ("Warning", reason) in env.events(name),
+            30,
+            what=f"a {reason} Warning Event for {name}",
+        )
     # nothing was created for them, and the operator is still serving others
     assert not env.apps.list_namespaced_deployment(env.ns).items
 

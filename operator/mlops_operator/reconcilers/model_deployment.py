@@ -13,17 +13,18 @@ import hashlib
 import json
 import logging
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 from pydantic import ValidationError
 
-from mlops_operator.api.common import API_VERSION
-from mlops_operator.api.model_deployment import KIND, ModelDeploymentSpec
+from mlops_operator.api.model_deployment import ModelDeploymentSpec
 from mlops_operator.builders import model_deployment as b
 from mlops_operator.clients.kube import FIELD_MANAGER, ApiError, Kube
 from mlops_operator.clients.registry import Registry, RegistryError
 from mlops_operator.reconcilers import triggers
+from mlops_operator.reconcilers.status_write import EventSink, write_status
 from mlops_operator.status import conditions as cond
+from mlops_operator.status import events
 from mlops_operator.status.model_deployment import (
     DeploymentState,
     Resolution,
@@ -35,10 +36,6 @@ from mlops_operator.status.model_deployment import (
 log = logging.getLogger(__name__)
 
 HANDOVER_MANAGER = "mlops-operator-handover"
-
-
-class EventSink(Protocol):
-    def __call__(self, body: dict[str, Any], type_: str, reason: str, message: str) -> None: ...
 
 
 @dataclass
@@ -200,42 +197,14 @@ async def _write_status(
     deps: Deps, body: dict[str, Any], new: dict[str, Any], now: dt.datetime
 ) -> bool:
     old = body.get("status", {}) or {}
-    merged, changed = cond.merge_all(old.get("conditions", []) or [], new.pop("conditions"), now)
+    conditions = new.pop("conditions")
     # only the keys this function owns; status.retraining belongs to the triggers
-    mine = {k: v for k, v in old.items() if k in new or k in ("model",)}
-    patch = cond.merge_patch({k: v for k, v in mine.items() if k != "conditions"}, new)
-    if changed:
-        patch["conditions"] = merged
-    if not patch:
-        return False
-    m = body["metadata"]
-    await deps.kube.patch_merge(
-        API_VERSION, KIND, m["namespace"], m["name"], {"status": patch}, subresource="status"
+    mine = {k: v for k, v in old.items() if (k in new or k == "model") and k != "conditions"}
+    patch = cond.merge_patch(mine, new)
+    written = await write_status(
+        deps.kube, deps.event, body, patch, conditions, now, events.MODEL_DEPLOYMENT
     )
-    _emit_transitions(deps, body, old.get("conditions", []) or [], merged)
-    return True
-
-
-def _emit_transitions(
-    deps: Deps, body: dict[str, Any], old: list[cond.Condition], new: list[cond.Condition]
-) -> None:
-    """Kubernetes Events for what a person wants in `kubectl describe`: became Ready, lost
-    it for a reason other than rolling, stalled, or the model changed."""
-    for type_ in ("Ready", "Stalled", "ModelResolved"):
-        o, n = cond.get(old, type_), cond.get(new, type_)
-        if not n or (o and (o.get("status"), o.get("reason")) == (n["status"], n["reason"])):
-            continue
-        good = (n["status"] == "True") != (type_ == "Stalled")
-        if type_ == "Stalled" and good:
-            continue  # NotStalled is the quiet default
-        if type_ == "Ready" and not good and n["reason"] in ("Progressing", "Resolved"):
-            continue  # an ordinary rollout; Reconciling says so
-        deps.event(
-            body,
-            "Normal" if good else "Warning",
-            n.get("reason") or type_,
-            n.get("message") or f"{type_}={n['status']}",
-        )
+    return written is not None
 
 
 async def reconcile(body: dict[str, Any], deps: Deps, now: dt.datetime) -> Outcome:

@@ -32,8 +32,10 @@ from mlops_operator.clients.pipelines import (
 from mlops_operator.clients.registry import Registry, RegistryError
 from mlops_operator.gate import Decision, decide
 from mlops_operator.pipelines import catalog
-from mlops_operator.reconcilers.model_deployment import EventSink, Outcome
+from mlops_operator.reconcilers.model_deployment import Outcome
+from mlops_operator.reconcilers.status_write import EventSink, write_status
 from mlops_operator.status import conditions as cond
+from mlops_operator.status import events
 from mlops_operator.status import retrain_job as rs
 
 log = logging.getLogger(__name__)
@@ -72,35 +74,14 @@ async def _patch_status(
     conditions: list[cond.Condition] | None,
     now: dt.datetime,
 ) -> None:
-    old = body.get("status", {}) or {}
-    if conditions is not None:
-        merged, changed = cond.merge_all(old.get("conditions", []) or [], conditions, now)
-        if changed:
-            patch["conditions"] = merged
-            _emit(deps, body, old.get("conditions", []) or [], merged)
-    patch["observedGeneration"] = body["metadata"].get("generation", 1)
-    if all(old.get(k) == v for k, v in patch.items()):
-        return
-    m = body["metadata"]
-    out = await deps.kube.patch_merge(
-        API_VERSION, KIND, m["namespace"], m["name"], {"status": patch}, subresource="status"
+    patch = {**patch, "observedGeneration": body["metadata"].get("generation", 1)}
+    out = await write_status(
+        deps.kube, deps.event, body, patch, conditions, now, events.RETRAIN_JOB
     )
-    # later steps of this pass see what was written (and its resourceVersion)
-    body["status"] = out.get("status", {})
-    body["metadata"]["resourceVersion"] = out["metadata"]["resourceVersion"]
-
-
-def _emit(
-    deps: Deps, body: dict[str, Any], old: list[cond.Condition], new: list[cond.Condition]
-) -> None:
-    for type_ in ("Succeeded", "Promoted", "Reconciling"):
-        o, n = cond.get(old, type_), cond.get(new, type_)
-        if not n or (o and (o.get("status"), o.get("reason")) == (n["status"], n["reason"])):
-            continue
-        if type_ == "Reconciling" and n["status"] != "True":
-            continue
-        bad = type_ == "Succeeded" and n["status"] == "False"
-        deps.event(body, "Warning" if bad else "Normal", n["reason"] or type_, n["message"])
+    if out is not None:
+        # later steps of this pass see what was written (and its resourceVersion)
+        body["status"] = out.get("status", {})
+        body["metadata"]["resourceVersion"] = out["metadata"]["resourceVersion"]
 
 
 async def _set_finalizer(deps: Deps, body: dict[str, Any], present: bool) -> None:
