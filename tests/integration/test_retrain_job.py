@@ -177,6 +177,38 @@ def test_invalid_data_fails_with_the_validation_reason(env: Env, tmp_path: Path)
     assert not env.versions(model)
 
 
+def test_unknown_pipeline_and_parameters_are_refused_before_any_run(
+    env: Env, operator: OperatorProcess
+) -> None:
+    model = unique("refused")
+    typo = rtj("typo", model, n_estimator=10)  # the pipeline declares n_estimators
+    nopipe = rtj("nopipe", model)
+    nopipe["spec"]["pipeline"]["name"] = "tabular-trian"
+    env.apply(typo)
+    env.apply(nopipe)
+    for name, reason, words in (
+        ("typo", "InvalidParameters", ["n_estimator"]),
+        ("nopipe", "PipelineNotFound", ["tabular-trian", "tabular-train"]),
+    ):
+        env.finished(name, timeout=60)
+        s = env.cond(name, "Succeeded")
+        assert (s["status"], s["reason"]) == ("False", reason), s
+        assert all(w in s["message"] for w in words), s["message"]
+        stalled = env.cond(name, "Stalled")
+        assert (stalled["status"], stalled["reason"]) == ("True", reason)
+        eventually(
+            lambda name=name: not env.get("retrainjobs", name)["metadata"].get("finalizers"),
+            30,
+            what=f"{name} without a finalizer",
+        )
+        assert not (env.get("retrainjobs", name).get("status") or {}).get("run")
+    # nothing ran: no run directory, no version
+    work = Path(operator.env["MLOPS_WORK_DIR"]) / env.ns
+    started = [p.name for p in work.iterdir()] if work.exists() else []
+    assert not [p for p in started if p.startswith(("typo-", "nopipe-"))], started
+    assert not env.versions(model)
+
+
 def test_kfp_backend_against_the_fake_api(env: Env, fake_kfp: FakeKfp) -> None:
     model = unique("kfp")
     before = len(fake_kfp.runs)

@@ -7,7 +7,6 @@ import datetime as dt
 import logging
 import os
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any, cast
 
 import kopf
@@ -59,18 +58,6 @@ def clock() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
-def package_path(name: str) -> Path:
-    """The compiled pipeline shipped with the operator; FileNotFoundError names the choice."""
-    from mlops_operator.pipelines import catalog
-
-    try:
-        return catalog.package_path(name)
-    except Exception as e:
-        raise FileNotFoundError(
-            f"no pipeline {name!r} ships with this operator (have: {', '.join(catalog.names())})"
-        ) from e
-
-
 @kopf.on.startup(id="startup")
 async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
     cfg: Settings = memo.settings
@@ -115,7 +102,6 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
         backends=backends,
         default_backend=cfg.pipeline_backend,
         mlflow_uri=cfg.mlflow_tracking_uri,
-        package_path=package_path,
         event=post_event,
         promoted=promoted,
     )

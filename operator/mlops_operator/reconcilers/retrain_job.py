@@ -14,7 +14,6 @@ import logging
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
@@ -53,7 +52,6 @@ class Deps:
     backends: dict[str, PipelineBackend]
     default_backend: str
     mlflow_uri: str
-    package_path: Callable[[str], Path]
     event: EventSink
     promoted: Callable[[str, str | None], None]  # (namespace, owning ModelDeployment)
 
@@ -168,7 +166,7 @@ async def reconcile(body: dict[str, Any], deps: Deps, now: dt.datetime) -> Outco
     except BackendUnavailable as e:
         await _patch_status(deps, body, {}, rs.pending(gen, "BackendUnavailable", str(e)), now)
         return Outcome(retry_after=5.0, reason="backend unavailable", backoff=True)
-    except FileNotFoundError as e:
+    except catalog.UnknownPipelineError as e:
         await _patch_status(deps, body, {}, rs.failed(gen, "PipelineNotFound", str(e)), now)
         return Outcome()
 
@@ -237,7 +235,7 @@ async def _submit(
     await _set_finalizer(deps, body, present=True)
     ref = await backend.find(job)
     if ref is None:
-        package = deps.package_path(spec.pipeline.name)
+        package = catalog.package_path(spec.pipeline.name)
         declared = catalog.package_parameters(package)
         params = coerce_parameters(
             declared,
