@@ -19,6 +19,7 @@ from tests.support.kube import server_side_apply
 from tests.support.models import register_iris
 from tests.support.objects import make_model_deployment
 from tests.support.operator_process import OperatorProcess
+from tests.support.retrain_jobs import worker_pid
 
 GROUP, VERSION = "mlops.dev", "v1alpha1"
 
@@ -234,15 +235,7 @@ def test_kfp_backend_against_the_fake_api(env: Env, fake_kfp: FakeKfp) -> None:
 
 
 def _worker_pids(work_dir: Path) -> list[int]:
-    pids = []
-    for pid_file in work_dir.glob("*/pid"):
-        pid = int(pid_file.read_text())
-        try:
-            if str(pid_file.parent).encode() in Path(f"/proc/{pid}/cmdline").read_bytes():
-                pids.append(pid)
-        except OSError:
-            pass
-    return pids
+    return [p for d in work_dir.glob("*/") if (p := worker_pid(d)) is not None]
 
 
 def test_deleting_a_running_job_stops_its_worker(env: Env, operator: OperatorProcess) -> None:

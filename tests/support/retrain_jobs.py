@@ -11,6 +11,7 @@ from typing import Any
 
 from kubernetes import client
 
+from mlops_operator.clients.pipelines import live_worker_pid
 from tests.support.cluster import eventually
 
 GROUP, VERSION, PLURAL = "mlops.dev", "v1alpha1", "retrainjobs"
@@ -79,16 +80,8 @@ def run_dir(work_dir: Path, obj: dict[str, Any]) -> Path:
     return work_dir / m["namespace"] / f"{m['name']}-{m['uid']}"
 
 
-def worker_pid(d: Path) -> int | None:
-    """The pid of the live local worker of run directory `d` (checked by its command line, so
-    a recycled pid is never taken for it), else None."""
-    try:
-        pid = int((d / "pid").read_text())
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (OSError, ValueError):
-        return None
-    return pid if state != "Z" and str(d).encode() in cmdline else None
+# the backend's own test of a live worker (pid file + command line, zombies excluded)
+worker_pid = live_worker_pid
 
 
 def stop_workers(work_dir: Path) -> None:

@@ -99,7 +99,7 @@ class LocalBackend:
         for p in self._children:
             if p.pid == pid:
                 return p.poll() is None
-        return _worker_alive(d)
+        return live_worker_pid(d) is not None
 
     def _reap(self) -> None:
         # workers we started are our children: collect the ended ones (no zombies)
@@ -229,16 +229,17 @@ def _worker_pid(d: Path) -> int | None:
         return None
 
 
-def _worker_alive(d: Path) -> bool:
+def live_worker_pid(d: Path) -> int | None:
+    """The pid of the live local worker of run directory `d`, else None. A recycled pid (its
+    command line does not name `d`) or a zombie of a worker that already ended is not one."""
     pid = _worker_pid(d)
     if pid is None:
-        return False
+        return None
     try:
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
         stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
-        return False
-    # a recycled pid, or a zombie of a worker that already ended, is not a live worker
+        return None
     if stat.rsplit(")", 1)[-1].split()[0] == "Z":
-        return False
-    return str(d).encode() in cmdline
+        return None
+    return pid if str(d).encode() in cmdline else None
