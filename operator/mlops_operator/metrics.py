@@ -8,8 +8,6 @@ What feeds the metrics:
 - the work queues (workqueue.py) report every reconcile (kind, result, duration) and every
   version of an object they see; from the object's own status they derive the Ready gauge
   and the spec-change-to-Ready time, so reconcilers need not call anything;
-- `observe_status()` lets a reconciler report a status it just wrote, for kinds that do not
-  go through a work queue (idempotent with the queue's own reports);
 - `observe_api_error()` is for the Kubernetes client, one call per failed request.
 """
 
@@ -223,36 +221,6 @@ def _default_registry() -> CollectorRegistry:
 
 
 METRICS = OperatorMetrics(_default_registry())
-
-
-def observe_status(
-    kind: str,
-    namespace: str,
-    name: str,
-    generation: int,
-    ready: bool | None,
-    *,
-    observed_generation: int | None = None,
-    created_at: float | None = None,
-    uid: str | None = None,
-    now: float | None = None,
-) -> None:
-    """See OperatorMetrics.observe_status; records into the operator's registry."""
-    METRICS.observe_status(
-        kind,
-        namespace,
-        name,
-        generation,
-        ready,
-        observed_generation=observed_generation,
-        created_at=created_at,
-        uid=uid,
-        now=now,
-    )
-
-
-def forget(kind: str, namespace: str, name: str) -> None:
-    METRICS.forget(kind, namespace, name)
 
 
 def observe_api_error(verb: str, resource: str, code: int | str) -> None:
