@@ -3,6 +3,7 @@ MLflow; the kfp backend against the FAKE KFP API of tests/support/fake_kfp.py.""
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import time
 import uuid
@@ -59,6 +60,7 @@ class Env:
     def __init__(self, kube: client.ApiClient, ns: str, mlflow_uri: str) -> None:
         self.kube, self.ns, self.mlflow_uri = kube, ns, mlflow_uri
         self.custom = client.CustomObjectsApi(kube)
+        self.core = client.CoreV1Api(kube)
         self.mlflow = MlflowClient(tracking_uri=mlflow_uri, registry_uri=mlflow_uri)
 
     def apply(self, body: dict[str, Any]) -> None:
@@ -232,6 +234,53 @@ def test_kfp_backend_against_the_fake_api(env: Env, fake_kfp: FakeKfp) -> None:
     assert ("GET", "/apis/v2beta1/healthz") in calls
     assert ("POST", "/apis/v2beta1/runs") in calls and ("GET", "/apis/v2beta1/runs") in calls
     assert ("GET", "/apis/v2beta1/runs/{id}") in calls
+    assert fake_kfp.runs[st["run"]["id"]].executors == {}  # no credentialsSecret, no platform
+
+
+def test_kfp_task_pods_get_the_credentials_secret(env: Env, fake_kfp: FakeKfp) -> None:
+    model = unique("creds")
+    data = {"MLFLOW_TRACKING_TOKEN": "t0k3n", "AWS_ACCESS_KEY_ID": "AKIA-TEST", "OTHER": "x"}
+    env.core.create_namespaced_secret(
+        env.ns, client.V1Secret(metadata=client.V1ObjectMeta(name="mlflow-creds"), string_data=data)
+    )
+
+    def read_secret(name: str) -> dict[str, str] | None:
+        # KFP reads the Secret in the namespace where it runs the pods: here, the test's
+        try:
+            secret = env.core.read_namespaced_secret(name, env.ns)
+        except client.ApiException as e:
+            if e.status == 404:
+                return None
+            raise
+        return {k: base64.b64decode(v).decode() for k, v in (secret.data or {}).items()}
+
+    job = rtj("with-creds", model, backend="kfp")
+    job["spec"]["credentialsSecret"] = "mlflow-creds"
+    fake_kfp.read_secret = read_secret
+    try:
+        env.apply(job)
+        st = env.finished("with-creds")["status"]
+    finally:
+        fake_kfp.read_secret = None
+    assert env.cond("with-creds", "Succeeded")["status"] == "True"
+    run = fake_kfp.runs[st["run"]["id"]]
+    # every task of the pipeline, each credential key mapped, all of them optional
+    assert sorted(run.executors) == [
+        "exec-evaluate-model",
+        "exec-load-data",
+        "exec-register-model",
+        "exec-train-model",
+        "exec-validate-data",
+    ]
+    for cfg in run.executors.values():
+        [ref] = cfg["secretAsEnv"]
+        assert ref["secretName"] == "mlflow-creds" and ref["optional"] is True
+        assert {"secretKey": "MLFLOW_TRACKING_TOKEN", "envVar": "MLFLOW_TRACKING_TOKEN"} in ref[
+            "keyToEnv"
+        ]
+    # what the tasks ran with: the Secret's credential keys, nothing else of it
+    assert run.env == {"MLFLOW_TRACKING_TOKEN": "t0k3n", "AWS_ACCESS_KEY_ID": "AKIA-TEST"}
+    assert st["result"]["version"] == env.versions(model)[0].version
 
 
 def _worker_pids(work_dir: Path) -> list[int]:

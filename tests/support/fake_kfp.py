@@ -6,7 +6,11 @@ What is real around it: the requests come from the real `kfp.Client` of the oper
 the `kfp-server-api` package, so a field the real API would not accept fails here too; and a
 submitted run really executes: the inline pipeline spec is run by the project's local worker
 (kfp's local runner), which trains and registers the model in the real MLflow fixture.
-What is faked: storage (in memory), run ids, and the scheduler.
+A platform spec (kfp-kubernetes' format) is parsed with kfp-kubernetes' own proto, and its
+secretAsEnv is applied to the worker the way KFP's driver applies it to task pods, from a
+Secret the test provides (read_secret).
+What is faked: storage (in memory), run ids, the scheduler, and pods (one local worker runs
+every task).
 
 It serves exactly the calls kfp.Client makes for the backend: GET healthz; experiments list
 (filter on display_name) and create; runs create, list (filter on display_name), get,
@@ -25,6 +29,7 @@ import subprocess
 import sys
 import threading
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -79,6 +84,9 @@ class FakeRun:
     workdir: Path
     process: subprocess.Popen[bytes] | None = None
     terminated: bool = False
+    # the platform spec's kubernetes executor configs, checked against kfp-kubernetes' proto
+    executors: dict[str, Any] = field(default_factory=dict)
+    env: dict[str, str] = field(default_factory=dict)  # what secretAsEnv put into the tasks
 
 
 @dataclass
@@ -90,6 +98,9 @@ class FakeKfp:
     requests: list[tuple[str, str]] = field(default_factory=list)
     # held runs report RUNNING and start only on release(): "a run still going", on demand
     hold: bool = False
+    # how KFP's driver reads a Secret of its namespace by name (None: absent); a test that
+    # submits secretAsEnv sets it
+    read_secret: Callable[[str], dict[str, str] | None] | None = None
     _runner: web.AppRunner | None = None
     _loop: asyncio.AbstractEventLoop | None = None
     _thread: threading.Thread | None = None
@@ -159,8 +170,47 @@ class FakeKfp:
             self._start(fake)
         return web.json_response(dump(run))
 
-    def _start(self, fake: FakeRun) -> None:
+    def _platform(self, fake: FakeRun) -> dict[str, Any]:
+        """Split a submitted {pipeline_spec, platform_spec}; parse the kubernetes executor
+        configs with kfp-kubernetes' proto, as the KFP driver does (unknown fields fail)."""
         spec = fake.run.pipeline_spec
+        if "pipeline_spec" not in spec:
+            return dict(spec)
+        from google.protobuf import json_format
+        from kfp.kubernetes import kubernetes_executor_config_pb2 as k8s
+        from kfp.pipeline_spec import pipeline_spec_pb2
+
+        platform = spec.get("platform_spec") or {}
+        json_format.ParseDict(platform, pipeline_spec_pb2.PlatformSpec())
+        kube = (platform.get("platforms") or {}).get("kubernetes") or {}
+        for name, cfg in ((kube.get("deploymentSpec") or {}).get("executors") or {}).items():
+            parsed = json_format.ParseDict(cfg, k8s.KubernetesExecutorConfig())
+            fake.executors[name] = json_format.MessageToDict(parsed)
+        return dict(spec["pipeline_spec"])
+
+    def _secret_env(self, fake: FakeRun) -> dict[str, str]:
+        """secretAsEnv as the driver applies it. The fake runs every task in one worker
+        process, so the executors' env is merged (the operator gives all the same)."""
+        env: dict[str, str] = {}
+        for cfg in fake.executors.values():
+            for ref in cfg.get("secretAsEnv", []):
+                name = ref.get("secretNameParameter", {}).get("runtimeValue", {}).get(
+                    "constant"
+                ) or ref.get("secretName")
+                data = self.read_secret(name) if self.read_secret else None
+                if data is None:
+                    assert ref.get("optional"), f"Secret {name} not found"
+                    continue
+                for m in ref.get("keyToEnv", []):
+                    if m["secretKey"] in data:
+                        env[m["envVar"]] = data[m["secretKey"]]
+                    else:
+                        assert ref.get("optional"), f"Secret {name} has no {m['secretKey']}"
+        return env
+
+    def _start(self, fake: FakeRun) -> None:
+        spec = self._platform(fake)
+        fake.env = self._secret_env(fake)
         package = fake.workdir / "pipeline.yaml"
         package.write_text(yaml.safe_dump(spec, sort_keys=False))
         params = dict((fake.run.runtime_config.parameters or {}) if fake.run.runtime_config else {})
@@ -180,6 +230,7 @@ class FakeKfp:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
+                env={**os.environ, **fake.env},
             )
         fake.run.state = "RUNNING"
 

@@ -84,6 +84,16 @@ class RetrainJobSpec(ApiModel):
         "MLOPS_PIPELINE_BACKEND.",
     )
     promotion: Promotion = Field(description="When the new version replaces the alias holder.")
+    credentials_secret: str | None = Field(
+        default=None,
+        max_length=253,
+        pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$",
+        description="kfp backend: a Secret whose MLflow and artifact-store keys "
+        "(MLFLOW_TRACKING_TOKEN, MLFLOW_TRACKING_USERNAME/PASSWORD, AWS_*, AZURE_STORAGE_*; "
+        "each optional) reach every task of the pipeline as environment variables. It is "
+        "read by KFP, in the namespace where KFP runs the pipeline's pods; the operator never "
+        "reads it. The local backend runs with the operator's own environment.",
+    )
 
 
 class RunStatus(ApiModel):

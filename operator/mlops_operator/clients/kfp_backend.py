@@ -10,9 +10,12 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import tempfile
 import warnings
 from pathlib import Path
 from typing import Any
+
+import yaml
 
 from mlops_operator.clients.pipelines import (
     BackendUnavailable,
@@ -20,6 +23,7 @@ from mlops_operator.clients.pipelines import (
     RunRef,
     RunState,
 )
+from mlops_operator.pipelines import platform
 
 log = logging.getLogger(__name__)
 
@@ -102,16 +106,27 @@ class KfpBackend:
         runs.sort(key=lambda r: str(r.created_at or ""))
         return self._ref(runs[0])
 
-    async def submit(self, job: JobId, package: Path, parameters: dict[str, Any]) -> RunRef:
-        result = await self._call(
-            lambda c: c.create_run_from_pipeline_package(
-                str(package),
-                arguments=parameters,
-                run_name=job.run_name,
-                experiment_name=EXPERIMENT,
-                enable_caching=False,
-            )
-        )
+    async def submit(
+        self,
+        job: JobId,
+        package: Path,
+        parameters: dict[str, Any],
+        credentials_secret: str | None = None,
+    ) -> RunRef:
+        def create(c: Any) -> Any:
+            with tempfile.TemporaryDirectory(prefix="mlops-kfp-") as tmp:
+                path = package
+                if credentials_secret:
+                    path = _with_secret_env(package, Path(tmp), credentials_secret)
+                return c.create_run_from_pipeline_package(
+                    str(path),
+                    arguments=parameters,
+                    run_name=job.run_name,
+                    experiment_name=EXPERIMENT,
+                    enable_caching=False,
+                )
+
+        result = await self._call(create)
         return RunRef(
             id=str(result.run_id),
             name=job.run_name,
@@ -132,6 +147,15 @@ class KfpBackend:
 
     async def stop(self, ref: RunRef) -> None:
         await self._call(lambda c: c.terminate_run(ref.id))
+
+
+def _with_secret_env(package: Path, tmp: Path, secret: str) -> Path:
+    """A copy of `package` with the platform spec as its second YAML document, as kfp's
+    compiler writes it for kfp-kubernetes (kfp.Client submits both)."""
+    spec = yaml.safe_load(package.read_text())
+    out = tmp / package.name
+    out.write_text(yaml.safe_dump_all([spec, platform.secret_env(spec, secret)], sort_keys=False))
+    return out
 
 
 def _short(e: BaseException) -> str:

@@ -66,7 +66,13 @@ class PipelineBackend(Protocol):
     name: str
 
     async def find(self, job: JobId) -> RunRef | None: ...
-    async def submit(self, job: JobId, package: Path, parameters: dict[str, Any]) -> RunRef: ...
+    async def submit(
+        self,
+        job: JobId,
+        package: Path,
+        parameters: dict[str, Any],
+        credentials_secret: str | None = None,
+    ) -> RunRef: ...
     async def poll(self, ref: RunRef) -> RunState: ...
     async def stop(self, ref: RunRef) -> None: ...
 
@@ -128,7 +134,15 @@ class LocalBackend:
             if self._alive(pid_file.parent) and not (pid_file.parent / "result.json").exists()
         )
 
-    async def submit(self, job: JobId, package: Path, parameters: dict[str, Any]) -> RunRef:
+    async def submit(
+        self,
+        job: JobId,
+        package: Path,
+        parameters: dict[str, Any],
+        credentials_secret: str | None = None,
+    ) -> RunRef:
+        # credentials_secret is for task pods; this worker runs with the operator's own
+        # environment (and the operator reads no Secrets)
         if self.active() >= self.concurrency:
             raise Busy(f"{self.concurrency} local run(s) already running (MLOPS_LOCAL_CONCURRENCY)")
         d = self.run_dir(job)

@@ -255,7 +255,7 @@ async def _submit(
             await _set_finalizer(deps, body, present=False)
             return None
         try:
-            ref = await backend.submit(job, package, params)
+            ref = await backend.submit(job, package, params, spec.credentials_secret)
         except Busy as e:
             await _patch_status(deps, body, {}, rs.pending(gen, "Queued", str(e)), now)
             return None
