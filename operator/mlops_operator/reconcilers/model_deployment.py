@@ -22,7 +22,7 @@ from mlops_operator.builders import model_deployment as b
 from mlops_operator.clients.kube import FIELD_MANAGER, ApiError, Kube
 from mlops_operator.clients.registry import Registry, RegistryError
 from mlops_operator.reconcilers import triggers
-from mlops_operator.reconcilers.status_write import EventSink, write_status
+from mlops_operator.reconcilers.status_write import EventSink, StaleBody, write_status
 from mlops_operator.status import conditions as cond
 from mlops_operator.status import events
 from mlops_operator.status.model_deployment import (
@@ -208,6 +208,21 @@ async def _write_status(
 
 
 async def reconcile(body: dict[str, Any], deps: Deps, now: dt.datetime) -> Outcome:
+    try:
+        return await _reconcile(body, deps, now)
+    except StaleBody:
+        # the watch has not caught up with our own last write yet: go on from the object
+        m = body["metadata"]
+        fresh = await deps.kube.get(body["apiVersion"], body["kind"], m["namespace"], m["name"])
+        if fresh is None or fresh["metadata"].get("uid") != m.get("uid"):
+            return Outcome()
+    try:
+        return await _reconcile(fresh, deps, now)
+    except StaleBody:
+        return Outcome(retry_after=1.0, reason="status changed meanwhile")
+
+
+async def _reconcile(body: dict[str, Any], deps: Deps, now: dt.datetime) -> Outcome:
     owner = owner_of(body)
     gen = int(body["metadata"].get("generation", 1))
     status = body.get("status", {}) or {}

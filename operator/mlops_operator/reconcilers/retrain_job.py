@@ -32,7 +32,7 @@ from mlops_operator.clients.registry import Registry, RegistryError
 from mlops_operator.gate import Decision, decide
 from mlops_operator.pipelines import catalog
 from mlops_operator.reconcilers.model_deployment import Outcome
-from mlops_operator.reconcilers.status_write import EventSink, write_status
+from mlops_operator.reconcilers.status_write import EventSink, StaleBody, write_status
 from mlops_operator.status import conditions as cond
 from mlops_operator.status import events
 from mlops_operator.status import retrain_job as rs
@@ -118,6 +118,14 @@ def _run_ref(status: dict[str, Any]) -> RunRef | None:
 
 
 async def reconcile(body: dict[str, Any], deps: Deps, now: dt.datetime) -> Outcome:
+    try:
+        return await _reconcile(body, deps, now)
+    except StaleBody:
+        # written to meanwhile (a label, another pass's finalizer): the next pass reads it again
+        return Outcome(retry_after=0.5, reason="status changed meanwhile")
+
+
+async def _reconcile(body: dict[str, Any], deps: Deps, now: dt.datetime) -> Outcome:
     # A watch event may carry an older version than the last pass wrote (status first, then
     # the finalizer): read the object itself, since every step here depends on its status.
     m = body["metadata"]

@@ -2,6 +2,11 @@
 
 Both reconcilers write status this way, so that conditions keep their transition times, an
 unchanged status costs no API call, and Events follow only a write that happened.
+
+The patch carries the resourceVersion of the body it was computed from. A watch event can
+trail the operator's own last write; a status derived from such a body would move
+observedGeneration back for a moment and post the same Events again. The API server refuses
+that write (409), and the caller reconciles again from the object as it is (StaleBody).
 """
 
 from __future__ import annotations
@@ -10,9 +15,13 @@ import datetime as dt
 from collections.abc import Mapping
 from typing import Any, Protocol
 
-from mlops_operator.clients.kube import Kube
+from mlops_operator.clients.kube import ApiError, Kube
 from mlops_operator.status import conditions as cond
 from mlops_operator.status import events
+
+
+class StaleBody(Exception):
+    """The body a status was computed from is no longer the object's current version."""
 
 
 class EventSink(Protocol):
@@ -40,14 +49,17 @@ async def write_status(
     if all(old.get(k) == v for k, v in patch.items()):
         return None
     m = body["metadata"]
-    out = await kube.patch_merge(
-        body["apiVersion"],
-        body["kind"],
-        m["namespace"],
-        m["name"],
-        {"status": patch},
-        subresource="status",
-    )
-    for e in events.transitions(old_conditions, merged, policy):
-        event(body, e.type, e.reason, e.message)
+    request: dict[str, Any] = {"status": patch}
+    if m.get("resourceVersion"):
+        request["metadata"] = {"resourceVersion": m["resourceVersion"]}
+    try:
+        out = await kube.patch_merge(
+            body["apiVersion"], body["kind"], m["namespace"], m["name"], request, "status"
+        )
+    except ApiError as e:
+        if e.status == 409:
+            raise StaleBody(f"{m['namespace']}/{m['name']}: {e.message}") from e
+        raise
+    for ev in events.transitions(old_conditions, merged, policy):
+        event(body, ev.type, ev.reason, ev.message)
     return out
