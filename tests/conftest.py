@@ -55,17 +55,10 @@ def kube(kubeconfig: tuple[str, str | None]):  # type: ignore[no-untyped-def]
 @pytest.fixture
 def namespace(kube) -> Iterator[str]:  # type: ignore[no-untyped-def]
     """A fresh namespace per test, deleted afterwards (without waiting for it to go)."""
-    from kubernetes import client
+    from tests.support.kube import fresh_namespace
 
-    core = client.CoreV1Api(kube)
-    name = f"{NS_PREFIX}{uuid.uuid4().hex[:8]}"
-    core.create_namespace(
-        client.V1Namespace(
-            metadata=client.V1ObjectMeta(name=name, labels={"mlops.dev/test": "true"})
-        )
-    )
-    yield name
-    core.delete_namespace(name, propagation_policy="Background")
+    with fresh_namespace(kube, NS_PREFIX) as name:
+        yield name
 
 
 @pytest.fixture(scope="session")

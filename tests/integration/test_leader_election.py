@@ -29,7 +29,7 @@ from kubernetes import client
 from mlflow.tracking import MlflowClient
 
 from tests.support.cluster import eventually
-from tests.support.kube import server_side_apply
+from tests.support.kube import fresh_namespace, server_side_apply
 from tests.support.models import register_iris
 from tests.support.objects import make_model_deployment
 from tests.support.operator_launch import STANDING_BY, launch
@@ -103,15 +103,8 @@ class Candidates:
 @pytest.fixture
 def namespace(kube: client.ApiClient) -> Iterator[str]:
     """A namespace only the candidates watch (not NS_PREFIX: see the module's docstring)."""
-    core = client.CoreV1Api(kube)
-    name = f"ha-{uuid.uuid4().hex[:8]}"
-    core.create_namespace(
-        client.V1Namespace(
-            metadata=client.V1ObjectMeta(name=name, labels={"mlops.dev/test": "true"})
-        )
-    )
-    yield name
-    core.delete_namespace(name, propagation_policy="Background")
+    with fresh_namespace(kube, "ha-") as name:
+        yield name
 
 
 @pytest.fixture

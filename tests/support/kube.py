@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -49,3 +52,20 @@ def server_side_apply(
             force_conflicts=True,
         ).to_dict()
     )
+
+
+@contextlib.contextmanager
+def fresh_namespace(api: client.ApiClient, prefix: str) -> Iterator[str]:
+    """A new namespace `<prefix><8 hex>` labelled as a test's, deleted on exit (without
+    waiting for it to go)."""
+    core = client.CoreV1Api(api)
+    name = f"{prefix}{uuid.uuid4().hex[:8]}"
+    core.create_namespace(
+        client.V1Namespace(
+            metadata=client.V1ObjectMeta(name=name, labels={"mlops.dev/test": "true"})
+        )
+    )
+    try:
+        yield name
+    finally:
+        core.delete_namespace(name, propagation_policy="Background")
