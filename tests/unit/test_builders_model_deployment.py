@@ -125,6 +125,7 @@ def test_pod_passes_restricted_basics_and_has_probes() -> None:
     assert c["readinessProbe"]["httpGet"] == {"path": "/v2/health/ready", "port": 8080}
     assert c["livenessProbe"]["httpGet"] == {"path": "/v2/health/live", "port": 8080}
     assert c["envFrom"] == [{"secretRef": {"name": "mlflow-creds"}}]
+    assert c["terminationMessagePolicy"] == "FallbackToLogsOnError"
     assert ps["terminationGracePeriodSeconds"] > 5
 
 
@@ -142,6 +143,8 @@ def test_custom_runtime_uses_its_image_args_port_and_probe_paths() -> None:
     c = dep["spec"]["template"]["spec"]["containers"][0]
     assert (c["image"], c["args"], c["ports"][0]["containerPort"]) == ("me/server:2", ["--x"], 9000)
     assert c["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": 9000}
+    # a custom server's crash is quoted from its log tail as well
+    assert c["terminationMessagePolicy"] == "FallbackToLogsOnError"
     assert b.get_service(OWNER, spec)["spec"]["ports"][0]["port"] == 9000
     assert b.endpoint(OWNER, spec) == "http://fraud.ml.svc:9000"
 

@@ -146,6 +146,94 @@ def test_conditions_table(
         assert got[k] == v, (k, got)
 
 
+CRASH = (
+    "pod fraud-7-abc container model: CrashLoopBackOff (back-off 10s restarting failed "
+    "container=model pod=fraud-7-abc_ml(1)), last exit Error (exit code 1); last error: "
+    "mlops-runtime: model not loaded from models:/fraud-detector/7: RuntimeError: no artifact"
+)
+NEVER_PULL = (
+    "pod fraud-7-abc container model: ErrImageNeverPull (Container image "
+    '"mlops-runtime:dev" is not present with pull policy of Never)'
+)
+# first rollout of version 7: nothing ready yet
+STARTING = DeploymentState(**{**SETTLED.__dict__, "ready": 0, "available": 0})
+# rolling 6 -> 7 with maxSurge 1: the old pods serve, the surge pod at 7 does not start
+ROLLING = DeploymentState(**{**SETTLED.__dict__, "replicas": 3, "updated": 1, "ready": 2})
+
+
+@pytest.mark.parametrize(
+    ("dep", "expect", "words"),
+    [
+        (
+            DeploymentState(**{**STARTING.__dict__, "failing": [CRASH]}),
+            {
+                "Available": ("False", "ContainerFailing"),
+                "Ready": ("False", "ContainerFailing"),
+                "Reconciling": ("True", "ContainerFailing"),
+                "Stalled": ("False", "NotStalled"),
+            },
+            ["1 container(s) failing", "CrashLoopBackOff", "RuntimeError: no artifact"],
+        ),
+        (
+            DeploymentState(**{**ROLLING.__dict__, "failing": [NEVER_PULL, CRASH]}),
+            {"Available": ("False", "ContainerFailing"), "Ready": ("False", "ContainerFailing")},
+            ["2 container(s) failing", "ErrImageNeverPull", "pull policy of Never"],
+        ),
+        # the Deployment gave up waiting, and the pods say why: the cause wins
+        (
+            DeploymentState(
+                **{**STARTING.__dict__, "failing": [CRASH], "progress_deadline_exceeded": True}
+            ),
+            {"Available": ("False", "ContainerFailing")},
+            ["CrashLoopBackOff"],
+        ),
+        # a crashing extra pod does not take down a settled, available Deployment
+        (
+            DeploymentState(**{**SETTLED.__dict__, "failing": [CRASH]}),
+            {"Available": ("True", "MinimumReplicasAvailable"), "Ready": ("True", "Available")},
+            ["2/2 replicas available at version 7"],
+        ),
+        # pods that cannot be placed at all come first: no container has run yet
+        (
+            DeploymentState(
+                **{
+                    **STARTING.__dict__,
+                    "failing": [CRASH],
+                    "unschedulable": ["0/5 nodes are available"],
+                }
+            ),
+            {"Available": ("False", "Unschedulable"), "Ready": ("False", "Unschedulable")},
+            ["0/5 nodes are available"],
+        ),
+        (
+            STARTING,
+            {"Available": ("False", "Progressing"), "Reconciling": ("True", "Progressing")},
+            ["rolling out version 7"],
+        ),
+    ],
+    ids=["crash-loop", "never-pull", "deadline", "settled", "unschedulable", "starting"],
+)
+def test_container_failing(
+    dep: DeploymentState, expect: dict[str, tuple[str, str]], words: list[str]
+) -> None:
+    st = status(Resolution(M7), dep)
+    got = summary(st)
+    for k, v in expect.items():
+        assert got[k] == v, (k, got)
+    available = cond.get(st["conditions"], "Available")
+    assert available is not None
+    assert all(w in available["message"] for w in words), available["message"]
+
+
+def test_container_failing_of_a_version_not_wanted_reads_as_rolling_out() -> None:
+    # the registry moved to 8 while the template still pins a failing 7: rolling is the news
+    st = status(
+        Resolution(ResolvedModel("fraud-detector", "8")),
+        DeploymentState(**{**STARTING.__dict__, "failing": [CRASH]}),
+    )
+    assert summary(st)["Available"] == ("False", "Progressing")
+
+
 def test_status_fields_and_generation() -> None:
     st = status(Resolution(M7), SETTLED, gen=9)
     assert st["observedGeneration"] == 9

@@ -169,6 +169,9 @@ def get_container(
         "readinessProbe": _probe(ready, port, periodSeconds=5, failureThreshold=2),
         # let endpoints drop the pod before SIGTERM; the runtime then drains in-flight work
         "lifecycle": {"preStop": {"sleep": {"seconds": 5}}},
+        # a crash without a termination message leaves the log tail in lastState, which the
+        # operator quotes in Available=False/ContainerFailing
+        "terminationMessagePolicy": "FallbackToLogsOnError",
         "securityContext": {
             "allowPrivilegeEscalation": False,
             "capabilities": {"drop": ["ALL"]},

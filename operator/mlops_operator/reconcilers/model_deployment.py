@@ -96,25 +96,107 @@ def served_model(
     )
 
 
+# container waiting reasons the kubelet gives for a container that cannot start; waiting
+# out ContainerCreating / PodInitializing is normal, these need a fix or a retry to clear
+FAILING_WAIT_REASONS = frozenset(
+    {
+        "CrashLoopBackOff",
+        "ErrImagePull",
+        "ImagePullBackOff",
+        "ErrImageNeverPull",
+        "InvalidImageName",
+        "ImageInspectError",
+        "RegistryUnavailable",
+        "SignatureValidationFailed",
+        "CreateContainerConfigError",
+        "CreateContainerError",
+        "PreCreateHookError",
+        "PreStartHookError",
+        "PostStartHookError",
+        "RunContainerError",
+    }
+)
+MESSAGE_LIMIT = 300  # characters of a kubelet message or error line quoted in the status
+
+
+def _trim(text: str) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= MESSAGE_LIMIT else text[: MESSAGE_LIMIT - 3] + "..."
+
+
+def _last_line(text: str | None) -> str:
+    # FallbackToLogsOnError puts the log tail here: its last line is the runtime's verdict
+    lines = [ln for ln in (text or "").splitlines() if ln.strip()]
+    return _trim(lines[-1]) if lines else ""
+
+
+def _container_failure(pod: str, kind: str, cs: dict[str, Any]) -> str | None:
+    """A message for a container that cannot start or keeps crashing, else None."""
+    state, last = cs.get("state") or {}, cs.get("lastState") or {}
+    waiting, now_term = state.get("waiting") or {}, state.get("terminated") or {}
+    term = now_term or last.get("terminated") or {}
+    exit_ = f"{term.get('reason') or 'Terminated'} (exit code {term.get('exitCode', '?')})"
+    restarts = cs.get("restartCount") or 0
+    if waiting.get("reason") in FAILING_WAIT_REASONS:
+        detail = _trim(waiting.get("message") or "")
+        what = waiting["reason"] + (f" ({detail})" if detail else "")
+        what += f", last exit {exit_}" if term else ""
+    elif now_term:
+        # exit 0 is a finished init container (a main one that exits 0 turns CrashLoopBackOff)
+        if now_term.get("exitCode", 0) == 0:
+            return None
+        what = f"terminated {exit_}"
+    elif restarts > 0 and last.get("terminated") and not cs.get("ready"):
+        # running again between crashes: still failing, or the status would flap to Progressing
+        what = f"restarted {restarts} time(s), last exit {exit_}"
+    else:
+        return None
+    line = _last_line(term.get("message"))
+    return f"pod {pod} {kind} {cs.get('name', '?')}: {what}" + (
+        f"; last error: {line}" if line else ""
+    )
+
+
+def _pod_problems(pod: dict[str, Any]) -> tuple[list[str], list[str]]:
+    """(scheduler messages, failing-container messages) of one pod."""
+    unschedulable = [
+        c.get("message", "Unschedulable")
+        for c in pod.get("status", {}).get("conditions", []) or []
+        if c.get("type") == "PodScheduled"
+        and c.get("status") == "False"
+        and c.get("reason") == "Unschedulable"
+    ]
+    st, name = pod.get("status", {}), pod.get("metadata", {}).get("name", "?")
+    if st.get("phase") in ("Succeeded", "Failed"):
+        return unschedulable, []  # evicted or done: the ReplicaSet has replaced it
+    failing = [
+        msg
+        for key, kind in (
+            ("initContainerStatuses", "init container"),
+            ("containerStatuses", "container"),
+        )
+        for cs in st.get(key, []) or []
+        if (msg := _container_failure(name, kind, cs))
+    ]
+    return unschedulable, failing
+
+
 def deployment_state(dep: dict[str, Any] | None, pods: list[dict[str, Any]]) -> DeploymentState:
     if not dep:
         return DeploymentState()
     spec, st = dep.get("spec", {}), dep.get("status", {})
     tpl_labels = spec.get("template", {}).get("metadata", {}).get("labels", {})
     version = tpl_labels.get(b.LABEL_VERSION)
-    unschedulable = []
+    unschedulable: list[str] = []
+    failing: list[str] = []
     for p in pods:
-        if p.get("metadata", {}).get("labels", {}).get(b.LABEL_VERSION) != version:
+        meta = p.get("metadata", {})
+        # pods of an older version are being replaced, pods being deleted are going away
+        if meta.get("labels", {}).get(b.LABEL_VERSION) != version or meta.get("deletionTimestamp"):
             continue
-        if p.get("metadata", {}).get("deletionTimestamp"):
-            continue
-        for c in p.get("status", {}).get("conditions", []) or []:
-            if (
-                c.get("type") == "PodScheduled"
-                and c.get("status") == "False"
-                and c.get("reason") == "Unschedulable"
-            ):
-                unschedulable.append(c.get("message", "Unschedulable"))
+        sched, fail = _pod_problems(p)
+        unschedulable += sched
+        failing += fail
     deadline = any(
         c.get("type") == "Progressing" and c.get("reason") == "ProgressDeadlineExceeded"
         for c in st.get("conditions", []) or []
@@ -131,6 +213,22 @@ def deployment_state(dep: dict[str, Any] | None, pods: list[dict[str, Any]]) -> 
         serving_version=version,
         progress_deadline_exceeded=deadline,
         unschedulable=unschedulable,
+        failing=failing,
+    )
+
+
+def _pods_worth_listing(dep: dict[str, Any] | None) -> bool:
+    """Whether a wanted pod is not ready or a rollout is under way: the pods then say why."""
+    if not dep:
+        return False
+    want = dep.get("spec", {}).get("replicas") or 0
+    st = dep.get("status", {})
+    # maxUnavailable 0 keeps the old pods ready during a rollout: a new pod that cannot
+    # start shows only as fewer updated replicas than wanted, or one replica too many
+    return (
+        (st.get("readyReplicas", 0) or 0) < want
+        or (st.get("updatedReplicas", 0) or 0) < want
+        or (st.get("replicas", 0) or 0) > want
     )
 
 
@@ -269,9 +367,7 @@ async def _reconcile(body: dict[str, Any], deps: Deps, now: dt.datetime) -> Outc
         if applied:
             dep = await deps.kube.get("apps/v1", "Deployment", owner.namespace, owner.name)
     pods: list[dict[str, Any]] = []
-    if dep and (dep.get("status", {}).get("readyReplicas", 0) or 0) < (
-        dep.get("spec", {}).get("replicas") or 0
-    ):
+    if _pods_worth_listing(dep):
         pods = await deps.kube.list("v1", "Pod", owner.namespace, f"{b.LABEL_MD}={owner.name}")
     state = deployment_state(dep, pods)
     served = (

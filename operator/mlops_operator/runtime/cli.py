@@ -5,8 +5,10 @@
 
 Start-up order is chosen for probes: the HTTP server listens at once (liveness answers while
 MLflow is still being imported), the model loads on a background thread, and readiness turns
-true only when it has loaded. A model that cannot be loaded ends the process with status 1,
-so Kubernetes restarts it with back-off and shows the pod as failing. SIGTERM turns
+true only when it has loaded. A model that cannot be loaded ends the process with status 1
+after one last stderr line naming the URI and the error (with FallbackToLogsOnError it is
+the pod's termination message), so Kubernetes restarts it with back-off and the operator
+reports the pod as failing with that line. SIGTERM turns
 readiness false, closes the listener, lets in-flight requests finish (up to
 MLOPS_DRAIN_SECONDS) and exits 0.
 """
@@ -28,6 +30,16 @@ from mlops_operator.runtime.config import VARIABLES, ConfigError, RuntimeConfig
 from mlops_operator.runtime.metrics import RuntimeMetrics
 
 log = logging.getLogger("mlops_operator.runtime")
+
+# the kubelet keeps at most 2 KiB of the log tail as termination message: the whole last
+# line must fit in it
+LAST_LINE_LIMIT = 1500
+
+
+def one_line(text: str, limit: int = LAST_LINE_LIMIT) -> str:
+    """`text` on one line (an exception's message may span several), cut to `limit`."""
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 class RuntimeServer(uvicorn.Server):
@@ -59,7 +71,7 @@ def load_in_background(app: RuntimeApp, server: RuntimeServer) -> None:
         )
     except Exception as e:
         log.exception("could not load model %s", cfg.model_uri)
-        app.state.load_error = f"{type(e).__name__}: {e}"
+        app.state.load_error = one_line(f"{type(e).__name__}: {e}")
         server.should_exit = True
         return
     m = app.metrics
@@ -157,7 +169,13 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, lambda *_: None)
     server.run()
     if app.state.load_error:
-        print(f"mlops-runtime: model not loaded: {app.state.load_error}", file=sys.stderr)
+        # the last line of the log: what the pod's termination message and the status quote
+        print(
+            one_line(
+                f"mlops-runtime: model not loaded from {cfg.model_uri}: {app.state.load_error}"
+            ),
+            file=sys.stderr,
+        )
         return 1
     log.info("stopped after %.1fs", time.monotonic() - started)
     return 0

@@ -45,6 +45,9 @@ class DeploymentState:
     serving_version: str | None = None  # version in the Deployment's pod template
     progress_deadline_exceeded: bool = False
     unschedulable: list[str] = field(default_factory=list)  # scheduler messages
+    # containers of pods at serving_version that cannot start or keep crashing, one message
+    # each with the kubelet's reason and the container's last error line
+    failing: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -83,6 +86,15 @@ def _available(d: DeploymentState, want_version: str | None, gen: int) -> Condit
             True,
             "MinimumReplicasAvailable",
             f"{d.available}/{d.desired} replicas available at version {d.serving_version}",
+            gen,
+        )
+    # after the settled check: a settled Deployment serves even if a stray pod crashes
+    if d.failing and at_version:
+        return make(
+            "Available",
+            False,
+            "ContainerFailing",
+            f"{len(d.failing)} container(s) failing: {d.failing[0]}",
             gen,
         )
     if d.progress_deadline_exceeded:
