@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # Builds the local control plane (etcd, kube-apiserver, kube-controller-manager,
-# kube-scheduler, kubectl) from the official Go modules, plus kwok and helm, into a cache
+# kube-scheduler, kubectl) from the official Go modules, plus kwok, helm and the real node's
+# kubelet and kube-proxy (hack/node: same Kubernetes version, its own module and key), into a cache
 # OUTSIDE the repository, keyed by version and by the hash of the module files, so a warm
 # run does nothing. Prints the bin directory on stdout.
 #
+#   hack/build-binaries.sh [--check]   --check: exit 1 when something would be built, build nothing
 #   MLOPS_CACHE_DIR   cache root (default ~/.cache/mlops-operator)
 set -euo pipefail
+check=false; [[ "${1:-}" == "--check" ]] && check=true
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 # the version a module's go.mod requires (single-line or block form)
@@ -23,16 +26,11 @@ build_k8s() {
         && -x "$out/kube-controller-manager" && -x "$out/kube-scheduler" ]]; then
     echo "$out"; return
   fi
-  local minor="${K8S_VERSION#v1.}"; minor="${minor%%.*}"
-  local pkg=k8s.io/component-base/version cpkg=k8s.io/client-go/pkg/version
-  local flags="-s -w"
-  for p in $pkg $cpkg; do
-    flags+=" -X $p.gitVersion=$K8S_VERSION -X $p.gitMajor=1 -X $p.gitMinor=$minor"
-    flags+=" -X $p.gitTreeState=clean -X $p.buildDate=1970-01-01T00:00:00Z"
-  done
+  local flags; flags="$(k8s_ldflags)"
+  $check && exit 1
   echo ">> building Kubernetes $K8S_VERSION and etcd into $out (cold: tens of minutes on 2 cores)" >&2
   mkdir -p "$out.tmp"
-  (cd "$here/k8s" && CGO_ENABLED=0 go build -trimpath -ldflags "$flags" -o "$out.tmp/" \
+  (cd "$here/k8s" && CGO_ENABLED=0 go build -v -trimpath -ldflags "$flags" -o "$out.tmp/" \
       ./cmd/etcd \
       k8s.io/kubernetes/cmd/kube-apiserver \
       k8s.io/kubernetes/cmd/kube-controller-manager \
@@ -42,13 +40,41 @@ build_k8s() {
   echo "$out"
 }
 
+k8s_ldflags() {
+  local minor="${K8S_VERSION#v1.}"; minor="${minor%%.*}"
+  local pkg=k8s.io/component-base/version cpkg=k8s.io/client-go/pkg/version
+  local flags="-s -w"
+  for p in $pkg $cpkg; do
+    flags+=" -X $p.gitVersion=$K8S_VERSION -X $p.gitMajor=1 -X $p.gitMinor=$minor"
+    flags+=" -X $p.gitTreeState=clean -X $p.buildDate=1970-01-01T00:00:00Z"
+  done
+  echo "$flags"
+}
+
+# kubelet and kube-proxy for the real node: a module of their own, so that adding them did
+# not change the control plane's key (hack/k8s) and force a rebuild of it.
+build_node() {
+  local v; v="$(required node k8s.io/kubernetes)"
+  [[ "$v" == "$K8S_VERSION" ]] || { echo "hack/node pins $v, hack/k8s $K8S_VERSION" >&2; exit 2; }
+  local out="$cache/node-$K8S_VERSION-$(key "$here/node/go.mod" "$here/node/go.sum")"
+  if [[ -x "$out/kubelet" && -x "$out/kube-proxy" ]]; then echo "$out"; return; fi
+  $check && exit 1
+  echo ">> building kubelet and kube-proxy $K8S_VERSION into $out" >&2
+  mkdir -p "$out.tmp"
+  (cd "$here/node" && CGO_ENABLED=0 go build -v -trimpath -ldflags "$(k8s_ldflags)" -o "$out.tmp/" \
+      k8s.io/kubernetes/cmd/kubelet k8s.io/kubernetes/cmd/kube-proxy) >&2
+  rm -rf "$out"; mv "$out.tmp" "$out"
+  echo "$out"
+}
+
 build_one() { # name module-dir package
   local name="$1" dir="$2" pkg="$3" version="$4"
   local out="$cache/$name-$version-$(key "$here/$dir/go.mod" "$here/$dir/go.sum")"
   if [[ ! -x "$out/$name" ]]; then
+    $check && exit 1
     echo ">> building $name $version into $out" >&2
     mkdir -p "$out.tmp"
-    (cd "$here/$dir" && CGO_ENABLED=0 go build -trimpath -ldflags "-s -w $5" -o "$out.tmp/$name" "$pkg") >&2
+    (cd "$here/$dir" && CGO_ENABLED=0 go build -v -trimpath -ldflags "-s -w $5" -o "$out.tmp/$name" "$pkg") >&2
     rm -rf "$out"; mv "$out.tmp" "$out"
   fi
   echo "$out"
@@ -56,13 +82,19 @@ build_one() { # name module-dir package
 
 bin="$cache/bin"
 mkdir -p "$bin"
-link_all() { for f in "$1"/*; do ln -sf "$f" "$bin/$(basename "$f")"; done; }
+link_all() { $check && return; for f in "$1"/*; do ln -sf "$f" "$bin/$(basename "$f")"; done; }
 
-link_all "$(build_k8s)"
-link_all "$(build_one kwok kwok sigs.k8s.io/kwok/cmd/kwok "$KWOK_VERSION" \
-  "-X sigs.k8s.io/kwok/pkg/consts.Version=$KWOK_VERSION")"
+d="$(build_k8s)"; link_all "$d"
+d="$(build_node)"; link_all "$d"
+d="$(build_one kwok kwok sigs.k8s.io/kwok/cmd/kwok "$KWOK_VERSION" \
+  "-X sigs.k8s.io/kwok/pkg/consts.Version=$KWOK_VERSION")"; link_all "$d"
+if [[ -n "$HELM_VERSION" ]]; then
+  d="$(build_one helm helm helm.sh/helm/v3/cmd/helm "$HELM_VERSION" \
+    "-X helm.sh/helm/v3/internal/version.version=$HELM_VERSION")"; link_all "$d"
+fi
 # kwok run standalone needs its Stages: take the defaults kwokctl uses (fast node
 # initialisation, heartbeat with lease, fast pod lifecycle) from the kwok module itself.
+if $check; then [[ -f "$bin/kwok-stages.yaml" ]]; exit; fi
 kwok_src="$(cd "$here/kwok" && go list -m -f '{{.Dir}}' sigs.k8s.io/kwok)"
 {
   for f in node/fast/node-initialize.yaml node/heartbeat-with-lease/node-heartbeat-with-lease.yaml \
@@ -70,8 +102,4 @@ kwok_src="$(cd "$here/kwok" && go list -m -f '{{.Dir}}' sigs.k8s.io/kwok)"
     echo "---"; cat "$kwok_src/kustomize/stage/$f"
   done
 } > "$bin/kwok-stages.yaml.tmp" && mv "$bin/kwok-stages.yaml.tmp" "$bin/kwok-stages.yaml"
-if [[ -n "$HELM_VERSION" ]]; then
-  link_all "$(build_one helm helm helm.sh/helm/v3/cmd/helm "$HELM_VERSION" \
-    "-X helm.sh/helm/v3/internal/version.version=$HELM_VERSION")"
-fi
 echo "$bin"

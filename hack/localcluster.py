@@ -32,6 +32,9 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import realnode
+
 ROOT = Path(__file__).resolve().parent.parent
 STATE = Path(os.environ.get("MLOPS_CLUSTER_DIR", ROOT / ".cluster"))
 PKI = STATE / "pki"
@@ -40,6 +43,7 @@ NODES_FILE = ROOT / "hack" / "cluster" / "nodes.yaml"
 SERVICE_CIDR = "10.96.0.0/16"
 POD_CIDR = "10.244.0.0/16"
 COMPONENTS = ["etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok"]
+KUBELET_CLIENT_USER = "kube-apiserver-kubelet-client"
 
 
 def log(msg: str) -> None:
@@ -81,14 +85,17 @@ def ports() -> dict[str, int]:
 
 
 def _pki() -> None:
-    """CA, serving and client certificates and the service-account key pair (made once)."""
+    """CA, serving and client certificates and the service-account key pair.
+
+    Each file is made when it is missing, so an existing .cluster/ gets the certificates that
+    a newer harness needs (the real node's) without a reset; the API server's serving
+    certificate is made again when it lacks an address it must now be reached on.
+    """
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import ec, rsa
     from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-    if (PKI / "done").exists():
-        return
     PKI.mkdir(parents=True, exist_ok=True)
     now = dt.datetime.now(dt.UTC)
 
@@ -107,37 +114,42 @@ def _pki() -> None:
             attrs.append(x509.NameAttribute(NameOID.ORGANIZATION_NAME, org))
         return x509.Name(attrs)
 
-    ca_key = ec.generate_private_key(ec.SECP256R1())
     ca_name = name_of("mlops-local-ca")
-    ca = (
-        x509.CertificateBuilder()
-        .subject_name(ca_name)
-        .issuer_name(ca_name)
-        .public_key(ca_key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(hours=1))
-        .not_valid_after(now + dt.timedelta(days=3650))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                key_cert_sign=True,
-                crl_sign=True,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
+    if not (PKI / "ca.crt").exists():
+        ca_key = ec.generate_private_key(ec.SECP256R1())
+        ca = (
+            x509.CertificateBuilder()
+            .subject_name(ca_name)
+            .issuer_name(ca_name)
+            .public_key(ca_key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - dt.timedelta(hours=1))
+            .not_valid_after(now + dt.timedelta(days=3650))
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .add_extension(
+                x509.KeyUsage(
+                    digital_signature=True,
+                    key_cert_sign=True,
+                    crl_sign=True,
+                    content_commitment=False,
+                    key_encipherment=False,
+                    data_encipherment=False,
+                    key_agreement=False,
+                    encipher_only=False,
+                    decipher_only=False,
+                ),
+                critical=True,
+            )
+            .sign(ca_key, hashes.SHA256())
         )
-        .sign(ca_key, hashes.SHA256())
-    )
-    (PKI / "ca.crt").write_bytes(ca.public_bytes(serialization.Encoding.PEM))
-    write_key("ca", ca_key)
+        (PKI / "ca.crt").write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+        write_key("ca", ca_key)
+    ca_key = serialization.load_pem_private_key((PKI / "ca.key").read_bytes(), None)
+    ca_name = x509.load_pem_x509_certificate((PKI / "ca.crt").read_bytes()).subject
 
-    def issue(name: str, cn: str, org: str | None = None, server: bool = False) -> None:
+    def issue(
+        name: str, cn: str, org: str | None = None, sans: list[x509.GeneralName] | None = None
+    ) -> None:
         key = ec.generate_private_key(ec.SECP256R1())
         b = (
             x509.CertificateBuilder()
@@ -148,44 +160,67 @@ def _pki() -> None:
             .not_valid_before(now - dt.timedelta(hours=1))
             .not_valid_after(now + dt.timedelta(days=3650))
         )
-        if server:
-            b = b.add_extension(
-                x509.SubjectAlternativeName(
-                    [
-                        x509.DNSName("localhost"),
-                        x509.DNSName("kubernetes"),
-                        x509.DNSName("kubernetes.default"),
-                        x509.DNSName("kubernetes.default.svc"),
-                        x509.DNSName("kubernetes.default.svc.cluster.local"),
-                        x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
-                        x509.IPAddress(ipaddress.ip_address("10.96.0.1")),
-                    ]
-                ),
-                critical=False,
-            )
+        if sans:
+            b = b.add_extension(x509.SubjectAlternativeName(sans), critical=False)
             usage = [ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]
         else:
             usage = [ExtendedKeyUsageOID.CLIENT_AUTH]
         b = b.add_extension(x509.ExtendedKeyUsage(usage), critical=False)
-        cert = b.sign(ca_key, hashes.SHA256())
-        (PKI / f"{name}.crt").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+        cert = b.sign(ca_key, hashes.SHA256())  # type: ignore[arg-type]
         write_key(name, key)
+        (PKI / f"{name}.crt").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
 
-    issue("apiserver", "kube-apiserver", server=True)
-    issue("admin", "mlops-admin", "system:masters")
-    issue("controller-manager", "system:kube-controller-manager")
-    issue("scheduler", "system:kube-scheduler")
-    # kwok writes node and pod status for every simulated node: it plays the node fleet,
-    # which only a cluster administrator may do on all nodes at once.
-    issue("kwok", "kwok-controller", "system:masters")
-    sa = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    write_key("sa", sa)
-    (PKI / "sa.pub").write_bytes(
-        sa.public_key().public_bytes(
-            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    def ip(a: str) -> x509.GeneralName:
+        return x509.IPAddress(ipaddress.ip_address(a))
+
+    api_sans = [
+        x509.DNSName("localhost"),
+        x509.DNSName("kubernetes"),
+        x509.DNSName("kubernetes.default"),
+        x509.DNSName("kubernetes.default.svc"),
+        x509.DNSName("kubernetes.default.svc.cluster.local"),
+        ip("127.0.0.1"),
+        ip("10.96.0.1"),
+        ip(realnode.BRIDGE_IP),  # in-cluster clients reach it on the bridge
+    ]
+    want: dict[str, tuple[str, str | None, list[x509.GeneralName] | None]] = {
+        "apiserver": ("kube-apiserver", None, api_sans),
+        "admin": ("mlops-admin", "system:masters", None),
+        "controller-manager": ("system:kube-controller-manager", None, None),
+        "scheduler": ("system:kube-scheduler", None, None),
+        # kwok writes node and pod status for every simulated node: it plays the node fleet,
+        # which only a cluster administrator may do on all nodes at once.
+        "kwok": ("kwok-controller", "system:masters", None),
+        # the real node: its kubelet (a node identity, so NodeRestriction applies), the
+        # kubelet's serving certificate, kube-proxy, and the API server's client identity
+        # towards kubelets (authorized by the kubelet's webhook through RBAC)
+        "kubelet": (f"system:node:{realnode.NODE_NAME}", "system:nodes", None),
+        "kubelet-serving": (
+            realnode.NODE_NAME,
+            None,
+            [x509.DNSName(realnode.NODE_NAME), ip(realnode.BRIDGE_IP)],
+        ),
+        "kube-proxy": ("system:kube-proxy", None, None),
+        "apiserver-kubelet-client": (KUBELET_CLIENT_USER, None, None),
+    }
+    for name, (cn, org, sans) in want.items():
+        crt = PKI / f"{name}.crt"
+        if crt.exists() and sans:
+            have = x509.load_pem_x509_certificate(crt.read_bytes())
+            ext = have.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+            if all(s in list(ext) for s in sans):
+                continue
+        elif crt.exists():
+            continue
+        issue(name, cn, org, sans)
+    if not (PKI / "sa.key").exists():
+        sa = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        write_key("sa", sa)
+        (PKI / "sa.pub").write_bytes(
+            sa.public_key().public_bytes(
+                serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+            )
         )
-    )
-    (PKI / "done").write_text("ok\n")
 
 
 def kubeconfig(user: str, port: int) -> Path:
@@ -252,8 +287,15 @@ def alive(name: str) -> bool:
 
 
 def start(name: str, binary: Path, args: list[str]) -> None:
-    if running(name):
+    """Start a component unless it runs with these very arguments (else restart it)."""
+    argv_file = STATE / f"{name}.args"
+    argv = json.dumps([str(binary), *args])
+    pid = running(name)
+    if pid and argv_file.exists() and argv_file.read_text() == argv:
         return
+    if pid:  # e.g. the API server gains the bridge address when the real node comes
+        log(f"restarting {name}: its flags changed")
+        stop(name)
     LOGS.mkdir(parents=True, exist_ok=True)
     with open(LOGS / f"{name}.log", "ab") as out:
         p = subprocess.Popen(
@@ -264,6 +306,7 @@ def start(name: str, binary: Path, args: list[str]) -> None:
             start_new_session=True,
         )
     pid_file(name).write_text(str(p.pid))
+    argv_file.write_text(argv)
     STARTED[name] = p
     log(f"started {name} (pid {p.pid}, log {LOGS / f'{name}.log'})")
 
@@ -303,6 +346,7 @@ def up() -> None:
     _pki()
     p = ports()
     t0 = time.monotonic()
+    node = _claim_node(bins)
 
     start(
         "etcd",
@@ -329,7 +373,7 @@ def up() -> None:
         bins / "kube-apiserver",
         [
             f"--etcd-servers=http://127.0.0.1:{p['etcd']}",
-            "--bind-address=127.0.0.1",
+            *_api_addresses(node),
             f"--secure-port={p['apiserver']}",
             f"--tls-cert-file={PKI / 'apiserver.crt'}",
             f"--tls-private-key-file={PKI / 'apiserver.key'}",
@@ -343,9 +387,6 @@ def up() -> None:
             f"--service-account-key-file={PKI / 'sa.pub'}",
             f"--service-account-signing-key-file={PKI / 'sa.key'}",
             "--enable-admission-plugins=NodeRestriction,PodSecurity",
-            # The apiserver advertises its bind address (loopback here) in the `kubernetes`
-            # Endpoints, which validation refuses; nothing in-cluster needs that object.
-            "--endpoint-reconciler-type=none",
             "--profiling=false",
             "--v=1",
         ],
@@ -445,16 +486,110 @@ def up() -> None:
         check=True,
         stdout=subprocess.DEVNULL,
     )
+    if isinstance(node, realnode.Claim):
+        _start_node(bins, kubectl, admin, p["apiserver"])
+    else:
+        _forget_real_node(kubectl, admin)
     wait_nodes_ready(kubectl, admin)
     log(f"ready in {time.monotonic() - t0:.1f}s")
+    nodes = (
+        f"kwok nodes and the real node {realnode.NODE_NAME}"
+        if isinstance(node, realnode.Claim)
+        else "nodes simulated by kwok"
+    )
     print(
         f"""
-The local cluster is up (Kubernetes {version(api)}, nodes simulated by kwok).
+The local cluster is up (Kubernetes {version(api)}, {nodes}).
   export KUBECONFIG={admin}
   export PATH={bins}:$PATH      # kubectl, helm of the pinned versions
   kubectl get nodes -L nvidia.com/gpu.product
 Stop it with: make cluster-down
 """.rstrip()
+    )
+
+
+def _claim_node(bins: Path) -> realnode.Claim | str:
+    """The real node for this cluster, or the one-line reason it runs kwok nodes only."""
+    why = realnode.why_not(bins)
+    got: realnode.Claim | str = why if why else realnode.claim(STATE)
+    if isinstance(got, str):
+        log(f"no real node: {got}; this cluster runs kwok nodes only")
+    # read by the tests (tests/support/realnode.py) and the demo: is there one, and if not, why
+    (STATE / "node.json").write_text(
+        json.dumps(
+            {"real": not isinstance(got, str), "reason": got if isinstance(got, str) else ""}
+        )
+    )
+    return got
+
+
+def _api_addresses(node: realnode.Claim | str) -> list[str]:
+    if isinstance(node, realnode.Claim):
+        # Pods reach the API server on the bridge (the `kubernetes` Service's endpoint), the
+        # host on loopback. The bridge comes and goes with the node, so listen on any address
+        # rather than on the bridge's alone; nothing outside the machine is routed to it.
+        return [
+            "--bind-address=0.0.0.0",
+            f"--advertise-address={realnode.BRIDGE_IP}",
+            # logs, exec, port-forward: reach kubelets by their IP (the machine's DNS knows no
+            # node names) with an identity the kubelet's webhook authorizes, and check theirs
+            "--kubelet-preferred-address-types=InternalIP",
+            f"--kubelet-client-certificate={PKI / 'apiserver-kubelet-client.crt'}",
+            f"--kubelet-client-key={PKI / 'apiserver-kubelet-client.key'}",
+            f"--kubelet-certificate-authority={PKI / 'ca.crt'}",
+        ]
+    # v1.34 takes the bind address as advertise address, and the endpoint reconciler would
+    # write loopback into the `kubernetes` Endpoints, which validation refuses; without a real
+    # node nothing in-cluster needs that object.
+    return ["--bind-address=127.0.0.1", "--endpoint-reconciler-type=none"]
+
+
+NODE_RBAC = f"""
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata:
+  name: mlops-local:kube-apiserver-kubelet-client
+subjects:
+- {{apiGroup: rbac.authorization.k8s.io, kind: User, name: {KUBELET_CLIENT_USER}}}
+roleRef: {{apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: system:kubelet-api-admin}}
+"""
+
+
+def _start_node(bins: Path, kubectl: Path, admin: Path, api_port: int) -> None:
+    # logs, exec and port-forward: the kubelet's webhook authorizes the API server's identity
+    subprocess.run(
+        [
+            str(kubectl),
+            f"--kubeconfig={admin}",
+            "apply",
+            "--server-side",
+            "--field-manager=mlops-localcluster",
+            "-f",
+            "-",
+        ],
+        input=NODE_RBAC.encode(),
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
+    realnode.remember_bins(bins)
+    realnode.start(bins, PKI, f"https://127.0.0.1:{api_port}", LOGS)
+    realnode.wait_healthz(LOGS)
+
+
+def _forget_real_node(kubectl: Path, admin: Path) -> None:
+    # a Node object left from when this cluster had the node would never turn Ready
+    subprocess.run(
+        [
+            str(kubectl),
+            f"--kubeconfig={admin}",
+            "delete",
+            "node",
+            realnode.NODE_NAME,
+            "--ignore-not-found",
+            "--wait=false",
+        ],
+        check=False,
+        capture_output=True,
     )
 
 
@@ -496,19 +631,73 @@ def wait_nodes_ready(kubectl: Path, kubeconfig_path: Path, timeout: float = 60) 
         time.sleep(0.5)
 
 
+def stop(name: str) -> None:
+    pid = running(name)
+    if pid:
+        os.killpg(pid, signal.SIGTERM)
+        for _ in range(100):
+            if not running(name):
+                break
+            time.sleep(0.1)
+        else:
+            os.killpg(pid, signal.SIGKILL)
+        log(f"stopped {name} (pid {pid})")
+    pid_file(name).unlink(missing_ok=True)
+
+
+def node_down() -> None:
+    """Stop this cluster's real node (if it has it) and restore the host."""
+    admin = STATE / "kubeconfig"
+    kubectl = bin_dir() / "kubectl"
+
+    def drain() -> None:
+        if not running("kube-apiserver"):
+            return
+        k = [str(kubectl), f"--kubeconfig={admin}", "--request-timeout=10s"]
+        node = realnode.NODE_NAME
+        subprocess.run([*k, "cordon", node], check=False, capture_output=True)
+        # the kubelet stops the pods' containers and releases their network (CNI DEL)
+        subprocess.run(
+            [
+                *k,
+                "delete",
+                "pods",
+                "-A",
+                f"--field-selector=spec.nodeName={node}",
+                "--grace-period=1",
+                "--wait=false",
+            ],
+            check=False,
+            capture_output=True,
+        )
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            out = subprocess.run(
+                [*k, "get", "pods", "-A", f"--field-selector=spec.nodeName={node}", "-o", "name"],
+                check=False,
+                capture_output=True,
+                text=True,
+            ).stdout
+            if not out.strip():
+                break
+            time.sleep(0.5)
+
+    def forget_node() -> None:
+        k = [str(kubectl), f"--kubeconfig={admin}", "--request-timeout=10s"]
+        subprocess.run(
+            [*k, "delete", "node", realnode.NODE_NAME, "--ignore-not-found"],
+            check=False,
+            capture_output=True,
+        )
+
+    if realnode.release(STATE, drain) and running("kube-apiserver"):
+        forget_node()
+
+
 def down() -> None:
+    node_down()
     for name in reversed(COMPONENTS):
-        pid = running(name)
-        if pid:
-            os.killpg(pid, signal.SIGTERM)
-            for _ in range(100):
-                if not running(name):
-                    break
-                time.sleep(0.1)
-            else:
-                os.killpg(pid, signal.SIGKILL)
-            log(f"stopped {name} (pid {pid})")
-        pid_file(name).unlink(missing_ok=True)
+        stop(name)
 
 
 def status() -> int:
@@ -517,6 +706,9 @@ def status() -> int:
         pid = running(name)
         ok &= pid is not None
         print(f"{name:<24} {'running, pid ' + str(pid) if pid else 'stopped'}")
+    owner = realnode.owner_of_node()
+    mine = owner == str(STATE)
+    print(f"{'real node':<24} {'ours' if mine else 'held by ' + owner if owner else 'none'}")
     return 0 if ok else 1
 
 
@@ -524,7 +716,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    ap.add_argument("command", choices=["up", "down", "reset", "status"])
+    ap.add_argument("command", choices=["up", "down", "node-down", "reset", "status"])
     a = ap.parse_args()
     STATE.mkdir(parents=True, exist_ok=True)
     # one `up`/`down` at a time: test sessions and the demo may call it concurrently
@@ -534,6 +726,8 @@ def main() -> int:
         up()
     elif a.command == "down":
         down()
+    elif a.command == "node-down":
+        node_down()
     elif a.command == "reset":  # down and forget all state (etcd data, certs, ports)
         down()
         import shutil
