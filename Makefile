@@ -10,7 +10,7 @@ PHASE   := hack/phase.sh
 
 .PHONY: help setup setup-python setup-binaries demo demo-down test test-unit test-integration \
         lint fmt run cluster-up cluster-down cluster-reset crds pipelines bench bench-runtime \
-        bench-reconcile images kind-up kind-down kind-load deploy e2e
+        bench-reconcile images constraints kind-up kind-down kind-load deploy e2e
 
 help: ## this list
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -28,9 +28,10 @@ demo: setup ## the main job: local cluster + MLflow + operator + examples, then 
 demo-down: setup-python ## stop what `make demo` started
 	@$(PY) hack/demo.py down
 
-test: setup ## everything CI runs: lint, unit, integration
+test: setup ## everything CI runs: lint, unit, images, integration (with the real-node tests)
 	@$(PHASE) lint $(MAKE) --no-print-directory lint
 	@$(PHASE) unit $(PYTEST) -m unit -q
+	@$(PHASE) images bash hack/images.sh
 	@$(PHASE) integration $(PYTEST) -m integration -q
 
 test-unit: setup-python ## pure tests, no servers (seconds)
@@ -52,10 +53,10 @@ run: setup ## the operator against KUBECONFIG (or the local cluster when unset)
 	@if [ -z "$$KUBECONFIG" ]; then $(MAKE) --no-print-directory cluster-up; export KUBECONFIG=$(CURDIR)/.cluster/kubeconfig; fi; \
 	  $(PY) -m mlops_operator.cli run
 
-cluster-up: setup-binaries setup-python ## start the local control plane (kubeconfig: .cluster/kubeconfig)
+cluster-up: setup ## start the local control plane, kwok nodes and the real node (kubeconfig: .cluster/kubeconfig)
 	@$(PY) hack/localcluster.py up
 
-cluster-down: setup-python ## stop it (state is kept; cluster-reset forgets it)
+cluster-down: setup-python ## stop it and its real node, restoring the host (state is kept; cluster-reset forgets it)
 	@$(PY) hack/localcluster.py down
 
 cluster-reset: setup-python
@@ -76,10 +77,11 @@ bench-runtime: setup ## our runtime vs `mlflow models serve`
 bench-reconcile: setup ## apply -> Deployment and alias move -> roll-forward, 1/100/500 objects
 	@$(PY) bench/bench_reconcile.py
 
-images: ## build the runtime and operator images (needs Docker)
-	docker build -f images/runtime.Dockerfile -t mlops-operator/runtime:dev .
-	docker build -f images/operator.Dockerfile -t mlops-operator/operator:dev .
-	docker build -f images/operator.Dockerfile --build-arg EXTRAS=pipelines -t mlops-operator/operator:dev-pipelines .
+images: setup ## the runtime and operator images: Docker if there is an engine, else buildah, loaded into the real node
+	@bash hack/images.sh
+
+constraints: setup-python ## regenerate constraints.txt from .venv (after changing pyproject.toml)
+	@{ sed -n '1,2p' constraints.txt; $(PY) -m pip freeze --exclude-editable; } > constraints.txt.tmp && mv constraints.txt.tmp constraints.txt
 
 kind-up: ## a kind cluster whose workers look like the local one (needs Docker)
 	bash hack/kind/up.sh
