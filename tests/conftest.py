@@ -31,8 +31,13 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 @pytest.fixture(scope="session")
-def kubeconfig() -> tuple[str, str | None]:
-    return ensure_cluster()
+def kubeconfig() -> Iterator[tuple[str, str | None]]:
+    from tests.support.realnode import node_state, stop_node
+
+    had_node = node_state().real
+    yield ensure_cluster()
+    if not had_node and node_state().real:
+        stop_node()  # a real node this session started, it stops (and restores the host)
 
 
 @pytest.fixture(scope="session")
@@ -62,14 +67,40 @@ def namespace(kube) -> Iterator[str]:  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture(scope="session")
-def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MlflowServer]:
-    server = start_mlflow(tmp_path_factory.mktemp("mlflow"))
+def real_node(kubeconfig: tuple[str, str | None]) -> None:
+    """The real kubelet node, with the project's images loaded (skip or, with CI=true, fail
+    when there is none; see tests/support/realnode.py)."""
+    from tests.support.realnode import ensure_images, require_real_node
+
+    require_real_node()
+    ensure_images()
+
+
+@pytest.fixture(scope="session")
+def mlflow_server(
+    tmp_path_factory: pytest.TempPathFactory, kubeconfig: tuple[str, str | None]
+) -> Iterator[MlflowServer]:
+    from tests.support.realnode import node_state
+
+    # reachable from the real node's pods too (on the bridge address) when there is one
+    host = "0.0.0.0" if node_state().real else "127.0.0.1"
+    server = start_mlflow(tmp_path_factory.mktemp("mlflow"), host=host)
     yield server
     server.stop()
 
 
 @pytest.fixture(scope="session")
 def mlflow_uri(mlflow_server: MlflowServer) -> str:
+    return mlflow_server.url
+
+
+@pytest.fixture(scope="session")
+def pod_mlflow_uri(mlflow_server: MlflowServer) -> str:
+    """Where model pods on the real node reach MLflow (MLOPS_RUNTIME_MLFLOW_URI)."""
+    from tests.support.realnode import BRIDGE_IP
+
+    if mlflow_server.host == "0.0.0.0":
+        return f"http://{BRIDGE_IP}:{mlflow_server.port}"
     return mlflow_server.url
 
 
@@ -102,6 +133,7 @@ def now_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def operator(
     kubeconfig: tuple[str, str | None],
     mlflow_uri: str,
+    pod_mlflow_uri: str,
     kube: object,
     fake_kfp: object,
     prometheus: object,
@@ -120,6 +152,7 @@ def operator(
         # only the tests' namespaces (see `namespace`), not what a benchmark runs beside
         "MLOPS_NAMESPACES": f"{NS_PREFIX}*",
         "MLOPS_LOG_LEVEL": "DEBUG",
+        "MLOPS_RUNTIME_MLFLOW_URI": pod_mlflow_uri,
     }
     op = start_operator(kubeconfig[0], mlflow_uri, root / "operator.log", **env)
     yield op

@@ -29,6 +29,7 @@ class MlflowServer:
     root: Path
     process: subprocess.Popen[bytes]
     port: int
+    host: str = "127.0.0.1"
 
     def stop(self) -> None:
         if self.process.poll() is None:
@@ -42,11 +43,11 @@ class MlflowServer:
     def restart(self, timeout: float = 90) -> None:
         """Start again on the same port and store (for outage tests)."""
         self.stop()
-        self.process = _spawn(self.root, self.port)
+        self.process = _spawn(self.root, self.port, self.host)
         wait_healthy(self, timeout)
 
 
-def _spawn(root: Path, port: int) -> subprocess.Popen[bytes]:
+def _spawn(root: Path, port: int, host: str) -> subprocess.Popen[bytes]:
     root.mkdir(parents=True, exist_ok=True)
     env = dict(
         os.environ,
@@ -67,7 +68,7 @@ def _spawn(root: Path, port: int) -> subprocess.Popen[bytes]:
             str(root / "artifacts"),
             "--serve-artifacts",
             "--host",
-            "127.0.0.1",
+            host,
             "--port",
             str(port),
             "--workers",
@@ -97,9 +98,14 @@ def wait_healthy(server: MlflowServer, timeout: float = 90) -> None:
     raise RuntimeError(f"mlflow server at {server.url} not healthy after {timeout}s")
 
 
-def start_mlflow(root: Path, port: int | None = None, timeout: float = 90) -> MlflowServer:
+def start_mlflow(
+    root: Path, port: int | None = None, timeout: float = 90, host: str = "127.0.0.1"
+) -> MlflowServer:
+    """host: the address it listens on; clients on this machine use loopback either way.
+    0.0.0.0 makes it reachable from the real node's pods too, on the bridge address (which
+    comes and goes with the node, so it cannot be the one address it listens on)."""
     port = port or free_port()
-    server = MlflowServer(f"http://127.0.0.1:{port}", root, _spawn(root, port), port)
+    server = MlflowServer(f"http://127.0.0.1:{port}", root, _spawn(root, port, host), port, host)
     try:
         wait_healthy(server, timeout)
     except BaseException:

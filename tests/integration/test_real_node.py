@@ -1,0 +1,351 @@
+"""Serving for real: model pods on the local cluster's kubelet node, the runtime image built
+here, the model downloaded from the real MLflow server, predictions through the ClusterIP.
+
+Every test here runs real containers (`realnode` marker; see tests/support/realnode.py). The
+model is a regression (floats), so "equal" means the image's libraries compute exactly what
+the tests' .venv computes: constraints.txt pins both.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import requests
+from kubernetes import client
+
+from tests.support.cluster import eventually
+from tests.support.kube import server_side_apply
+from tests.support.mlflow_server import MlflowServer
+from tests.support.objects import make_model_deployment
+from tests.support.realnode import NODE_NAME, RUNTIME_IMAGE, SCHEDULING
+
+ROOT = Path(__file__).resolve().parents[2]
+GROUP, VERSION, PLURAL = "mlops.dev", "v1alpha1", "modeldeployments"
+
+pytestmark = [pytest.mark.realnode, pytest.mark.usefixtures("real_node", "operator")]
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def register_diabetes(tracking_uri: str, name: str, alpha: float) -> str:
+    """A ridge regression on scikit-learn's diabetes data, registered as a new version."""
+    import mlflow
+    from mlflow.models import infer_signature
+    from sklearn.datasets import load_diabetes
+    from sklearn.linear_model import Ridge
+
+    mlflow.set_tracking_uri(tracking_uri)
+    x, y = load_diabetes(return_X_y=True, as_frame=True)
+    model = Ridge(alpha=alpha).fit(x, y)
+    with mlflow.start_run():
+        info: Any = mlflow.sklearn.log_model(
+            model,
+            name="model",
+            signature=infer_signature(x, model.predict(x)),
+            registered_model_name=name,
+            pip_requirements=["scikit-learn", "pandas"],
+        )
+    return str(info.registered_model_version)
+
+
+def local_predict(tracking_uri: str, name: str, version: str, rows: Any) -> list[float]:
+    import mlflow
+
+    mlflow.set_tracking_uri(tracking_uri)
+    model = mlflow.pyfunc.load_model(f"models:/{name}/{version}")
+    return [float(v) for v in np.asarray(model.predict(rows)).ravel()]
+
+
+def rows(n: int = 20) -> Any:
+    from sklearn.datasets import load_diabetes
+
+    x, _ = load_diabetes(return_X_y=True, as_frame=True)
+    return x.head(n)
+
+
+def oip(df: Any) -> dict[str, Any]:
+    return {
+        "inputs": [
+            {"name": c, "shape": [len(df)], "datatype": "FP64", "data": df[c].tolist()}
+            for c in df.columns
+        ]
+    }
+
+
+@dataclass
+class Served:
+    name: str
+    ns: str
+    model: str
+    url: str  # http://<ClusterIP>:<port>
+
+
+class Cluster:
+    def __init__(self, kube: client.ApiClient, ns: str) -> None:
+        self.kube, self.ns = kube, ns
+        self.custom = client.CustomObjectsApi(kube)
+        self.core = client.CoreV1Api(kube)
+        self.apps = client.AppsV1Api(kube)
+
+    def restrict(self) -> None:
+        """Enforce Pod Security `restricted` on the namespace (admission refuses the rest)."""
+        self.core.patch_namespace(
+            self.ns,
+            {"metadata": {"labels": {"pod-security.kubernetes.io/enforce": "restricted"}}},
+        )
+
+    def apply_md(self, name: str, model: str, **spec: Any) -> None:
+        defaults: dict[str, Any] = {
+            "model": {"name": model, "alias": "champion"},
+            "replicas": 1,
+            "runtime": {"image": RUNTIME_IMAGE},
+            "scheduling": SCHEDULING,
+            "resources": {"requests": {"cpu": "50m", "memory": "256Mi"}},
+        }
+        body = make_model_deployment(name, self.ns, **{**defaults, **spec})
+        server_side_apply(self.kube, body)
+
+    def md(self, name: str) -> dict[str, Any]:
+        return dict(self.custom.get_namespaced_custom_object(GROUP, VERSION, self.ns, PLURAL, name))
+
+    def cond(self, name: str, type_: str) -> dict[str, Any]:
+        for c in self.md(name).get("status", {}).get("conditions", []):
+            if c["type"] == type_:
+                return dict(c)
+        return {}
+
+    def wait_ready(self, name: str, version: str, timeout: float = 240) -> None:
+        def ready() -> bool:
+            st = self.md(name).get("status", {})
+            c = {x["type"]: x for x in st.get("conditions", [])}
+            ok = c.get("Ready", {}).get("status") == "True"
+            return ok and st.get("model", {}).get("version") == version
+
+        eventually(ready, timeout, 1, f"{name} Ready at version {version}: {self.debug(name)}")
+
+    def debug(self, name: str) -> str:
+        pods = self.core.list_namespaced_pod(
+            self.ns, label_selector=f"mlops.dev/model-deployment={name}"
+        )
+        return "; ".join(
+            f"{p.metadata.name} {p.status.phase} "
+            f"{[(c.name, c.state.to_dict()) for c in p.status.container_statuses or []]}"
+            for p in pods.items
+        )
+
+    def served(self, name: str, model: str) -> Served:
+        svc = self.core.read_namespaced_service(name, self.ns)
+        port = svc.spec.ports[0].port
+        return Served(name, self.ns, model, f"http://{svc.spec.cluster_ip}:{port}")
+
+    def pods(self, name: str) -> list[client.V1Pod]:
+        return list(
+            self.core.list_namespaced_pod(
+                self.ns, label_selector=f"mlops.dev/model-deployment={name}"
+            ).items
+        )
+
+
+def kubectl(kubeconfig: str, *args: str) -> str:
+    r = subprocess.run(
+        ["kubectl", f"--kubeconfig={kubeconfig}", *args], capture_output=True, text=True, timeout=60
+    )
+    assert r.returncode == 0, f"kubectl {' '.join(args)}: {r.stderr}"
+    return r.stdout
+
+
+@pytest.fixture
+def cluster(kube: client.ApiClient, namespace: str) -> Cluster:
+    c = Cluster(kube, namespace)
+    c.restrict()
+    return c
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:6]}"
+
+
+# ---------------------------------------------------------------- tests
+
+
+def test_predictions_through_the_cluster_ip_equal_the_models_own(
+    cluster: Cluster, mlflow_uri: str, kubeconfig: tuple[str, str | None]
+) -> None:
+    from mlflow.tracking import MlflowClient
+
+    model = unique("diabetes")
+    version = register_diabetes(mlflow_uri, model, alpha=0.5)
+    MlflowClient(mlflow_uri).set_registered_model_alias(model, "champion", version)
+    cluster.apply_md("reg", model)
+    cluster.wait_ready("reg", version)
+    s = cluster.served("reg", model)
+    df = rows(20)
+    expected = local_predict(mlflow_uri, model, version, df)
+
+    r = requests.post(f"{s.url}/v2/models/reg/infer", json=oip(df), timeout=30)
+    assert r.status_code == 200, r.text
+    (out,) = r.json()["outputs"]
+    assert out["data"] == expected  # exactly: same libraries in the image and in .venv
+    assert r.json()["model_version"] == version
+    split = {"columns": list(df.columns), "data": df.to_numpy().tolist()}
+    r = requests.post(f"{s.url}/invocations", json={"dataframe_split": split}, timeout=30)
+    assert r.status_code == 200, r.text
+    assert r.json()["predictions"] == expected
+
+    # a real pod on the real node, admitted under `restricted`, non-root, read-only root fs
+    (pod,) = [p for p in cluster.pods("reg") if p.status.phase == "Running"]
+    assert pod.spec.node_name == NODE_NAME
+    ctr = pod.spec.containers[0]
+    assert ctr.security_context.read_only_root_filesystem is True
+    assert pod.spec.security_context.run_as_non_root is True
+    cfg = kubeconfig[0]
+    uid = kubectl(cfg, "exec", "-n", cluster.ns, pod.metadata.name, "--", "id", "-u")
+    run_as = pod.spec.security_context.run_as_user or 65532  # the builder's, else the image's
+    assert uid.strip() == str(run_as) and run_as != 0
+    denied = subprocess.run(
+        [
+            "kubectl",
+            f"--kubeconfig={cfg}",
+            "exec",
+            "-n",
+            cluster.ns,
+            pod.metadata.name,
+            "--",
+            "touch",
+            "/opt/runtime/x",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert denied.returncode != 0 and "Read-only file system" in denied.stderr
+    logs = kubectl(cfg, "logs", "-n", cluster.ns, pod.metadata.name)
+    assert "models:/" in logs or model in logs, logs[-2000:]
+
+
+@dataclass
+class Traffic:
+    url: str
+    body: dict[str, Any]
+    ok: int = 0
+    failed: list[str] = field(default_factory=list)
+    latencies: list[float] = field(default_factory=list)
+    versions: set[str] = field(default_factory=set)
+    stop: threading.Event = field(default_factory=threading.Event)
+
+    def run(self) -> None:
+        with requests.Session() as http:
+            while not self.stop.is_set():
+                t = time.perf_counter()
+                try:
+                    r = http.post(self.url, json=self.body, timeout=10)
+                    if r.status_code == 200:
+                        self.ok += 1
+                        self.versions.add(r.json()["model_version"])
+                    else:
+                        self.failed.append(f"{r.status_code} {r.text[:200]}")
+                except requests.RequestException as e:
+                    self.failed.append(repr(e))
+                self.latencies.append(time.perf_counter() - t)
+
+
+@pytest.fixture
+def traffic() -> Iterator[list[Traffic]]:
+    started: list[Traffic] = []
+    yield started
+    for t in started:
+        t.stop.set()
+
+
+def test_a_roll_forward_under_traffic_loses_no_request(
+    cluster: Cluster, mlflow_uri: str, traffic: list[Traffic]
+) -> None:
+    from mlflow.tracking import MlflowClient
+
+    model = unique("diabetes")
+    reg = MlflowClient(mlflow_uri)
+    v1 = register_diabetes(mlflow_uri, model, alpha=0.5)
+    v2 = register_diabetes(mlflow_uri, model, alpha=2.0)
+    reg.set_registered_model_alias(model, "champion", v1)
+    cluster.apply_md("roll", model)
+    cluster.wait_ready("roll", v1)
+    s = cluster.served("roll", model)
+    t = Traffic(f"{s.url}/v2/models/roll/infer", oip(rows(5)))
+    traffic.append(t)
+    worker = threading.Thread(target=t.run, daemon=True)
+    worker.start()
+    eventually(lambda: t.ok >= 20, 60, 0.2, "traffic flowing before the roll")
+
+    reg.set_registered_model_alias(model, "champion", v2)  # the operator rolls forward
+    cluster.wait_ready("roll", v2)
+    # the old pod is gone: every replica now answers with v2
+    eventually(
+        lambda: all(
+            p.metadata.labels["mlops.dev/model-version"] == v2 for p in cluster.pods("roll")
+        ),
+        120,
+        0.5,
+        "old pods gone",
+    )
+    during = t.ok
+    eventually(lambda: t.ok >= max(500, during + 50), 120, 0.2, "500 requests across the roll")
+    t.stop.set()
+    worker.join(15)
+    lat = sorted(t.latencies)
+    print(
+        f"roll-forward under traffic: {t.ok} ok, {len(t.failed)} failed, "
+        f"p50 {lat[len(lat) // 2] * 1000:.1f} ms, p99 {lat[int(len(lat) * 0.99)] * 1000:.1f} ms"
+    )
+    assert t.failed == [], t.failed[:5]
+    assert t.versions == {v1, v2}  # both served: the requests really spanned the roll
+
+
+def test_a_model_that_cannot_start_is_reported_not_progressing_forever(
+    cluster: Cluster, mlflow_server: MlflowServer
+) -> None:
+    from mlflow.tracking import MlflowClient
+
+    # a version whose artifacts are gone from the store: the runtime cannot load it and exits
+    mlflow_uri = mlflow_server.url
+    model = unique("broken")
+    reg = MlflowClient(mlflow_uri)
+    version = register_diabetes(mlflow_uri, model, alpha=1.0)
+    uri = reg.get_model_version_download_uri(model, version)
+    assert uri.startswith("mlflow-artifacts:/"), uri
+    shutil.rmtree(mlflow_server.root / "artifacts" / uri.removeprefix("mlflow-artifacts:/"))
+    reg.set_registered_model_alias(model, "champion", version)
+    cluster.apply_md("broken", model)
+
+    def failing() -> dict[str, Any]:
+        c = cluster.cond("broken", "Available")
+        return c if c.get("reason") == "ContainerFailing" else {}
+
+    c = eventually(failing, 180, 1, f"Available=False/ContainerFailing: {cluster.debug('broken')}")
+    assert c["status"] == "False"
+    assert "Error" in c["message"] or "CrashLoopBackOff" in c["message"], c["message"]
+    assert "last error: mlops-runtime: model not loaded" in c["message"], c["message"]
+    assert cluster.cond("broken", "Ready")["status"] == "False"
+    assert cluster.cond("broken", "Reconciling")["status"] == "True"
+
+    # a missing image: the kubelet cannot pull it (no registry is reachable from here)
+    cluster.apply_md(
+        "noimage", model, runtime={"image": "localhost/mlops-operator/no-such-image:1"}
+    )
+
+    def no_image() -> dict[str, Any]:
+        c = cluster.cond("noimage", "Available")
+        return c if c.get("reason") == "ContainerFailing" else {}
+
+    c = eventually(no_image, 120, 1, f"ContainerFailing for the image: {cluster.debug('noimage')}")
+    assert "ErrImagePull" in c["message"] or "ImagePullBackOff" in c["message"], c["message"]

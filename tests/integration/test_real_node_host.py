@@ -1,0 +1,72 @@
+"""The real node leaves the machine as it found it.
+
+kubelet, kube-proxy, containerd and the CNI plugin change the host: sysctls, the nftables
+ruleset, links, routes, mounts, network namespaces, cgroups, directories. The harness records
+all of that before it starts the node (HOST_DIR/before.json); here the node is stopped with a
+pod running on it and the host compared with that record, then started again for the tests
+that follow.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from kubernetes import client
+
+from tests.support.cluster import eventually
+from tests.support.realnode import NODE_NAME, RUNTIME_IMAGE, SCHEDULING, harness, node_state
+
+ROOT = Path(__file__).resolve().parents[2]
+
+pytestmark = [pytest.mark.realnode, pytest.mark.usefixtures("real_node")]
+
+
+def test_node_down_restores_the_host_and_up_brings_the_node_back(
+    kube: client.ApiClient, namespace: str
+) -> None:
+    core = client.CoreV1Api(kube)
+    before = json.loads((harness.HOST_DIR / "before.json").read_text())
+    # a running pod: its sandbox, veth, netns, mounts and cgroups must all go at `down`
+    core.create_namespaced_pod(
+        namespace,
+        {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"name": "sleeper"},
+            "spec": {
+                **SCHEDULING,
+                "terminationGracePeriodSeconds": 1,
+                "containers": [
+                    {
+                        "name": "c",
+                        "image": RUNTIME_IMAGE,
+                        "command": ["python", "-c", "import time; time.sleep(3600)"],
+                    }
+                ],
+            },
+        },
+    )
+    eventually(
+        lambda: core.read_namespaced_pod("sleeper", namespace).status.phase == "Running",
+        90,
+        0.5,
+        "the pod running on the real node",
+    )
+    assert harness.host_state() != before  # the node did change the host
+
+    subprocess.run(
+        [sys.executable, str(ROOT / "hack" / "localcluster.py"), "node-down"], check=True
+    )
+    after = harness.host_state()
+    for key in before:
+        assert after[key] == before[key], f"{key} differs after node-down"
+    assert not node_state().real
+
+    subprocess.run([sys.executable, str(ROOT / "hack" / "localcluster.py"), "up"], check=True)
+    assert node_state().real
+    nodes = client.CoreV1Api(kube).list_node(label_selector="mlops.dev/node-kind=real").items
+    assert [n.metadata.name for n in nodes] == [NODE_NAME]
