@@ -35,7 +35,10 @@ def run_operator(settings: Settings) -> int:
 
 
 async def _kopf(settings: Settings) -> None:
+    from kopf._core.engines.peering import Identity  # kopf does not re-export the type
+
     from mlops_operator import handlers
+    from mlops_operator.leader import default_identity
 
     namespaces = list(settings.namespaces)
     await kopf.operator(
@@ -43,6 +46,9 @@ async def _kopf(settings: Settings) -> None:
         namespaces=namespaces,
         standalone=True,
         memo=handlers.make_memo(settings),
+        # kopf's own default asks getpass for the user name, which fails for a numeric uid
+        # with no passwd entry (the image's 65532, as Pod Security `restricted` wants)
+        identity=Identity(default_identity()),
     )
 
 
