@@ -555,6 +555,9 @@ def _containerd_config() -> Path:
                         "ipam": {
                             "type": "host-local",
                             "ranges": [[{"subnet": BRIDGE_CIDR, "gateway": BRIDGE_IP}]],
+                            # no default route: pods reach the bridge, and Services through
+                            # the gateway (kube-proxy), and nothing else is even routable
+                            "routes": [{"dst": LOCAL_ROUTES[0]}],
                             "dataDir": str(HOST_DIR / "cni" / "ipam"),
                         },
                     }
@@ -723,6 +726,7 @@ def _spawn(name: str, argv: list[str], logs: Path, env: dict[str, str] | None = 
                 "PATH": f"/usr/sbin:/usr/bin:/sbin:/bin:{os.environ.get('PATH', '')}",
             },
         )
+    STARTED[p.pid] = p
     log(f"started {name} (pid {p.pid}, log {logs / f'{name}.log'})")
     return p.pid
 
@@ -733,10 +737,20 @@ def _record_pid(name: str, pid: int) -> None:
     _write_owner(o)
 
 
+# daemons started by this process: right after fork, /proc/<pid>/cmdline still shows this
+# Python until the exec, so `_alive` would call a healthy child dead
+STARTED: dict[int, subprocess.Popen[bytes]] = {}
+
+
 def _running(name: str) -> int | None:
     o = _owner() or {}
     pid = o.get("pids", {}).get(name)
-    return int(pid) if pid and _alive(int(pid), name) else None
+    if not pid:
+        return None
+    p = STARTED.get(int(pid))
+    if p is not None:
+        return int(pid) if p.poll() is None else None
+    return int(pid) if _alive(int(pid), name) else None
 
 
 def _wait(what: str, ok: Any, timeout: float, name: str, logs: Path) -> None:
@@ -862,14 +876,43 @@ def remember_bins(bins: Path) -> None:
     _write_owner(o)
 
 
+def _rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def usage() -> dict[str, Any]:
+    """RSS of the node's daemons and shims, and the disk its images take (MB)."""
+    o = _owner() or {}
+    daemons = {
+        n: round(_rss_mb(int(p)), 1) for n, p in o.get("pids", {}).items() if _alive(int(p), n)
+    }
+    shims = [_rss_mb(p) for p in _shims()]
+    du = sh("du", "-sm", str(CONTAINERD_ROOT), check=False).split()
+    return {
+        "daemons_rss_mb": daemons,
+        "shims": len(shims),
+        "shims_rss_mb": round(sum(shims), 1),
+        "containerd_root_disk_mb": int(du[0]) if du else None,
+        "images": ctr("images", "ls", check=False).splitlines()[1:]
+        if _running("containerd")
+        else [],
+    }
+
+
 def main() -> int:
+    if sys.argv[1:] == ["usage"]:
+        print(json.dumps(usage(), indent=2))
+        return 0
     if sys.argv[1:] == ["host-state"]:
         print(json.dumps(host_state(), indent=2, sort_keys=True))
         return 0
     if sys.argv[1:] == ["owner"]:
         print(owner_of_node() or "")
         return 0
-    print("usage: realnode.py host-state|owner", file=sys.stderr)
+    print("usage: realnode.py host-state|owner|usage", file=sys.stderr)
     return 2
 
 
