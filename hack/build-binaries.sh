@@ -16,6 +16,7 @@ required() { grep -Eo "$2 v[^ ]+" "$here/$1/go.mod" | head -1 | cut -d' ' -f2; }
 K8S_VERSION="$(required k8s k8s.io/kubernetes)"
 KWOK_VERSION="$(required kwok sigs.k8s.io/kwok)"
 HELM_VERSION="$(required helm helm.sh/helm/v3)"
+PROM_MODULE_VERSION="$(required prometheus github.com/prometheus/prometheus)"  # v0.316.0 = 3.16.0
 cache="${MLOPS_CACHE_DIR:-$HOME/.cache/mlops-operator}"
 
 key() { cat "$@" | sha256sum | cut -c1-12; }
@@ -67,14 +68,15 @@ build_node() {
   echo "$out"
 }
 
-build_one() { # name module-dir package
-  local name="$1" dir="$2" pkg="$3" version="$4"
+build_one() { # name module-dir package version ldflags [build tags]
+  local name="$1" dir="$2" pkg="$3" version="$4" tags="${6:-}"
   local out="$cache/$name-$version-$(key "$here/$dir/go.mod" "$here/$dir/go.sum")"
   if [[ ! -x "$out/$name" ]]; then
     $check && exit 1
     echo ">> building $name $version into $out" >&2
     mkdir -p "$out.tmp"
-    (cd "$here/$dir" && CGO_ENABLED=0 go build -v -trimpath -ldflags "-s -w $5" -o "$out.tmp/$name" "$pkg") >&2
+    (cd "$here/$dir" && CGO_ENABLED=0 go build -v -trimpath -tags "$tags" -ldflags "-s -w $5" \
+       -o "$out.tmp/$name" "$pkg") >&2
     rm -rf "$out"; mv "$out.tmp" "$out"
   fi
   echo "$out"
@@ -92,6 +94,10 @@ if [[ -n "$HELM_VERSION" ]]; then
   d="$(build_one helm helm helm.sh/helm/v3/cmd/helm "$HELM_VERSION" \
     "-X helm.sh/helm/v3/internal/version.version=$HELM_VERSION")"; link_all "$d"
 fi
+# Prometheus with only the Kubernetes service discovery (Debian's package has none)
+d="$(build_one prometheus prometheus github.com/prometheus/prometheus/cmd/prometheus "$PROM_MODULE_VERSION" \
+  "-X github.com/prometheus/common/version.Version=$PROM_MODULE_VERSION -X github.com/prometheus/common/version.Branch=module" \
+  remove_all_sd,enable_kubernetes_sd)"; link_all "$d"
 # kwok run standalone needs its Stages: take the defaults kwokctl uses (fast node
 # initialisation, heartbeat with lease, fast pod lifecycle) from the kwok module itself.
 if $check; then [[ -f "$bin/kwok-stages.yaml" ]]; exit; fi

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The one idempotent set-up step every Make target runs first. On a fresh machine it installs
 # everything; on a warm one it checks stamps and returns in about a second.
-#   hack/setup.sh [python] [binaries] [debian] [node]     (default: all four)
+#   hack/setup.sh [python] [binaries] [node]     (default: all three)
 #
 # Each step that has work to do prints one line when it starts and one when it ends (with its
 # elapsed time), and a progress line at least every 30 s while it runs; its whole output goes
@@ -10,7 +10,7 @@
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
-what=("$@"); [[ ${#what[@]} -eq 0 ]] && what=(python binaries debian node)
+what=("$@"); [[ ${#what[@]} -eq 0 ]] && what=(python binaries node)
 cache="${MLOPS_CACHE_DIR:-$HOME/.cache/mlops-operator}"
 logs="$cache/logs"
 mkdir -p "$logs"
@@ -74,12 +74,6 @@ apt_install() { # packages...
   $sudo apt-get install -y -q --no-install-recommends "$@"
 }
 
-debian() {
-  # Prometheus drives the drift trigger in tests (a real one, scraping a real runtime).
-  command -v prometheus >/dev/null && return
-  step debian-prometheus last_line apt_install prometheus
-}
-
 # The real kubelet node (hack/realnode.py) and image builds without Docker (hack/images.sh).
 NODE_PACKAGES=(containerd runc containernetworking-plugins iptables nftables conntrack
                buildah mmdebstrap gcc libc6-dev)
@@ -100,7 +94,6 @@ for w in "${what[@]}"; do
   case $w in
     python) python_env ;;
     binaries) binaries ;;
-    debian) debian ;;
     node) node ;;
     *) echo "unknown setup part: $w" >&2; exit 2 ;;
   esac

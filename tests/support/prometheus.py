@@ -1,4 +1,5 @@
-"""A real Prometheus (Debian package) on 127.0.0.1 that scrapes targets the tests name.
+"""A real Prometheus (built from its Go module) on 127.0.0.1 that scrapes targets the tests
+name, and with a real node also the model pods it finds through the API server.
 
 Targets go into a file_sd file, re-read every second, so a test can point Prometheus at a
 runtime process it started on a free port.
@@ -8,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import time
@@ -17,6 +17,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+from tests.support.helm import find_binary
 from tests.support.mlflow_server import free_port
 
 
@@ -45,10 +46,59 @@ class PrometheusServer:
                 os.killpg(self.process.pid, signal.SIGKILL)
 
 
-def start_prometheus(root: Path) -> PrometheusServer:
-    binary = shutil.which("prometheus") or "/usr/bin/prometheus"
-    if not Path(binary).exists():
-        raise RuntimeError("prometheus is not installed: run `make setup` (hack/setup.sh debian)")
+@dataclass(frozen=True)
+class PodDiscovery:
+    """Discover model pods on the real node from the API server (kubernetes_sd, role pod)."""
+
+    api_server: str
+    ca_file: str
+    cert_file: str
+    key_file: str
+    namespaces: str  # a regex of the namespaces whose pods to scrape
+    node: str
+    pod_range: str  # a regex of the pod addresses (the real node's bridge only)
+
+    def job(self) -> dict[str, object]:
+        def keep(label: str, regex: str) -> dict[str, object]:
+            return {"source_labels": [label], "regex": regex, "action": "keep"}
+
+        meta = "__meta_kubernetes_pod_"
+        return {
+            "job_name": "pods",
+            # the runtime labels its series with namespace and model_deployment itself
+            "honor_labels": True,
+            "kubernetes_sd_configs": [
+                {
+                    "role": "pod",
+                    "api_server": self.api_server,
+                    "tls_config": {
+                        "ca_file": self.ca_file,
+                        "cert_file": self.cert_file,
+                        "key_file": self.key_file,
+                    },
+                }
+            ],
+            # only real pods, only on the bridge: a simulated pod's address belongs to no one
+            "relabel_configs": [
+                keep(f"{meta}node_name", self.node),
+                keep(f"{meta}ip", self.pod_range),
+                keep("__meta_kubernetes_namespace", self.namespaces),
+                keep(f"{meta}annotation_prometheus_io_scrape", "true"),
+                {
+                    "source_labels": [f"{meta}ip", f"{meta}annotation_prometheus_io_port"],
+                    "separator": ":",
+                    "target_label": "__address__",
+                },
+                {"source_labels": [f"{meta}name"], "target_label": "pod"},
+            ],
+        }
+
+
+def start_prometheus(root: Path, pods: PodDiscovery | None = None) -> PrometheusServer:
+    # the project's build (hack/build-binaries.sh), which has the Kubernetes discovery
+    binary = find_binary("prometheus")
+    if binary is None:
+        raise RuntimeError("prometheus is not built: run `make setup` (hack/build-binaries.sh)")
     root.mkdir(parents=True, exist_ok=True)
     (root / "targets.json").write_text("[]")
     (root / "prometheus.yml").write_text(
@@ -62,7 +112,8 @@ def start_prometheus(root: Path) -> PrometheusServer:
                         "file_sd_configs": [
                             {"files": [str(root / "targets.json")], "refresh_interval": "1s"}
                         ],
-                    }
+                    },
+                    *([pods.job()] if pods else []),
                 ],
             }
         )
