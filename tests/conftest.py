@@ -115,10 +115,15 @@ def fake_kfp(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
 
 
 @pytest.fixture(scope="session")
-def prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
+def prometheus(
+    tmp_path_factory: pytest.TempPathFactory, kubeconfig: tuple[str, str | None]
+) -> Iterator[object]:
     from tests.support.prometheus import start_prometheus
+    from tests.support.realnode import node_state, pod_discovery
 
-    server = start_prometheus(tmp_path_factory.mktemp("prometheus"))
+    # with a real node it also discovers the model pods there, as Prometheus in a cluster would
+    pods = pod_discovery(f"{NS_PREFIX}.*") if node_state().real else None
+    server = start_prometheus(tmp_path_factory.mktemp("prometheus"), pods)
     yield server
     server.stop()
 

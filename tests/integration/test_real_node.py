@@ -105,9 +105,9 @@ class Cluster:
             {"metadata": {"labels": {"pod-security.kubernetes.io/enforce": "restricted"}}},
         )
 
-    def apply_md(self, name: str, model: str, **spec: Any) -> None:
+    def apply_md(self, name: str, registered: str, **spec: Any) -> None:
         defaults: dict[str, Any] = {
-            "model": {"name": model, "alias": "champion"},
+            "model": {"name": registered, "alias": "champion"},
             "replicas": 1,
             "runtime": {"image": RUNTIME_IMAGE},
             "scheduling": SCHEDULING,
@@ -349,3 +349,54 @@ def test_a_model_that_cannot_start_is_reported_not_progressing_forever(
 
     c = eventually(no_image, 120, 1, f"ContainerFailing for the image: {cluster.debug('noimage')}")
     assert "ErrImagePull" in c["message"] or "ImagePullBackOff" in c["message"], c["message"]
+
+
+def test_drift_in_real_pods_found_by_prometheus_creates_exactly_one_retrain_job(
+    cluster: Cluster, kube: client.ApiClient, mlflow_uri: str, prometheus: Any, fake_kfp: Any
+) -> None:
+    """Prometheus finds the model's pods through the API server (kubernetes_sd), scrapes the
+    runtime's PSI from them, and the operator's drift trigger reads it from Prometheus."""
+    from tests.integration.test_drift_trigger import register_with_baseline
+    from tests.integration.test_retrain_job import Env, _jobs_of, rtj
+
+    model = unique("drift")
+    version, data = register_with_baseline(mlflow_uri, model)
+    env = Env(kube, cluster.ns, mlflow_uri)
+    fake_kfp.hold = True  # the job it creates stays running: a second period must not fire
+    try:
+        cluster.apply_md(
+            "watched",
+            model,
+            model={"name": model, "version": version, "alias": None},
+            retraining={
+                "onDrift": {"threshold": 0.25, "for": "3s"},
+                "historyLimit": 2,
+                "template": rtj("x", model, backend="kfp")["spec"],
+            },
+        )
+        cluster.wait_ready("watched", version)
+        s = cluster.served("watched", model)
+        expr = f'max(mlops_drift_psi{{namespace="{cluster.ns}",model_deployment="watched"}})'
+
+        def send(df: Any) -> None:
+            split = {"columns": list(df.columns), "data": df.to_numpy().tolist()}
+            r = requests.post(f"{s.url}/invocations", json={"dataframe_split": split}, timeout=30)
+            assert r.status_code == 200, r.text
+
+        rng = np.random.default_rng(0)
+        for _ in range(2):  # in-distribution first: PSI stays low, nothing fires
+            send(data.sample(500, replace=True, random_state=rng))
+        low = eventually(lambda: prometheus.query(expr), 60, 0.5, "PSI scraped from the pod")
+        assert float(low[0]["value"][1]) < 0.1
+        (series,) = prometheus.query(f'mlops_drift_psi{{namespace="{cluster.ns}"}}')
+        assert series["metric"]["job"] == "pods"  # found through the cluster, not a file
+        assert series["metric"]["pod"].startswith("watched-")
+        assert _jobs_of(env, "watched") == []
+        send(data.sample(2000, replace=True, random_state=rng) + 2 * data.std())
+        jobs = eventually(lambda: _jobs_of(env, "watched"), 90, 0.5, "RetrainJob by drift")
+        assert len(jobs) == 1
+        assert jobs[0]["metadata"]["labels"]["mlops.dev/trigger"] == "drift"
+        time.sleep(8)  # drift goes on for more periods while the job runs: no second job
+        assert len(_jobs_of(env, "watched")) == 1
+    finally:
+        fake_kfp.release()

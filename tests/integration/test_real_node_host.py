@@ -70,3 +70,37 @@ def test_node_down_restores_the_host_and_up_brings_the_node_back(
     assert node_state().real
     nodes = client.CoreV1Api(kube).list_node(label_selector="mlops.dev/node-kind=real").items
     assert [n.metadata.name for n in nodes] == [NODE_NAME]
+
+
+def test_a_node_whose_processes_were_killed_is_taken_over_by_the_next_up(
+    kube: client.ApiClient,
+) -> None:
+    """As when CI starts right after a session's processes were all killed: the lock's keeper
+    and the node's daemons are gone, their bridge, rules and containers are not."""
+    import os
+    import signal
+
+    owner = json.loads((harness.HOST_DIR / "owner.json").read_text())
+    for name in ("kube-proxy", "kubelet", "containerd"):
+        os.kill(int(owner["pids"][name]), signal.SIGKILL)
+    os.kill(int(owner["keeper"]), signal.SIGKILL)
+    eventually(lambda: not node_state().real, 10, 0.1, "the lock free once its keeper is gone")
+    assert "mlops0" in harness.host_state()["links"]  # left behind
+
+    subprocess.run([sys.executable, str(ROOT / "hack" / "localcluster.py"), "up"], check=True)
+    assert node_state().real
+    new = json.loads((harness.HOST_DIR / "owner.json").read_text())
+    assert new["keeper"] != owner["keeper"]
+    assert all(new["pids"][n] != owner["pids"][n] for n in ("kubelet", "containerd"))
+    # the record of the host it restores at the end is still the one from before any node
+    before = json.loads((harness.HOST_DIR / "before.json").read_text())
+    assert "mlops0" not in before["links"]
+    eventually(
+        lambda: any(
+            c.type == "Ready" and c.status == "True"
+            for c in client.CoreV1Api(kube).read_node(NODE_NAME).status.conditions
+        ),
+        60,
+        0.5,
+        "the node Ready again",
+    )

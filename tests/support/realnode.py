@@ -12,8 +12,12 @@ import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from tests.support.prometheus import PodDiscovery
 
 ROOT = Path(__file__).resolve().parents[2]
 STATE = ROOT / ".cluster"
@@ -77,4 +81,21 @@ def ensure_images() -> None:
 def stop_node() -> None:
     subprocess.run(
         [sys.executable, str(ROOT / "hack" / "localcluster.py"), "node-down"], check=True
+    )
+
+
+def pod_discovery(namespaces: str) -> PodDiscovery:
+    """Prometheus' view of the model pods on the real node (tests/support/prometheus.py)."""
+    from tests.support.prometheus import PodDiscovery
+
+    port = json.loads((STATE / "ports.json").read_text())["apiserver"]
+    pki = STATE / "pki"
+    return PodDiscovery(
+        api_server=f"https://127.0.0.1:{port}",
+        ca_file=str(pki / "ca.crt"),
+        cert_file=str(pki / "admin.crt"),
+        key_file=str(pki / "admin.key"),
+        namespaces=namespaces,
+        node=NODE_NAME,
+        pod_range=r"10\.88\.\d+\.\d+",
     )

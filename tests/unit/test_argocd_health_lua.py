@@ -99,8 +99,26 @@ READY = cond("Ready", "True", "Available", "serving fraud version 7 at http://fr
             "Degraded",
             "rollout stuck",
         ),
+        (
+            md(
+                cond("Ready", "False", "ContainerFailing"),
+                cond("Reconciling", "True", "ContainerFailing"),
+                cond("Available", "False", "ContainerFailing", "CrashLoopBackOff; last error: x"),
+            ),
+            "Degraded",
+            "CrashLoopBackOff",
+        ),
     ],
-    ids=["new", "stale", "stalled", "ready", "registry-down", "unschedulable", "deadline"],
+    ids=[
+        "new",
+        "stale",
+        "stalled",
+        "ready",
+        "registry-down",
+        "unschedulable",
+        "deadline",
+        "container-failing",
+    ],
 )
 def test_model_deployment(o: dict[str, Any], status: str, words: str) -> None:
     got, message = health(o)
