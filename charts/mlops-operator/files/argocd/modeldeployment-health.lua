@@ -2,8 +2,9 @@
 -- (Ready, Reconciling, Stalled) and observedGeneration, which the operator always writes.
 --   Healthy      Ready=True for the current generation (also while MLflow is unreachable:
 --                the last resolved version keeps serving, the message says so)
---   Degraded     Stalled=True (model, version or alias missing, invalid spec), or the
---                rollout hit its progress deadline
+--   Degraded     Stalled=True (model, version or alias missing, invalid spec), the
+--                rollout hit its progress deadline, or its pods cannot start
+--                (ContainerFailing: a crash loop, an image that is not there)
 --   Progressing  not reconciled yet, rolling out, or waiting for capacity (Unschedulable)
 local hs = {}
 
@@ -63,7 +64,8 @@ end
 
 local available = condition("Available")
 if available ~= nil and available.status == "False"
-    and available.reason == "ProgressDeadlineExceeded" then
+    and (available.reason == "ProgressDeadlineExceeded"
+      or available.reason == "ContainerFailing") then
   hs.status = "Degraded"
   hs.message = describe(available, "Rollout stuck")
   return hs
