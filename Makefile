@@ -92,10 +92,16 @@ kind-down:
 kind-load: ## load the images of `make images` into kind
 	kind load docker-image --name mlops mlops-operator/runtime:dev mlops-operator/operator:dev-pipelines
 
-deploy: setup-binaries ## helm install the operator into the current cluster
+deploy: setup ## helm install the operator (the images of `make images`) into KUBECONFIG, or the local cluster's real node
+	@if [ -z "$$KUBECONFIG" ]; then \
+	  $(MAKE) --no-print-directory cluster-up images && export KUBECONFIG=$(CURDIR)/.cluster/kubeconfig && \
+	  extra=(--set-json 'nodeSelector={"mlops.dev/node-kind":"real"}' \
+	         --set-json 'tolerations=[{"key":"mlops.dev/real-node","operator":"Exists","effect":"NoSchedule"}]' \
+	         --set mlflow.trackingUri=$${MLFLOW_TRACKING_URI:-http://10.88.0.1:5055}); \
+	fi; \
 	helm upgrade --install mlops-operator charts/mlops-operator -n mlops-system --create-namespace \
 	  --set image.repository=mlops-operator/operator --set image.tag=dev-pipelines \
-	  --set runtime.image=mlops-operator/runtime:dev
+	  --set runtime.image=mlops-operator/runtime:dev "$${extra[@]}" --wait --timeout 180s
 
 e2e: setup ## the integration suite against the kind cluster
 	MLOPS_TEST_CONTEXT=kind-mlops $(PYTEST) -m integration -q

@@ -30,6 +30,32 @@ BIN = Path(os.environ.get("MLOPS_CACHE_DIR", Path.home() / ".cache" / "mlops-ope
 MLFLOW_PORT = int(os.environ.get("MLOPS_DEMO_MLFLOW_PORT", "5055"))
 MLFLOW_URI = f"http://127.0.0.1:{MLFLOW_PORT}"
 NAMESPACE = "mlops-demo"
+sys.path.insert(0, str(ROOT / "hack"))
+import realnode  # noqa: E402
+
+# where the model pods download from: the bridge address when the real node serves them
+POD_MLFLOW_URI = f"http://{realnode.BRIDGE_IP}:{MLFLOW_PORT}"
+# the CPU example runs on the real node: the demo's own copy of it asks for that node (the
+# examples stay cluster-neutral, for kind and GitOps)
+REAL_NODE_SCHEDULING = {
+    "nodeSelector": {"mlops.dev/node-kind": "real"},
+    "tolerations": [{"key": "mlops.dev/real-node", "operator": "Exists", "effect": "NoSchedule"}],
+}
+
+
+def has_real_node() -> bool:
+    try:
+        doc = json.loads((ROOT / ".cluster" / "node.json").read_text())
+    except (OSError, ValueError):
+        return False
+    return bool(doc.get("real")) and realnode.owner_of_node() == str(ROOT / ".cluster")
+
+
+def node_reason() -> str:
+    try:
+        return str(json.loads((ROOT / ".cluster" / "node.json").read_text()).get("reason"))
+    except (OSError, ValueError):
+        return "unknown"
 
 
 @contextmanager
@@ -89,7 +115,7 @@ def wait_for(fn: Callable[[], Any], what: str, timeout: float = 120) -> Any:
     raise SystemExit(f"timed out waiting for {what}; logs are in {STATE}")
 
 
-def mlflow_up() -> None:
+def mlflow_up(host: str) -> None:
     import urllib.request
 
     if not alive("mlflow"):
@@ -108,7 +134,7 @@ def mlflow_up() -> None:
                 str(STATE / "mlflow" / "artifacts"),
                 "--serve-artifacts",
                 "--host",
-                "127.0.0.1",
+                host,
                 "--port",
                 str(MLFLOW_PORT),
                 "--workers",
@@ -125,7 +151,7 @@ def mlflow_up() -> None:
     )
 
 
-def operator_up() -> None:
+def operator_up(env: dict[str, str]) -> None:
     start_background(
         "operator",
         [sys.executable, "-m", "mlops_operator.cli", "run"],
@@ -138,6 +164,7 @@ def operator_up() -> None:
             "MLOPS_WORK_DIR": str(STATE / "runs"),
             # the demo's own namespace only: tests or another operator may share the cluster
             "MLOPS_NAMESPACES": NAMESPACE,
+            **env,
         },
     )
     wait_for(
@@ -214,9 +241,111 @@ def reset() -> None:
     shutil.rmtree(STATE, ignore_errors=True)
 
 
+def service_url(name: str) -> str:
+    svc = json.loads(kubectl("-n", NAMESPACE, "get", "svc", name, "-o", "json", capture=True))
+    return f"http://{svc['spec']['clusterIP']}:{svc['spec']['ports'][0]['port']}"
+
+
+def iris_rows(n: int, seed: int = 0) -> Any:
+    from sklearn.datasets import load_iris
+
+    return (
+        load_iris(as_frame=True)
+        .frame.drop(columns="target")
+        .sample(n, replace=True, random_state=seed)
+    )
+
+
+def invoke(url: str, rows: Any, http: Any = None) -> list[Any]:
+    import requests
+
+    body = {"dataframe_split": {"columns": list(rows.columns), "data": rows.to_numpy().tolist()}}
+    r = (http or requests).post(f"{url}/invocations", json=body, timeout=10)
+    r.raise_for_status()
+    return list(r.json()["predictions"])
+
+
+class Traffic:
+    """Requests through the Service, one after another, until stopped: what a client sees."""
+
+    def __init__(self, url: str) -> None:
+        import threading
+
+        self.url, self.ok, self.failed = url, 0, 0
+        self.latencies: list[float] = []
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self.run, daemon=True)
+        self.thread.start()
+
+    def run(self) -> None:
+        import requests
+
+        rows = iris_rows(4, seed=1)
+        with requests.Session() as http:
+            while not self.stop.is_set():
+                t = time.perf_counter()
+                try:
+                    invoke(self.url, rows, http)
+                    self.ok += 1
+                except Exception:
+                    self.failed += 1
+                self.latencies.append(time.perf_counter() - t)
+
+    def finish(self) -> str:
+        self.stop.set()
+        self.thread.join(15)
+        lat = sorted(self.latencies) or [0.0]
+        return (
+            f"{self.ok + self.failed} requests during the roll-forward, {self.failed} failed; "
+            f"p50 {lat[len(lat) // 2] * 1000:.1f} ms, p99 {lat[int(len(lat) * 0.99)] * 1000:.1f} ms"
+        )
+
+
+def prometheus_up() -> str:
+    """A real Prometheus that finds the model pods through the API server."""
+    from tests.support.prometheus import start_prometheus
+    from tests.support.realnode import pod_discovery
+
+    server = start_prometheus(STATE / "prometheus", pod_discovery(NAMESPACE))
+    (STATE / "prometheus.pid").write_text(str(server.process.pid))
+    return server.url
+
+
+def apply_examples(real: bool) -> None:
+    import yaml
+
+    for f in sorted((ROOT / "examples").glob("model-deployment-*.yaml")):
+        doc = yaml.safe_load(f.read_text())
+        if real and not doc["spec"].get("gpu"):
+            doc["spec"]["scheduling"] = REAL_NODE_SCHEDULING  # the demo's copy, on the real node
+        subprocess.run(
+            [str(BIN / "kubectl"), f"--kubeconfig={KUBECONFIG}", "-n", NAMESPACE, "apply",
+             "--server-side", "-f", "-"],
+            input=json.dumps(doc),
+            text=True,
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )  # fmt: skip
+
+
+def pods_and_nodes() -> str:
+    out = kubectl(
+        "-n", NAMESPACE, "get", "pods", "-l", "mlops.dev/model-deployment", "-o",
+        "custom-columns=POD:.metadata.name,VERSION:.metadata.labels.mlops\\.dev/model-version,"
+        "NODE:.spec.nodeName,PHASE:.status.phase",
+        capture=True,
+    )  # fmt: skip
+    lines = out.rstrip().splitlines()
+    real, simulated = "real pod (kubelet + containerd)", "simulated (kwok)"
+    marked = [lines[0] + "   KIND"] + [
+        f"{ln}   {real if realnode.NODE_NAME in ln else simulated}" for ln in lines[1:]
+    ]
+    return "\n".join(marked)
+
+
 def up() -> None:
     t0 = time.monotonic()
-    with step("local Kubernetes control plane (upstream binaries, kwok nodes)"):
+    with step("local Kubernetes control plane (upstream binaries, kwok nodes, a real node)"):
         subprocess.run(
             [sys.executable, str(ROOT / "hack" / "localcluster.py"), "up"],
             check=True,
@@ -232,20 +361,35 @@ def up() -> None:
                 "custom-columns=NODE:.metadata.name,"
                 "GPUS:.status.allocatable.nvidia\\.com/gpu,"
                 "MIG-1G:.status.allocatable.nvidia\\.com/mig-1g\\.10gb,"
-                "PRODUCT:.metadata.labels.nvidia\\.com/gpu\\.product",
+                "PRODUCT:.metadata.labels.nvidia\\.com/gpu\\.product,"
+                "RUNTIME:.status.nodeInfo.containerRuntimeVersion",
                 capture=True,
             )
         )
+    real = has_real_node()
+    if real:
+        with step("images: runtime and operator, built here without Docker, loaded into the node"):
+            subprocess.run(["bash", str(ROOT / "hack" / "images.sh")], check=True)
+    else:
+        print(f"==> no real node ({node_reason()}): every pod is simulated by kwok")
     with step(f"reset: stop an earlier demo, delete namespace {NAMESPACE}, fresh MLflow"):
         reset()
         STATE.mkdir(exist_ok=True)
     with step("CRDs"):
         kubectl("apply", "--server-side", "-f", str(ROOT / "crds"))
         kubectl("wait", "--for=condition=Established", "crd", "--all", "--timeout=30s")
-    with step(f"MLflow server at {MLFLOW_URI}"):
-        mlflow_up()
-    with step("start the operator (mlops-operator run)"):
-        operator_up()
+    with step(f"MLflow server at {MLFLOW_URI}" + (f" (pods: {POD_MLFLOW_URI})" if real else "")):
+        # reachable from the real node's pods on the bridge, which comes and goes with the node
+        mlflow_up("0.0.0.0" if real else "127.0.0.1")
+    env = {}
+    if real:
+        with step("Prometheus, finding the model pods through the API server"):
+            env = {
+                "MLOPS_RUNTIME_MLFLOW_URI": POD_MLFLOW_URI,
+                "MLOPS_PROMETHEUS_URL": prometheus_up(),
+            }
+    with step("start the operator (mlops-operator run, a process on this machine)"):
+        operator_up(env)
     with step(
         "train v1 with a RetrainJob (local backend; noisy labels make it a weak "
         "first model); no holder yet, so the gate promotes it to @champion"
@@ -253,28 +397,79 @@ def up() -> None:
         if f"namespace/{NAMESPACE}" not in kubectl("get", "ns", "-o", "name", capture=True):
             kubectl("create", "namespace", NAMESPACE)
         v1 = run_retrain_job("train-v1", label_noise=0.3)
-    with step("deploy: the examples follow iris-classifier@champion (CPU and 1 x H100)"):
-        for f in sorted((ROOT / "examples").glob("model-deployment-*.yaml")):
-            kubectl("-n", NAMESPACE, "apply", "--server-side", "-f", str(f))
+    with step(
+        "deploy: the examples follow iris-classifier@champion (CPU"
+        + (" on the real node" if real else "")
+        + ", and 1 x H100 on a simulated node)"
+    ):
+        apply_examples(real)
         for name in ("iris-classifier", "iris-classifier-gpu"):
-            wait_for(lambda n=name: ready_version(n) == v1, f"{name} Ready at version {v1}")
+            wait_for(lambda n=name: ready_version(n) == v1, f"{name} Ready at version {v1}", 300)
         print(kubectl("-n", NAMESPACE, "get", "mdep", capture=True))
+        print(pods_and_nodes())
+    traffic = None
+    if real:
+        url = service_url("iris-classifier")
+        with step(f"predictions from the real pods, through the Service ({url}/invocations)"):
+            rows = iris_rows(5)
+            names = ["setosa", "versicolor", "virginica"]
+            for row, p in zip(rows.to_numpy().tolist(), invoke(url, rows), strict=True):
+                print(f"    {row} -> {p} ({names[int(p)] if str(p).isdigit() else p})")
+        traffic = Traffic(url)
     with step("retrain on shifted data with clean labels: better, so promoted"):
         v2 = run_retrain_job("retrain-shifted", shift_scale=1.0)
     with step(f"the operator rolls both deployments forward to version {v2}"):
         for name in ("iris-classifier", "iris-classifier-gpu"):
-            wait_for(lambda n=name: ready_version(n) == v2, f"{name} at version {v2}")
+            wait_for(lambda n=name: ready_version(n) == v2, f"{name} at version {v2}", 300)
+        if traffic:
+            wait_for(lambda: v1 not in pods_and_nodes().split(), "the old pods to go", 120)
+            print(f"    {traffic.finish()}")
         print(kubectl("-n", NAMESPACE, "get", "mdep,rtj", capture=True))
+    if real:
+        show_pod_logs_and_drift(service_url("iris-classifier"), env["MLOPS_PROMETHEUS_URL"])
     with step("retrain once more with very noisy labels: worse, registered but not promoted"):
         run_retrain_job("retrain-noisy", label_noise=0.6)
         print(kubectl("-n", NAMESPACE, "get", "rtj", capture=True))
-    print(f"""
+    print(
+        f"""
 Everything is up ({time.monotonic() - t0:.0f}s). Look around:
   export KUBECONFIG={KUBECONFIG} PATH={BIN}:$PATH
-  kubectl -n {NAMESPACE} get mdep
+  kubectl -n {NAMESPACE} get mdep,pods -o wide
+  kubectl -n {NAMESPACE} logs deploy/iris-classifier      # a real pod"""
+        + ("" if real else " (with a real node)")
+        + f"""
   kubectl -n {NAMESPACE} describe mdep iris-classifier-gpu
   MLflow UI: {MLFLOW_URI}      operator log: {STATE / "operator.log"}
-Stop it all with: make demo-down""")
+Stop it all with: make demo-down"""
+    )
+
+
+def show_pod_logs_and_drift(url: str, prometheus_url: str) -> None:
+    import urllib.parse
+    import urllib.request
+
+    with step("kubectl logs of a model pod"):
+        pod = kubectl(
+            "-n", NAMESPACE, "get", "pods", "-l", "mlops.dev/model-deployment=iris-classifier",
+            "-o", "jsonpath={.items[0].metadata.name}", capture=True,
+        )  # fmt: skip
+        for line in kubectl("-n", NAMESPACE, "logs", pod, "--tail=5", capture=True).splitlines():
+            print(f"    {line[:160]}")
+    with step("the drift gauge, scraped by Prometheus from the pods (in-distribution traffic)"):
+        for seed in range(10):
+            invoke(url, iris_rows(200, seed=seed))
+        q = urllib.parse.urlencode({"query": f'mlops_drift_psi{{namespace="{NAMESPACE}"}}'})
+
+        def series() -> list[Any]:
+            with urllib.request.urlopen(f"{prometheus_url}/api/v1/query?{q}", timeout=5) as r:
+                return list(json.load(r)["data"]["result"])
+
+        for s in wait_for(series, "mlops_drift_psi in Prometheus", 60):
+            m = s["metric"]
+            print(
+                f"    mlops_drift_psi{{pod={m.get('pod')}, model_deployment="
+                f"{m.get('model_deployment')}}} = {float(s['value'][1]):.3f}  (< 0.1: stable)"
+            )
 
 
 def down() -> None:
@@ -283,7 +478,7 @@ def down() -> None:
 
 
 def stop_processes() -> None:
-    for name in ("operator", "mlflow"):
+    for name in ("operator", "mlflow", "prometheus"):
         f = STATE / f"{name}.pid"
         if alive(name):
             pid = int(f.read_text())
