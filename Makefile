@@ -31,7 +31,7 @@ demo-down: setup-python ## stop what `make demo` started
 test: setup ## everything CI runs: lint, unit, images, integration (with the real-node tests)
 	@$(PHASE) lint $(MAKE) --no-print-directory lint
 	@$(PHASE) unit $(PYTEST) -m unit -q
-	@$(PHASE) images bash hack/images.sh
+	@$(PHASE) images hack/setup.sh images
 	@$(PHASE) integration $(PYTEST) -m integration -q
 
 test-unit: setup-python ## pure tests, no servers (seconds)
@@ -78,6 +78,7 @@ bench-reconcile: setup ## apply -> Deployment and alias move -> roll-forward, 1/
 	@$(PY) bench/bench_reconcile.py
 
 images: setup ## the runtime and operator images: Docker if there is an engine, else buildah, loaded into the real node
+	@hack/setup.sh images
 	@bash hack/images.sh
 
 constraints: setup-python ## regenerate constraints.txt from .venv (after changing pyproject.toml)

@@ -13,8 +13,10 @@
 # under $MLOPS_CACHE_DIR/images); buildah's layer cache keeps the dependency layer, so a code
 # change rebuilds only the thin layer with the project's own code. A warm run with nothing
 # changed does no build and no import.
+#   hack/images.sh [--check]   --check: exit 1 when an image would be built, build nothing
 #   MLOPS_IMAGES_FORCE=1   build even when the stamps match
 set -euo pipefail
+check=false; [[ "${1:-}" == "--check" ]] && check=true
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 cache="${MLOPS_CACHE_DIR:-$HOME/.cache/mlops-operator}/images"
@@ -28,6 +30,7 @@ exec 9>"$cache/.lock"
 flock 9
 
 if command -v docker >/dev/null && docker info >/dev/null 2>&1; then
+  $check && exit 1  # docker's own layer cache makes a warm build quick
   say "Docker engine found: docker build"
   docker build -f images/runtime.Dockerfile -t mlops-operator/runtime:dev .
   docker build -f images/operator.Dockerfile -t mlops-operator/operator:dev .
@@ -44,6 +47,7 @@ BASE_RECIPE="mmdebstrap --variant=minbase --include=python3,python3-venv,ca-cert
 base_key="$(echo "$BASE_RECIPE" | sha256sum | cut -c1-12)"
 BASE="localhost/mlops/python-base:$base_key"
 if ! buildah inspect --type image "$BASE" >/dev/null 2>&1; then
+  $check && exit 1
   tar="$cache/base-$base_key.tar"
   if [[ ! -f $tar ]]; then
     say "making the base image with mmdebstrap (cold: about 3 minutes)"
@@ -77,8 +81,10 @@ image() {
   local stamp="$cache/$(echo "$name" | tr '/:' '__').stamp"
   local archive="$cache/$(echo "$name" | tr '/:' '__').oci.tar"
   if [[ "${MLOPS_IMAGES_FORCE:-}" != 1 && -f $stamp && "$(cat "$stamp")" == "$key" && -f $archive ]]; then
+    $check && return
     say "$name: up to date"
   else
+    $check && exit 1
     local t=$SECONDS
     say "$name: building from $file"
     buildah bud --quiet --layers --isolation chroot "${mounts[@]}" "${args[@]}" \
@@ -88,7 +94,7 @@ image() {
     echo "$key" > "$stamp"
     say "$name: built in $(( SECONDS - t ))s ($(du -m "$archive" | cut -f1) MB)"
   fi
-  load "$name" "$archive" "$key"
+  $check || load "$name" "$archive" "$key"
 }
 
 # load NAME ARCHIVE KEY: import into the real node's containerd when it runs and lacks this build
@@ -112,4 +118,4 @@ load() {
 
 image "$RUNTIME" images/runtime.Dockerfile
 image "$OPERATOR" images/operator.Dockerfile EXTRAS=pipelines
-say "done in $(( SECONDS - t0 ))s"
+$check || say "done in $(( SECONDS - t0 ))s"

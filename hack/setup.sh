@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The one idempotent set-up step every Make target runs first. On a fresh machine it installs
 # everything; on a warm one it checks stamps and returns in about a second.
-#   hack/setup.sh [python] [binaries] [node]     (default: all three)
+#   hack/setup.sh [python] [binaries] [node] [images]     (default: the first three)
 #
 # Each step that has work to do prints one line when it starts and one when it ends (with its
 # elapsed time), and a progress line at least every 30 s while it runs; its whole output goes
@@ -90,11 +90,19 @@ node() {
   step debian-node last_line apt_install "${missing[@]}"
 }
 
+# the runtime and operator images (hack/images.sh), for the real node; `make images`, `make test`
+images() {
+  if bash hack/images.sh --check >/dev/null 2>&1; then return; fi
+  step images last_images_line bash hack/images.sh
+}
+last_images_line() { grep -E '^\[images\]' "$1" | tail -n 1 | cut -c1-120; }
+
 for w in "${what[@]}"; do
   case $w in
     python) python_env ;;
     binaries) binaries ;;
     node) node ;;
+    images) images ;;
     *) echo "unknown setup part: $w" >&2; exit 2 ;;
   esac
 done

@@ -25,6 +25,14 @@ ROOT = Path(__file__).resolve().parents[2]
 pytestmark = [pytest.mark.realnode, pytest.mark.usefixtures("real_node")]
 
 
+def test_a_second_cluster_on_the_machine_gets_no_real_node(tmp_path: Path) -> None:
+    """One node per machine: while this cluster holds it, another cluster directory is told
+    why in one line (and `localcluster.py up` there carries on with kwok nodes only)."""
+    got = harness.claim(tmp_path / "other-cluster")
+    assert isinstance(got, str) and str(ROOT / ".cluster") in got and "\n" not in got
+    assert node_state().real  # ours is untouched
+
+
 def test_node_down_restores_the_host_and_up_brings_the_node_back(
     kube: client.ApiClient, namespace: str
 ) -> None:
