@@ -242,8 +242,17 @@ def reset() -> None:
 
 
 def service_url(name: str) -> str:
+    """The Service's address, once it answers (its endpoints follow Ready by a moment)."""
+    import urllib.request
+
     svc = json.loads(kubectl("-n", NAMESPACE, "get", "svc", name, "-o", "json", capture=True))
-    return f"http://{svc['spec']['clusterIP']}:{svc['spec']['ports'][0]['port']}"
+    url = f"http://{svc['spec']['clusterIP']}:{svc['spec']['ports'][0]['port']}"
+    wait_for(
+        lambda: urllib.request.urlopen(f"{url}/v2/health/ready", timeout=5).status == 200,
+        f"{url} answering",
+        30,
+    )
+    return url
 
 
 def iris_rows(n: int, seed: int = 0) -> Any:

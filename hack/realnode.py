@@ -155,12 +155,40 @@ def _links() -> list[str]:
     )
 
 
+# the netfilter tables that iptables-nft (kube-proxy, kubelet, our FORWARD rules) writes, and
+# kube-proxy's nftables-mode tables (it probes and cleans them up); others are not ours
+NFT_TABLES = [
+    f"{family} {name}"
+    for family in ("ip", "ip6")
+    for name in ("filter", "nat", "mangle", "raw", "security", "kube-proxy")
+]
+
+
+def _nft_table(table: str) -> str:
+    """The table's rules as `nft -f` reads them, or "" when it does not exist."""
+    r = subprocess.run(["nft", "list", "table", *table.split()], capture_output=True, text=True)
+    return r.stdout if r.returncode == 0 else ""
+
+
+def _nft_load(text: str) -> None:
+    if not text.strip():
+        return
+    with tempfile.NamedTemporaryFile("w", suffix=".nft", delete=False) as f:
+        f.write(text)
+    try:
+        sh("nft", "-f", f.name)
+    finally:
+        os.unlink(f.name)
+
+
 def host_state() -> dict[str, Any]:
     """Everything about the host that starting the node changes (compared by tests)."""
     cgroups = sorted(str(p) for p in Path("/sys/fs/cgroup").glob("*/kubepods*") if p.is_dir())
+    has_nft = shutil.which("nft") is not None
     return {
         "sysctls": {k: _sysctl(k) for k in SYSCTLS},
-        "nft": sh("nft", "list", "ruleset") if shutil.which("nft") else "",
+        "nft": sh("nft", "list", "ruleset") if has_nft else "",
+        "nft_tables": {t: _nft_table(t) for t in NFT_TABLES} if has_nft else {},
         "links": _links(),
         "routes": sorted(sh("ip", "route").splitlines()),
         "mounts": sorted(_mounts()),
@@ -180,22 +208,28 @@ def _restore(before: dict[str, Any]) -> None:
             sh("umount", mp, check=False, quiet=True)
             if mp in _mounts():
                 sh("umount", "-l", mp, check=False)
+    # only what the node makes: containerd's cni-* network namespaces, our bridge, the pods'
+    # veths (gone with their namespace, but a killed node may leave one)
     for ns in set(os.listdir("/run/netns") if Path("/run/netns").is_dir() else []) - set(
         before["netns"]
     ):
-        with contextlib.suppress(OSError):
-            (Path("/run/netns") / ns).unlink()
-    new_links = set(_links()) - set(before["links"])
-    for link in sorted(new_links):
-        sh("ip", "link", "del", link, check=False, quiet=True)
-    # the whole ruleset as it was: kube-proxy's, kubelet's, CNI's and our chains all go
-    if shutil.which("nft") and sh("nft", "list", "ruleset") != before["nft"]:
-        sh("nft", "flush", "ruleset")
-        if before["nft"].strip():
-            with tempfile.NamedTemporaryFile("w", suffix=".nft", delete=False) as f:
-                f.write(before["nft"])
-            sh("nft", "-f", f.name)
-            os.unlink(f.name)
+        if ns.startswith("cni-"):
+            with contextlib.suppress(OSError):
+                (Path("/run/netns") / ns).unlink()
+    for link in sorted(set(_links()) - set(before["links"])):
+        if link == BRIDGE or link.startswith("veth"):
+            sh("ip", "link", "del", link, check=False, quiet=True)
+    # the iptables tables kube-proxy, kubelet and our rules live in, each as it was
+    if shutil.which("nft") and "nft_tables" not in before:  # a record older than the tables
+        if sh("nft", "list", "ruleset") != before["nft"]:
+            sh("nft", "flush", "ruleset")
+            _nft_load(before["nft"])
+    elif shutil.which("nft"):
+        for table, text in before["nft_tables"].items():
+            if _nft_table(table) == text:
+                continue
+            sh("nft", "delete", "table", *table.split(), check=False, quiet=True)
+            _nft_load(text)
     for key, value in before["sysctls"].items():
         if value is not None and _sysctl(key) != value:
             with contextlib.suppress(OSError):

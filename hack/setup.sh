@@ -44,7 +44,7 @@ step() {
 last_line() { tail -n 1 "$1" | cut -c1-120; }
 pip_progress() { echo "$(grep -c -E '^(Collecting|Downloading|Using cached)' "$1" || true) packages collected; $(last_line "$1")"; }
 go_progress() { # go build -v prints each package it compiles; hack/build-binaries.sh says which build
-  local what; what="$(grep -E '^>> building' "$1" | tail -n 1 | cut -c4-90)"
+  local what; what="$(grep -E '^>> building' "$1" | tail -n 1 | cut -c4- | sed -E 's/ into .*//')"
   echo "${what:-checking}; $(grep -c -v -E '^(>>|go: )' "$1" || true) packages compiled, now $(last_line "$1")"
 }
 

@@ -24,6 +24,7 @@ import requests
 from kubernetes import client
 
 from tests.support.cluster import eventually
+from tests.support.helm import find_binary
 from tests.support.kube import server_side_apply
 from tests.support.mlflow_server import MlflowServer
 from tests.support.objects import make_model_deployment
@@ -31,6 +32,7 @@ from tests.support.realnode import NODE_NAME, RUNTIME_IMAGE, SCHEDULING
 
 ROOT = Path(__file__).resolve().parents[2]
 GROUP, VERSION, PLURAL = "mlops.dev", "v1alpha1", "modeldeployments"
+KUBECTL = find_binary("kubectl") or "kubectl"  # the project's build, of the cluster's version
 
 pytestmark = [pytest.mark.realnode, pytest.mark.usefixtures("real_node", "operator")]
 
@@ -145,9 +147,20 @@ class Cluster:
         )
 
     def served(self, name: str, model: str) -> Served:
+        """The Service, once it answers: Ready says the pods are; the Service's endpoints and
+        kube-proxy's rules follow a moment later."""
         svc = self.core.read_namespaced_service(name, self.ns)
         port = svc.spec.ports[0].port
-        return Served(name, self.ns, model, f"http://{svc.spec.cluster_ip}:{port}")
+        url = f"http://{svc.spec.cluster_ip}:{port}"
+
+        def answers() -> bool:
+            try:
+                return requests.get(f"{url}/v2/health/ready", timeout=5).status_code == 200
+            except requests.RequestException:
+                return False
+
+        eventually(answers, 30, 0.2, f"{url} answering")
+        return Served(name, self.ns, model, url)
 
     def pods(self, name: str) -> list[client.V1Pod]:
         return list(
@@ -159,7 +172,7 @@ class Cluster:
 
 def kubectl(kubeconfig: str, *args: str) -> str:
     r = subprocess.run(
-        ["kubectl", f"--kubeconfig={kubeconfig}", *args], capture_output=True, text=True, timeout=60
+        [KUBECTL, f"--kubeconfig={kubeconfig}", *args], capture_output=True, text=True, timeout=60
     )
     assert r.returncode == 0, f"kubectl {' '.join(args)}: {r.stderr}"
     return r.stdout
@@ -215,7 +228,7 @@ def test_predictions_through_the_cluster_ip_equal_the_models_own(
     assert uid.strip() == str(run_as) and run_as != 0
     denied = subprocess.run(
         [
-            "kubectl",
+            KUBECTL,
             f"--kubeconfig={cfg}",
             "exec",
             "-n",
@@ -231,7 +244,28 @@ def test_predictions_through_the_cluster_ip_equal_the_models_own(
     )
     assert denied.returncode != 0 and "Read-only file system" in denied.stderr
     logs = kubectl(cfg, "logs", "-n", cluster.ns, pod.metadata.name)
-    assert "models:/" in logs or model in logs, logs[-2000:]
+    assert f"models:/{model}/{version}" in logs, logs[-2000:]
+    assert port_forward_get(cfg, cluster.ns, pod.metadata.name, "/v2/health/ready") == 200
+
+
+def port_forward_get(kubeconfig: str, ns: str, pod: str, path: str) -> int:
+    """GET path on the pod's port 8080 through `kubectl port-forward` (API server -> kubelet)."""
+    p = subprocess.Popen(
+        [KUBECTL, f"--kubeconfig={kubeconfig}", "port-forward", "-n", ns, f"pod/{pod}",
+         "--address=127.0.0.1", ":8080"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+    try:
+        assert p.stdout is not None
+        line = p.stdout.readline()  # Forwarding from 127.0.0.1:<port> -> 8080
+        assert "Forwarding from 127.0.0.1:" in line, line + (p.stderr.read() if p.stderr else "")
+        port = int(line.split("127.0.0.1:")[1].split()[0])
+        return requests.get(f"http://127.0.0.1:{port}{path}", timeout=10).status_code
+    finally:
+        p.terminate()
+        p.wait(10)
 
 
 @dataclass
