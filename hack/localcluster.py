@@ -225,32 +225,7 @@ def _pki() -> None:
 
 def kubeconfig(user: str, port: int) -> Path:
     path = STATE / ("kubeconfig" if user == "admin" else f"{user}.kubeconfig")
-    doc = {
-        "apiVersion": "v1",
-        "kind": "Config",
-        "clusters": [
-            {
-                "name": "mlops-local",
-                "cluster": {
-                    "server": f"https://127.0.0.1:{port}",
-                    "certificate-authority": str(PKI / "ca.crt"),
-                },
-            }
-        ],
-        "users": [
-            {
-                "name": user,
-                "user": {
-                    "client-certificate": str(PKI / f"{user}.crt"),
-                    "client-key": str(PKI / f"{user}.key"),
-                },
-            }
-        ],
-        "contexts": [{"name": "mlops-local", "context": {"cluster": "mlops-local", "user": user}}],
-        "current-context": "mlops-local",
-    }
-    path.write_text(json.dumps(doc, indent=2))
-    return path
+    return realnode.write_kubeconfig(path, f"https://127.0.0.1:{port}", PKI, user)
 
 
 # ---------------------------------------------------------------- processes

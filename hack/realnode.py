@@ -643,7 +643,7 @@ def _kubelet_config(pki: Path, api: str) -> tuple[Path, Path]:
     (d / "resolv.conf").write_text(
         f"# no cluster DNS: pods use ClusterIPs\nnameserver {BRIDGE_IP}\n"
     )
-    kubeconfig = _kubeconfig(d / "kubelet.kubeconfig", api, pki, "kubelet")
+    kubeconfig = write_kubeconfig(d / "kubelet.kubeconfig", api, pki, "kubelet")
     cfg = {
         "apiVersion": "kubelet.config.k8s.io/v1beta1",
         "kind": "KubeletConfiguration",
@@ -688,7 +688,7 @@ def _kubelet_config(pki: Path, api: str) -> tuple[Path, Path]:
 def _proxy_config(pki: Path, api: str) -> Path:
     d = HOST_DIR / "kube-proxy"
     d.mkdir(parents=True, exist_ok=True)
-    kubeconfig = _kubeconfig(d / "kube-proxy.kubeconfig", api, pki, "kube-proxy")
+    kubeconfig = write_kubeconfig(d / "kube-proxy.kubeconfig", api, pki, "kube-proxy")
     cfg = {
         "apiVersion": "kubeproxy.config.k8s.io/v1alpha1",
         "kind": "KubeProxyConfiguration",
@@ -714,14 +714,18 @@ def _proxy_config(pki: Path, api: str) -> Path:
     return path
 
 
-def _kubeconfig(path: Path, api: str, pki: Path, user: str) -> Path:
+def write_kubeconfig(
+    path: Path, server: str, pki: Path, user: str, name: str = "mlops-local"
+) -> Path:
+    """A kubeconfig for `user` with its client certificate pki/<user>.crt (one for each
+    component of the local cluster and of the node)."""
     doc = {
         "apiVersion": "v1",
         "kind": "Config",
         "clusters": [
             {
-                "name": "local",
-                "cluster": {"server": api, "certificate-authority": str(pki / "ca.crt")},
+                "name": name,
+                "cluster": {"server": server, "certificate-authority": str(pki / "ca.crt")},
             }
         ],
         "users": [
@@ -733,8 +737,8 @@ def _kubeconfig(path: Path, api: str, pki: Path, user: str) -> Path:
                 },
             }
         ],
-        "contexts": [{"name": "local", "context": {"cluster": "local", "user": user}}],
-        "current-context": "local",
+        "contexts": [{"name": name, "context": {"cluster": name, "user": user}}],
+        "current-context": name,
     }
     path.write_text(json.dumps(doc, indent=2))
     return path
