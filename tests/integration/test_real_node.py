@@ -246,6 +246,13 @@ def test_predictions_through_the_cluster_ip_equal_the_models_own(
     logs = kubectl(cfg, "logs", "-n", cluster.ns, pod.metadata.name)
     assert f"models:/{model}/{version}" in logs, logs[-2000:]
     assert port_forward_get(cfg, cluster.ns, pod.metadata.name, "/v2/health/ready") == 200
+    # nothing beyond the machine is even routable from the pod: the bridge and the Services
+    routes = kubectl(
+        cfg, "exec", "-n", cluster.ns, pod.metadata.name, "--", "cat", "/proc/net/route"
+    )
+    dests = {line.split()[1] for line in routes.splitlines()[1:] if line.strip()}
+    assert "00000000" not in dests, routes  # no default route
+    assert dests == {"0000580A", "0000600A"}, routes  # 10.88.0.0/16 and 10.96.0.0/16
 
 
 def port_forward_get(kubeconfig: str, ns: str, pod: str, path: str) -> int:
