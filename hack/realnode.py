@@ -309,7 +309,13 @@ def claim(state_dir: Path) -> Claim | str:
         (HOST_DIR / "before.json").write_text(json.dumps(before, indent=2))
         keeper = _start_keeper()
         _write_owner(
-            {"state_dir": str(state_dir), "keeper": keeper, "pids": {}, "since": time.time()}
+            {
+                "state_dir": str(state_dir),
+                "keeper": keeper,
+                "pids": {},
+                "started": {str(keeper): _start_time(keeper)},
+                "since": time.time(),
+            }
         )
         _network_up()
         return Claim(fresh=True)
@@ -332,12 +338,24 @@ def _start_keeper() -> int:
     return p.pid
 
 
+def _start_time(pid: int) -> str | None:
+    """When the process started (clock ticks since boot): with the pid, who it is."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return None
+
+
 def _alive(pid: int, name: str) -> bool:
+    """Whether pid is the process named `name` that we recorded (a recycled pid is not)."""
     try:
         cmd = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0]
     except OSError:
         return False
-    return os.path.basename(cmd.decode(errors="replace")) == name
+    if os.path.basename(cmd.decode(errors="replace")) != name:
+        return False
+    recorded = ((_owner() or {}).get("started") or {}).get(str(pid))
+    return recorded is None or recorded == _start_time(pid)
 
 
 def _kill(pid: int, name: str, grace: float = 10) -> None:
@@ -772,6 +790,7 @@ def _spawn(name: str, argv: list[str], logs: Path, env: dict[str, str] | None = 
 def _record_pid(name: str, pid: int) -> None:
     o = _owner() or {}
     o.setdefault("pids", {})[name] = pid
+    o.setdefault("started", {})[str(pid)] = _start_time(pid)
     _write_owner(o)
 
 
