@@ -35,27 +35,6 @@ import realnode  # noqa: E402
 
 # where the model pods download from: the bridge address when the real node serves them
 POD_MLFLOW_URI = f"http://{realnode.BRIDGE_IP}:{MLFLOW_PORT}"
-# the CPU example runs on the real node: the demo's own copy of it asks for that node (the
-# examples stay cluster-neutral, for kind and GitOps)
-REAL_NODE_SCHEDULING = {
-    "nodeSelector": {"mlops.dev/node-kind": "real"},
-    "tolerations": [{"key": "mlops.dev/real-node", "operator": "Exists", "effect": "NoSchedule"}],
-}
-
-
-def has_real_node() -> bool:
-    try:
-        doc = json.loads((ROOT / ".cluster" / "node.json").read_text())
-    except (OSError, ValueError):
-        return False
-    return bool(doc.get("real")) and realnode.owner_of_node() == str(ROOT / ".cluster")
-
-
-def node_reason() -> str:
-    try:
-        return str(json.loads((ROOT / ".cluster" / "node.json").read_text()).get("reason"))
-    except (OSError, ValueError):
-        return "unknown"
 
 
 @contextmanager
@@ -326,7 +305,8 @@ def apply_examples(real: bool) -> None:
     for f in sorted((ROOT / "examples").glob("model-deployment-*.yaml")):
         doc = yaml.safe_load(f.read_text())
         if real and not doc["spec"].get("gpu"):
-            doc["spec"]["scheduling"] = REAL_NODE_SCHEDULING  # the demo's copy, on the real node
+            # the demo's own copy asks for the real node (examples stay cluster-neutral)
+            doc["spec"]["scheduling"] = realnode.POD_SCHEDULING
         subprocess.run(
             [str(BIN / "kubectl"), f"--kubeconfig={KUBECONFIG}", "-n", NAMESPACE, "apply",
              "--server-side", "-f", "-"],
@@ -375,12 +355,12 @@ def up() -> None:
                 capture=True,
             )
         )
-    real = has_real_node()
+    real, why = realnode.node_of_cluster(ROOT / ".cluster")
     if real:
         with step("images: runtime and operator, built here without Docker, loaded into the node"):
             subprocess.run(["bash", str(ROOT / "hack" / "images.sh")], check=True)
     else:
-        print(f"==> no real node ({node_reason()}): every pod is simulated by kwok")
+        print(f"==> no real node ({why}): every pod is simulated by kwok")
     with step(f"reset: stop an earlier demo, delete namespace {NAMESPACE}, fresh MLflow"):
         reset()
         STATE.mkdir(exist_ok=True)

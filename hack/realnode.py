@@ -56,6 +56,11 @@ BRIDGE_CIDR = "10.88.0.0/16"
 LOCAL_ROUTES = ["10.96.0.0/16", "10.244.0.0/16"]
 NODE_LABEL = "mlops.dev/node-kind=real"
 NODE_TAINT = {"key": "mlops.dev/real-node", "value": "true", "effect": "NoSchedule"}
+# what a pod spec adds to run here: the node's label, and a toleration of its taint
+POD_SCHEDULING = {
+    "nodeSelector": dict([NODE_LABEL.split("=", 1)]),
+    "tolerations": [{"key": NODE_TAINT["key"], "operator": "Exists", "effect": "NoSchedule"}],
+}
 PAUSE_IMAGE = "localhost/mlops/pause:1"
 CNI_BIN = Path("/usr/lib/cni")
 HOST_DIR = Path(os.environ.get("MLOPS_NODE_HOST_DIR", "/run/mlops-operator-node"))
@@ -291,6 +296,17 @@ def owner_of_node() -> str | None:
         return None
     o = _owner()
     return str(o["state_dir"]) if o else None
+
+
+def node_of_cluster(state_dir: Path) -> tuple[bool, str]:
+    """Whether the cluster in state_dir runs the real node now, else the reason its last
+    `localcluster.py up` gave (written to state_dir/node.json)."""
+    try:
+        doc = json.loads((state_dir / "node.json").read_text())
+    except (OSError, ValueError):
+        return False, "the local cluster has not said whether it has a real node"
+    real = bool(doc.get("real")) and owner_of_node() == str(state_dir)
+    return real, "" if real else str(doc.get("reason") or "the node is not running")
 
 
 def claim(state_dir: Path) -> Claim | str:

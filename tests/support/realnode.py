@@ -29,13 +29,7 @@ BRIDGE_IP = harness.BRIDGE_IP
 # containerd reads a bare `mlops-operator/runtime:dev` as docker.io/...; pods use the bare name
 RUNTIME_IMAGE = "mlops-operator/runtime:dev"
 OPERATOR_IMAGE = "mlops-operator/operator:dev-pipelines"
-# pods that ask for the real node: its label, and a toleration of its taint
-SCHEDULING = {
-    "nodeSelector": {"mlops.dev/node-kind": "real"},
-    "tolerations": [
-        {"key": "mlops.dev/real-node", "operator": "Exists", "effect": "NoSchedule"},
-    ],
-}
+SCHEDULING = harness.POD_SCHEDULING  # pods that ask for the real node
 
 
 @dataclass(frozen=True)
@@ -48,12 +42,7 @@ def node_state() -> NodeState:
     """What the last `localcluster.py up` of this checkout said about the real node."""
     if os.environ.get("MLOPS_TEST_CONTEXT"):
         return NodeState(False, "tests run against MLOPS_TEST_CONTEXT, not the local cluster")
-    try:
-        doc = json.loads((STATE / "node.json").read_text())
-    except (OSError, ValueError):
-        return NodeState(False, "the local cluster has not said whether it has a real node")
-    real = bool(doc.get("real")) and harness.owner_of_node() == str(STATE)
-    return NodeState(real, "" if real else str(doc.get("reason") or "the node is not running"))
+    return NodeState(*harness.node_of_cluster(STATE))
 
 
 def require_real_node() -> None:
