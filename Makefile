@@ -40,10 +40,11 @@ test-unit: setup-python ## pure tests, no servers (seconds)
 test-integration: setup
 	@$(PYTEST) -m integration -q
 
-lint: setup-python ## ruff and mypy
+lint: setup-python ## ruff, mypy and the import-layer contracts (pyproject.toml)
 	@$(PY) -m ruff check operator tests pipelines hack bench
 	@$(PY) -m ruff format --check operator tests pipelines hack bench
 	@$(PY) -m mypy
+	@.venv/bin/lint-imports --no-cache --no-logo
 
 fmt: setup-python
 	@$(PY) -m ruff format operator tests pipelines hack

@@ -95,7 +95,7 @@ def register_model(tracking_uri: str) -> tuple[str, list[list[float]], list[str]
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    from mlops_operator import profiles
+    from mlops_operator import baselines, profiles
 
     mlflow.set_tracking_uri(tracking_uri)
     x, y = load_breast_cancer(return_X_y=True, as_frame=True)
@@ -109,7 +109,7 @@ def register_model(tracking_uri: str) -> tuple[str, list[list[float]], list[str]
             pip_requirements=["scikit-learn"],
             registered_model_name=MODEL_NAME,
         )
-    profiles.log_baseline(profiles.compute_profile(x, predictions=pred), info.model_id)
+    baselines.log_baseline(profiles.compute_profile(x, predictions=pred), info.model_id)
     version = info.registered_model_version
     return f"models:/{MODEL_NAME}/{version}", x.to_numpy().tolist(), [str(c) for c in x.columns]
 

@@ -13,18 +13,19 @@ import argparse
 import logging
 import sys
 
+from mlops_operator.seams import PRODUCTION, Seams
 from mlops_operator.settings import Settings, SettingsError, documented_variables
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, seams: Seams = PRODUCTION) -> int:
+    """`seams` is for the tests' entry point only (tests/support/operator_main.py)."""
     ap = argparse.ArgumentParser(
         prog="mlops-operator",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     sub = ap.add_subparsers(dest="command", required=True)
-    run = sub.add_parser("run", help="start the operator")
-    run.add_argument("--standalone", action="store_true", default=True, help=argparse.SUPPRESS)
+    sub.add_parser("run", help="start the operator")
     sub.add_parser("settings", help="print the effective settings and exit")
     args = ap.parse_args(argv)
 
@@ -45,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     from mlops_operator.main import run_operator
 
-    return run_operator(settings)
+    return run_operator(settings, seams)
 
 
 if __name__ == "__main__":

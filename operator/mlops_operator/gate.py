@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from mlops_operator.contract import Reason
+
 
 @dataclass(frozen=True)
 class Decision:
     promote: bool
-    reason: str  # Better | NotBetter | NoMetric | NoHolder
+    reason: str  # Reason.BETTER | NOT_BETTER | NO_METRIC | NO_HOLDER
     message: str
 
 
@@ -29,19 +31,21 @@ def decide(
     """
     if candidate is None:
         return Decision(
-            False, "NoMetric", f"the new version has no metric {metric!r}; the alias stays"
+            False, Reason.NO_METRIC, f"the new version has no metric {metric!r}; the alias stays"
         )
     if holder_version is None:
-        return Decision(True, "NoHolder", f"no version held the alias; {metric}={candidate:g}")
+        return Decision(
+            True, Reason.NO_HOLDER, f"no version held the alias; {metric}={candidate:g}"
+        )
     if holder is None:
         return Decision(
             True,
-            "Better",
+            Reason.BETTER,
             f"version {holder_version} has no {metric!r}; the new version has {candidate:g}",
         )
     gain = candidate - holder if greater_is_better else holder - candidate
     better = gain > 0 and gain >= min_delta
     cmp = f"{metric} {candidate:g} vs {holder:g} of version {holder_version}"
     if better:
-        return Decision(True, "Better", f"{cmp}: better by {gain:g} (minDelta {min_delta:g})")
-    return Decision(False, "NotBetter", f"{cmp}: not better by at least {min_delta:g}")
+        return Decision(True, Reason.BETTER, f"{cmp}: better by {gain:g} (minDelta {min_delta:g})")
+    return Decision(False, Reason.NOT_BETTER, f"{cmp}: not better by at least {min_delta:g}")

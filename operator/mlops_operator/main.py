@@ -1,7 +1,8 @@
-"""Starts kopf with the operator's handlers (`kopf run -m mlops_operator.main` works too).
+"""Runs the operator process: the metrics server, leader election, then kopf.
 
-Settings and the I/O clients are created once here and handed to the handlers through
-kopf's memo, so handlers never read global configuration.
+Start it with `mlops-operator run` (cli.py), which validates the settings first. `kopf run`
+is not a way in: the clients and queues are built by wiring.py and handed to kopf as its
+memo, which only this module does.
 
 With leader election on, kopf starts only once this process holds the Lease (leader.py);
 until then it stands by, serving /healthz and /metrics. Losing the Lease ends the process at
@@ -19,7 +20,8 @@ import sys
 
 import kopf
 
-from mlops_operator import metrics, workqueue
+from mlops_operator import metrics, wiring
+from mlops_operator.seams import PRODUCTION, Seams
 from mlops_operator.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -27,33 +29,41 @@ log = logging.getLogger(__name__)
 EXIT_LEADERSHIP_LOST = 3
 
 
-def run_operator(settings: Settings) -> int:
-    from mlops_operator import handlers
+def run_operator(settings: Settings, seams: Seams = PRODUCTION) -> int:
+    import mlops_operator.handlers  # noqa: F401  (registers the handlers with kopf)
 
-    handlers.register(settings)
-    return asyncio.run(_run(settings))
+    return asyncio.run(_run(settings, seams))
 
 
-async def _kopf(settings: Settings) -> None:
+async def _kopf(settings: Settings, seams: Seams) -> None:
     from kopf._core.engines.peering import Identity  # kopf does not re-export the type
 
-    from mlops_operator import handlers
     from mlops_operator.leader import default_identity
 
-    namespaces = list(settings.namespaces)
-    await kopf.operator(
-        clusterwide=not namespaces,
-        namespaces=namespaces,
-        standalone=True,
-        memo=handlers.make_memo(settings),
-        # kopf's own default asks getpass for the user name, which fails for a numeric uid
-        # with no passwd entry (the image's 65532, as Pod Security `restricted` wants)
-        identity=Identity(default_identity()),
+    wired = wiring.build(settings, seams, observer=metrics.METRICS)
+    log.info(
+        "mlops-operator started: MLflow %s, resync %ss, namespaces %s",
+        settings.mlflow_tracking_uri,
+        settings.resync_seconds,
+        list(settings.namespaces) or "all",
     )
+    namespaces = list(settings.namespaces)
+    try:
+        await kopf.operator(
+            clusterwide=not namespaces,
+            namespaces=namespaces,
+            standalone=True,
+            settings=wiring.kopf_settings(),
+            memo=wired.memo,
+            # kopf's own default asks getpass for the user name, which fails for a numeric uid
+            # with no passwd entry (the image's 65532, as Pod Security `restricted` wants)
+            identity=Identity(default_identity()),
+        )
+    finally:
+        await wired.close()
 
 
-async def _run(settings: Settings) -> int:
-    workqueue.set_default_observer(metrics.METRICS)
+async def _run(settings: Settings, seams: Seams) -> int:
     server = None
     if settings.metrics_port:
         try:
@@ -64,43 +74,27 @@ async def _run(settings: Settings) -> int:
     try:
         if not settings.leader_election:
             metrics.METRICS.set_leader(True)
-            await _kopf(settings)
+            await _kopf(settings, seams)
             return 0
-        return await _run_elected(settings)
+        return await _run_elected(settings, seams)
     finally:
         if server is not None:
             await server.cleanup()
 
 
-async def _run_elected(settings: Settings) -> int:
-    from mlops_operator.clients.kube import load_credentials
-    from mlops_operator.leader import (
-        HttpLeaseStore,
-        LeaderElector,
-        Timing,
-        default_identity,
-        default_namespace,
-    )
-
-    namespace = default_namespace(settings.leader_election_namespace)
-    store = HttpLeaseStore(load_credentials(), namespace, settings.leader_election_name)
-    elector = LeaderElector(
-        store,
-        default_identity(),
-        Timing.from_lease_duration(settings.leader_election_lease_seconds),
-        on_change=metrics.METRICS.set_leader,
-    )
+async def _run_elected(settings: Settings, seams: Seams) -> int:
+    elector, store = wiring.build_elector(settings, on_change=metrics.METRICS.set_leader)
     metrics.METRICS.set_leader(False)
     log.info(
         "leader election: candidate %s for Lease %s/%s",
         elector.identity,
-        namespace,
+        store.namespace,
         settings.leader_election_name,
     )
     try:
         await elector.acquire()
         log.info("leader election: %s is the leader, starting to reconcile", elector.identity)
-        operator = asyncio.create_task(_kopf(settings), name="kopf")
+        operator = asyncio.create_task(_kopf(settings, seams), name="kopf")
         holding = asyncio.create_task(elector.hold(), name="leader-election")
         done, _ = await asyncio.wait({operator, holding}, return_when=asyncio.FIRST_COMPLETED)
         if holding in done:

@@ -32,6 +32,8 @@ from prometheus_client import (
     process_collector,
 )
 
+from mlops_operator.contract import CondType
+
 log = logging.getLogger(__name__)
 
 READY_STATES = ("True", "False", "Unknown")
@@ -57,7 +59,7 @@ class _Tracked:
 def ready_of(status: dict[str, Any]) -> bool | None:
     """The Ready condition of a status as True / False / None (absent or Unknown)."""
     for c in status.get("conditions") or []:
-        if c.get("type") == "Ready":
+        if c.get("type") == CondType.READY:
             return {"True": True, "False": False}.get(c.get("status", ""))
     return None
 

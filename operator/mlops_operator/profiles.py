@@ -8,11 +8,10 @@ about bins, categories or missing values.
 
     profile = compute_profile(train_df, predictions=model.predict(train_df))
     info = mlflow.sklearn.log_model(model, name="model", ...)
-    log_baseline(profile, info.model_id)                  # or "models:/<name>/<version>"
+    log_baseline(profile, info.model_id)                  # baselines.py: the MLflow half
 
     baseline = load_baseline("models:/fraud-detector/7")  # None when the version has none
-    per_feature = psi(baseline, live_df)                  # {"amount": 0.03, ...}
-    overall = overall_psi(per_feature)                    # the largest feature PSI
+    per_feature = psi.psi(baseline, live_df)              # {"amount": 0.03, ...}
 
 Profiles
     numeric columns (int, float, bool)   a histogram over fixed bin edges taken from the
@@ -21,49 +20,31 @@ Profiles
     everything else                      the frequencies of the most common categories (as
                                          strings), plus "other" (unseen or rare) and missing
 
-PSI = sum((a - e) * ln(a / e)) over the bins, with both fractions floored at ``EPSILON`` so an
-empty bin does not make it infinite. Bands as commonly used: < 0.1 stable, 0.1-0.25 moderate,
-> 0.25 significant (:func:`band`).
+PSI against a profile, and the bands it is read in, are in psi.py.
 
-The overall PSI of a window is the *largest* feature PSI (:func:`overall_psi`): drift in any
-one input is drift, and a mean would hide one broken feature among many (a single feature at
-PSI 2.0 among 30 stable ones averages to 0.07, "stable"). The price is some sensitivity to the
-number of features under pure sampling noise, which the runtime keeps small by exporting PSI
-only once its window holds enough rows.
-
-This module needs only numpy and pandas; MLflow is imported inside the two artifact helpers.
+This module needs only numpy and pandas; reading and writing a version's baseline in MLflow is
+baselines.py.
 """
 
 from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-if TYPE_CHECKING:
-    from mlflow.tracking import MlflowClient
-
 FORMAT = "mlops.dev/feature-profile/v1"
 BASELINE_ARTIFACT = "drift/baseline.json"
-EPSILON = 1e-4
 DEFAULT_BINS = 10
 DEFAULT_MAX_CATEGORIES = 50
 PREDICTION_COLUMN = "prediction"
 
-STABLE = 0.1
-SIGNIFICANT = 0.25
-
-Band = Literal["stable", "moderate", "significant"]
 BinIndices = npt.NDArray[np.intp]
 
 
@@ -270,172 +251,6 @@ def prediction_frame(predictions: Any) -> pd.DataFrame:
         return pd.DataFrame({PREDICTION_COLUMN: arr.reshape(-1)})
     arr = arr.reshape(arr.shape[0], -1)
     return pd.DataFrame(arr, columns=[f"{PREDICTION_COLUMN}_{i}" for i in range(arr.shape[1])])
-
-
-def psi_from_counts(feature: FeatureProfile, counts: npt.ArrayLike) -> float:
-    """PSI of a window, given the count of its values in each of ``feature``'s bins."""
-    c = np.asarray(counts, dtype=np.float64)
-    if c.shape != (feature.n_bins,):
-        raise ValueError(f"expected {feature.n_bins} bin counts, got shape {c.shape}")
-    total = c.sum()
-    if total <= 0:
-        return 0.0
-    return psi_from_fractions(feature.expected(), c / total)
-
-
-def psi_from_fractions(expected: npt.ArrayLike, actual: npt.ArrayLike) -> float:
-    """Population stability index of two distributions over the same bins."""
-    e = np.maximum(np.asarray(expected, dtype=np.float64), EPSILON)
-    a = np.maximum(np.asarray(actual, dtype=np.float64), EPSILON)
-    return float(np.sum((a - e) * np.log(a / e)))
-
-
-def feature_psi(feature: FeatureProfile, values: Iterable[Any]) -> float:
-    """PSI of one feature's live values against its baseline profile."""
-    counts = np.bincount(feature.bin_indices(values), minlength=feature.n_bins)
-    return psi_from_counts(feature, counts)
-
-
-def psi(baseline: Profile, window: pd.DataFrame) -> dict[str, float]:
-    """PSI of every baseline feature present in ``window`` (missing columns are skipped)."""
-    return {
-        name: feature_psi(prof, window[name])
-        for name, prof in baseline.features.items()
-        if name in window.columns
-    }
-
-
-def prediction_psi(baseline: Profile, predictions: Any) -> dict[str, float]:
-    """PSI of the model's live output against the baseline's prediction profile."""
-    frame = prediction_frame(predictions)
-    return {
-        name: feature_psi(prof, frame[name])
-        for name, prof in baseline.predictions.items()
-        if name in frame.columns
-    }
-
-
-def overall_psi(per_feature: Mapping[str, float]) -> float:
-    """The overall PSI: the largest per-feature PSI (0.0 for no features); see module doc."""
-    return max(per_feature.values(), default=0.0)
-
-
-def band(value: float) -> Band:
-    """``stable`` below 0.1, ``moderate`` up to 0.25, ``significant`` above."""
-    if value < STABLE:
-        return "stable"
-    return "moderate" if value <= SIGNIFICANT else "significant"
-
-
-# --- MLflow artifact helpers ----------------------------------------------------------------
-
-
-def log_baseline(profile: Profile, model: str, *, client: MlflowClient | None = None) -> str:
-    """Write ``profile`` as ``drift/baseline.json`` into a logged model's artifacts.
-
-    ``model`` names the model: a model id (``m-...``, e.g. ``ModelInfo.model_id`` from
-    ``log_model``), ``models:/m-<id>``, or a registered version ``models:/<name>/<version>``.
-    The file lands beside ``MLmodel``, so every registered version of that model serves it,
-    and the runtime receives it with the model itself. Returns the artifact's URI.
-    """
-    from mlflow.tracking import MlflowClient
-
-    client = client or MlflowClient()
-    model_id = _resolve_model_id(model, client)
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / Path(BASELINE_ARTIFACT).name
-        path.write_text(profile.to_json())
-        client.log_model_artifact(model_id, str(path), str(Path(BASELINE_ARTIFACT).parent))
-    return f"models:/{model_id}/{BASELINE_ARTIFACT}"
-
-
-def load_baseline(
-    source: str | os.PathLike[str], *, client: MlflowClient | None = None
-) -> Profile | None:
-    """The baseline profile of a model, or ``None`` when it has none.
-
-    ``source`` is a local model directory (``<dir>/drift/baseline.json``), a registered
-    version ``models:/<name>/<version>`` (or ``@alias``), or ``models:/m-<id>``. For a
-    registered version the model's own artifacts are read first, then the artifacts of the run
-    that produced it (for training code that logged the profile to the run).
-    Raises :class:`ProfileError` if a file exists but is not a profile.
-    """
-    local = Path(os.fspath(source))
-    if local.is_dir():
-        file = local / BASELINE_ARTIFACT
-        return Profile.from_json(file.read_bytes()) if file.is_file() else None
-
-    from mlflow.tracking import MlflowClient
-
-    uri = os.fspath(source)
-    if not uri.startswith("models:/"):
-        raise ValueError(f"cannot read a baseline from {uri!r}: not a directory or models:/ URI")
-    client = client or MlflowClient()
-    ref = uri[len("models:/") :].rstrip("/")
-    candidates: list[str] = []
-    if ref.startswith("m-") and "/" not in ref:
-        # "models:/m-<id>/<path>" is read as a registered model called m-<id>: go by location
-        location = client.get_logged_model(ref).artifact_location
-        candidates.append(f"{location.rstrip('/')}/{BASELINE_ARTIFACT}")
-    else:
-        name, version = _registered_version(ref, client)
-        candidates.append(
-            f"{client.get_model_version_download_uri(name, version)}/{BASELINE_ARTIFACT}"
-        )
-        run_id = client.get_model_version(name, version).run_id
-        if run_id:
-            candidates.append(f"runs:/{run_id}/{BASELINE_ARTIFACT}")
-    for artifact in candidates:
-        text = _download_text(artifact)
-        if text is not None:
-            return Profile.from_json(text)
-    return None
-
-
-def _registered_version(ref: str, client: MlflowClient) -> tuple[str, str]:
-    if "@" in ref:
-        name, alias = ref.rsplit("@", 1)
-        return name, str(client.get_model_version_by_alias(name, alias).version)
-    name, sep, version = ref.rpartition("/")
-    if not sep or not name or not version:
-        raise ValueError(f"expected models:/<name>/<version> or models:/<name>@<alias>: {ref!r}")
-    return name, version
-
-
-def _resolve_model_id(model: str, client: MlflowClient) -> str:
-    ref = model[len("models:/") :].rstrip("/") if model.startswith("models:/") else model
-    if ref.startswith("m-") and "/" not in ref:
-        return ref
-    name, version = _registered_version(ref, client)
-    mv = client.get_model_version(name, version)
-    # the REST store does not always fill model_id; the source names the logged model too
-    source = str(getattr(mv, "source", "") or "")
-    model_id = getattr(mv, "model_id", None) or (
-        source[len("models:/") :] if source.startswith("models:/m-") else None
-    )
-    if not model_id:
-        raise ValueError(
-            f"model version {name}/{version} has no logged model (source {source!r}); "
-            "log the baseline to its run instead"
-        )
-    return str(model_id)
-
-
-def _download_text(artifact_uri: str) -> str | None:
-    """The artifact's text, or None when it does not exist (any other error propagates).
-
-    Lists the parent directory first: downloading a missing file makes MLflow print the
-    server's 404 at length, and its exception types differ between artifact stores.
-    """
-    import mlflow.artifacts
-
-    parent, _, name = artifact_uri.rpartition("/")
-    listed = mlflow.artifacts.list_artifacts(artifact_uri=parent)
-    if not any(Path(f.path).name == name and not f.is_dir for f in listed):
-        return None
-    with tempfile.TemporaryDirectory() as tmp:
-        path = mlflow.artifacts.download_artifacts(artifact_uri=artifact_uri, dst_path=tmp)
-        return Path(path).read_text()
 
 
 # --- internals ------------------------------------------------------------------------------

@@ -20,19 +20,11 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from mlops_operator.contract import Requeue
+
 log = logging.getLogger(__name__)
 
 Key = tuple[str, str]  # (namespace, name)
-
-
-@dataclass(frozen=True)
-class Requeue:
-    """Reconcile again after `after` seconds. With backoff (an outage, a failing call) the
-    delay doubles on each repeat up to max_backoff; without (polling a run that is still
-    going) it stays as asked."""
-
-    after: float
-    backoff: bool = False
 
 
 ReconcileFn = Callable[[dict[str, Any], dt.datetime], Awaitable[Requeue | None]]
@@ -44,15 +36,6 @@ class QueueObserver(Protocol):
     def updated(self, queue: str, body: dict[str, Any]) -> None: ...
     def reconciled(self, queue: str, seconds: float, outcome: str) -> None: ...
     def forgotten(self, queue: str, namespace: str, name: str) -> None: ...
-
-
-_default_observer: QueueObserver | None = None
-
-
-def set_default_observer(observer: QueueObserver | None) -> None:
-    """The observer of queues created from now on (main.py installs the metrics)."""
-    global _default_observer
-    _default_observer = observer
 
 
 @dataclass
@@ -79,7 +62,7 @@ class WorkQueue:
         self._max_backoff = max_backoff
         self._clock = clock
         self._slots: dict[Key, _Slot] = {}
-        self._observer = observer if observer is not None else _default_observer
+        self._observer = observer
 
     def __len__(self) -> int:
         return len(self._slots)

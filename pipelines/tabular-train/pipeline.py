@@ -460,9 +460,11 @@ def register_model(
     from mlflow.models import infer_signature
     from mlflow.tracking import MlflowClient
 
-    from mlops_operator.profiles import compute_profile, log_baseline
+    from mlops_operator import contract
+    from mlops_operator.baselines import log_baseline
+    from mlops_operator.profiles import compute_profile
 
-    rtj_tag = "mlops.dev/retrainjob"
+    rtj_tag, metric = contract.TAG_RETRAINJOB, contract.TAG_METRIC_PREFIX
     # both values are quoted into the registry's filter language below
     if retrainjob.count("/") != 2 or "'" in retrainjob:
         raise ValueError(f"retrainjob must be 'namespace/name/uid', got {retrainjob!r}")
@@ -474,7 +476,7 @@ def register_model(
     client = MlflowClient(tracking_uri=mlflow_tracking_uri, registry_uri=mlflow_tracking_uri)
 
     def metrics_of(tags: dict) -> dict:  # type: ignore[type-arg]
-        return {k[len("metric.") :]: float(v) for k, v in tags.items() if k.startswith("metric.")}
+        return {k[len(metric) :]: float(v) for k, v in tags.items() if k.startswith(metric)}
 
     existing = client.search_model_versions(
         f"name = '{model_name}' and tags.`{rtj_tag}` = '{retrainjob}'"
@@ -491,14 +493,14 @@ def register_model(
 
     lineage = {
         rtj_tag: retrainjob,
-        "mlops.dev/data-uri": data_uri,
-        "mlops.dev/data-sha256": data_sha256,
-        "mlops.dev/pipeline": pipeline_name,
-        "mlops.dev/code-version": code_version,
+        contract.TAG_DATA_URI: data_uri,
+        contract.TAG_DATA_SHA256: data_sha256,
+        contract.TAG_PIPELINE: pipeline_name,
+        contract.TAG_CODE_VERSION: code_version,
     }
     if data_transform:
-        lineage["mlops.dev/data-transform"] = data_transform
-    version_tags = {**lineage, **{f"metric.{k}": repr(float(v)) for k, v in metrics.items()}}
+        lineage[contract.TAG_DATA_TRANSFORM] = data_transform
+    version_tags = {**lineage, **{f"{metric}{k}": repr(float(v)) for k, v in metrics.items()}}
 
     mlflow.set_experiment(experiment or model_name)
     namespace_name = "/".join(retrainjob.split("/")[:2])

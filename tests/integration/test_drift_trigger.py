@@ -40,7 +40,8 @@ def register_with_baseline(mlflow_uri: str, name: str) -> tuple[str, Any]:
     from sklearn.datasets import load_iris
     from sklearn.linear_model import LogisticRegression
 
-    from mlops_operator.profiles import compute_profile, log_baseline
+    from mlops_operator.baselines import log_baseline
+    from mlops_operator.profiles import compute_profile
 
     mlflow.set_tracking_uri(mlflow_uri)
     x, y = load_iris(return_X_y=True, as_frame=True)

@@ -17,8 +17,8 @@ import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
+from mlops_operator.baselines import load_baseline
 from mlops_operator.pipelines import catalog
-from mlops_operator.profiles import load_baseline
 
 LINEAGE = (
     "mlops.dev/retrainjob",

@@ -14,11 +14,13 @@ import pytest
 from kubernetes import client
 from mlflow.tracking import MlflowClient
 
+from mlops_operator.seams import AFTER_SUBMIT
 from tests.support.cluster import eventually
 from tests.support.fake_kfp import FakeKfp
 from tests.support.kube import server_side_apply
 from tests.support.models import register_iris
 from tests.support.objects import make_model_deployment
+from tests.support.operator_main import CRASH_EXIT
 from tests.support.operator_process import OperatorProcess
 from tests.support.retrain_jobs import worker_pid
 
@@ -312,13 +314,13 @@ def test_operator_killed_right_after_submit_runs_once(
 ) -> None:
     model = unique(f"crash-{backend}")
     kfp_before = len(fake_kfp.runs)
-    # a test-only switch makes the operator exit right after submitting, before the run id
-    # reaches status: the worst moment for a restart
-    operator.start_again(MLOPS_TEST_EXIT_AFTER_SUBMIT="1")
+    # the crash seam ends the operator right after submitting, before the run id reaches
+    # status: the worst moment for a restart
+    operator.start_again(MLOPS_TEST_CRASH_AT=AFTER_SUBMIT)
     try:
         env.apply(rtj("crash", model, backend=backend))
         operator.process.wait(60)
-        assert operator.process.returncode == 17
+        assert operator.process.returncode == CRASH_EXIT
         assert not (env.get("retrainjobs", "crash").get("status") or {}).get("run")
     finally:
         operator.start_again()

@@ -32,7 +32,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mlops_operator import profiles
+from mlops_operator import baselines, profiles
 from tests.support.mlflow_server import free_port
 
 NAMESPACE = "rt-ns"
@@ -101,7 +101,7 @@ def registered(mlflow_uri: str, tmp_path_factory: pytest.TempPathFactory) -> Reg
             pyfunc_predict_fn="predict_proba",
             registered_model_name="rt-tabular",
         )
-        profiles.log_baseline(profiles.compute_profile(train, predictions=proba), info.model_id)
+        baselines.log_baseline(profiles.compute_profile(train, predictions=proba), info.model_id)
     tabular = f"models:/rt-tabular/{info.registered_model_version}"
 
     doubles = train[["income", "score", "ratio"]]
@@ -565,20 +565,20 @@ def test_baseline_helpers_against_the_registry(registered: Registered) -> None:
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient(registered.tracking_uri)
-    baseline = profiles.load_baseline(registered.tabular, client=client)
+    baseline = baselines.load_baseline(registered.tabular, client=client)
     assert baseline is not None and list(baseline.features) == list(registered.train.columns)
     assert list(baseline.predictions) == ["prediction_0", "prediction_1"]
-    assert profiles.load_baseline(registered.doubles, client=client) is None
+    assert baselines.load_baseline(registered.doubles, client=client) is None
 
     # log by registered version; read back by version, by model id and after download
     name, version = registered.doubles[len("models:/") :].split("/")
     small = profiles.compute_profile(registered.train[["income", "score", "ratio"]].head(100))
-    uri = profiles.log_baseline(small, registered.doubles, client=client)
+    uri = baselines.log_baseline(small, registered.doubles, client=client)
     source = client.get_model_version(name, version).source  # MLflow 3: models:/m-<id>
     model_id = source[len("models:/") :]
     assert uri == f"models:/{model_id}/drift/baseline.json"
-    assert profiles.load_baseline(registered.doubles, client=client) == small
-    assert profiles.load_baseline(f"models:/{model_id}", client=client) == small
+    assert baselines.load_baseline(registered.doubles, client=client) == small
+    assert baselines.load_baseline(f"models:/{model_id}", client=client) == small
 
     # training code that logged the profile to its run instead: found through the version
     df = registered.train[["score"]]
@@ -592,7 +592,7 @@ def test_baseline_helpers_against_the_registry(registered: Registered) -> None:
             registered_model_name="rt-run-baseline",
         )
         mlflow.log_text(profiles.compute_profile(df).to_json(), profiles.BASELINE_ARTIFACT)
-    found = profiles.load_baseline(f"models:/rt-run-baseline/{info.registered_model_version}")
+    found = baselines.load_baseline(f"models:/rt-run-baseline/{info.registered_model_version}")
     assert found is not None and list(found.features) == ["score"]
     assert run.info.run_id
 

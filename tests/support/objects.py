@@ -6,7 +6,8 @@ import copy
 from typing import Any
 
 from mlops_operator.api.model_deployment import ModelDeploymentSpec
-from mlops_operator.builders.model_deployment import BuildContext, Owner, ResolvedModel
+from mlops_operator.builders.model_deployment import BuildContext
+from mlops_operator.contract import Owner, ResolvedModel
 
 OWNER = Owner(name="fraud", namespace="ml", uid="1111-2222")
 MODEL = ResolvedModel(

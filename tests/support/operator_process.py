@@ -1,4 +1,5 @@
-"""The operator as a real process (`mlops-operator run`), as users run it."""
+"""The operator as a real process: `mlops-operator run` as users run it, started through the
+tests' entry point (operator_main.py), which adds only the test seams."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @dataclass
@@ -63,7 +66,8 @@ def start_operator(
     offset = len(log.read_text(errors="replace")) if log.exists() else 0
     out = open(log, "ab")  # noqa: SIM115 - lives as long as the process
     p = subprocess.Popen(
-        [sys.executable, "-m", "mlops_operator.cli", "run"],
+        [sys.executable, "-m", "tests.support.operator_main", "run"],
+        cwd=ROOT,
         env=full,
         stdout=out,
         stderr=subprocess.STDOUT,

@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from mlops_operator.builders.model_deployment import LABEL_VERSION
-from mlops_operator.reconcilers import model_deployment as r
+from mlops_operator.contract import LABEL_MODEL_VERSION as LABEL_VERSION
+from mlops_operator.status import observed as r
 
 # what the kubelet leaves with terminationMessagePolicy FallbackToLogsOnError: the log tail
 LOG_TAIL = """\
@@ -204,5 +204,5 @@ def test_unschedulable_pods_and_deployment_fields() -> None:
 def test_pods_are_listed_while_not_all_wanted_pods_serve(
     status: dict[str, Any], listed: bool
 ) -> None:
-    assert r._pods_worth_listing(deployment(**status)) is listed
-    assert not r._pods_worth_listing(None)
+    assert r.pods_worth_listing(deployment(**status)) is listed
+    assert not r.pods_worth_listing(None)

@@ -36,8 +36,7 @@ def test_gate(
 
 
 def test_parameters_take_the_declared_number_types() -> None:
-    from mlops_operator.pipelines.catalog import Parameter
-    from mlops_operator.reconcilers.retrain_job import coerce_parameters
+    from mlops_operator.pipelines.catalog import Parameter, coerce_parameters
 
     declared = {
         "shift_scale": Parameter("shift_scale", "NUMBER_DOUBLE", False, 0.0),

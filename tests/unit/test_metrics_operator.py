@@ -10,8 +10,9 @@ import aiohttp
 from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 
+from mlops_operator.contract import Requeue
 from mlops_operator.metrics import OperatorMetrics, serve
-from mlops_operator.workqueue import Requeue, WorkQueue
+from mlops_operator.workqueue import WorkQueue
 from tests.support.operator_metrics import free_port
 
 KIND = "ModelDeployment"

@@ -8,15 +8,18 @@ from typing import Any
 import pytest
 import yaml
 
+from mlops_operator import contract
 from mlops_operator.pipelines import catalog
 
 STEPS = ["load-data", "validate-data", "train-model", "evaluate-model", "register-model"]
+# the component names the tags through the contract module (imported inside its body), so
+# what it writes is what the operator looks versions up by
 LINEAGE_TAGS = [
-    "mlops.dev/retrainjob",
-    "mlops.dev/data-uri",
-    "mlops.dev/data-sha256",
-    "mlops.dev/pipeline",
-    "mlops.dev/code-version",
+    "TAG_RETRAINJOB",
+    "TAG_DATA_URI",
+    "TAG_DATA_SHA256",
+    "TAG_PIPELINE",
+    "TAG_CODE_VERSION",
 ]
 
 
@@ -75,8 +78,10 @@ def test_register_writes_every_lineage_tag_and_the_baseline(spec: dict[str, Any]
     command = " ".join(
         spec["deploymentSpec"]["executors"]["exec-register-model"]["container"]["command"]
     )
+    assert "from mlops_operator import contract" in command
     for tag in LINEAGE_TAGS:
-        assert tag in command
+        assert f"contract.{tag}" in command
+        assert getattr(contract, tag).startswith("mlops.dev/")
     assert "log_baseline" in command and "compute_profile" in command
     assert "pip_requirements" in command  # no 7 s of requirement inference per run
 

@@ -9,18 +9,16 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mlops_operator import profiles
+from mlops_operator import baselines, profiles
+from mlops_operator import psi as psi_mod
 from mlops_operator.profiles import (
     CategoricalProfile,
     NumericProfile,
     Profile,
     ProfileError,
-    band,
     compute_profile,
-    overall_psi,
-    psi,
-    psi_from_fractions,
 )
+from mlops_operator.psi import band, overall_psi, psi, psi_from_fractions
 
 
 def make_frame(n: int = 5000, seed: int = 0, shift: float = 0.0) -> pd.DataFrame:
@@ -177,8 +175,8 @@ def test_prediction_frame_shapes() -> None:
 
 def test_prediction_psi() -> None:
     baseline = compute_profile(make_frame(1000), predictions=np.tile([0, 1], 500))
-    assert profiles.prediction_psi(baseline, np.tile([0, 1], 100))["prediction"] < 0.01
-    assert profiles.prediction_psi(baseline, np.ones(200))["prediction"] > 0.25
+    assert psi_mod.prediction_psi(baseline, np.tile([0, 1], 100))["prediction"] < 0.01
+    assert psi_mod.prediction_psi(baseline, np.ones(200))["prediction"] > 0.25
 
 
 def test_overall_is_the_largest_feature_psi() -> None:
@@ -202,8 +200,8 @@ def test_bands(value: float, expected: str) -> None:
 
 def test_load_baseline_from_a_model_directory(tmp_path: Path) -> None:
     root = tmp_path
-    assert profiles.load_baseline(root) is None
+    assert baselines.load_baseline(root) is None
     prof = compute_profile(make_frame(100))
     (root / "drift").mkdir()
     (root / "drift" / "baseline.json").write_text(prof.to_json())
-    assert profiles.load_baseline(root) == prof
+    assert baselines.load_baseline(root) == prof

@@ -11,7 +11,9 @@ import pandas as pd
 import pytest
 
 from mlops_operator.runtime import codec
-from mlops_operator.runtime.codec import BadRequest, parse_invocations, parse_oip
+from mlops_operator.runtime import oip as oip_codec
+from mlops_operator.runtime.codec import BadRequest, parse_invocations
+from mlops_operator.runtime.oip import parse_oip
 from mlops_operator.runtime.schema import Column, ColumnSchema, ColumnType
 
 DOUBLES = ColumnSchema((Column("a", ColumnType.DOUBLE), Column("b", ColumnType.DOUBLE)))
@@ -245,13 +247,13 @@ def test_float32_predictions_keep_their_exact_value() -> None:
 
 
 def test_oip_outputs() -> None:
-    out = orjson.loads(codec.oip_response("m", "3", None, np.array([[0.5, 0.5]])))
+    out = orjson.loads(oip_codec.oip_response("m", "3", None, np.array([[0.5, 0.5]])))
     assert out["model_name"] == "m" and out["model_version"] == "3" and out["id"]
     assert out["outputs"] == [
         {"name": "output-0", "shape": [1, 2], "datatype": "FP64", "data": [0.5, 0.5]}
     ]
     df = pd.DataFrame({"label": ["a"], "n": np.array([1], dtype=np.int32)})
-    outs = codec.oip_outputs(df)
+    outs = oip_codec.oip_outputs(df)
     assert [(o["name"], o["datatype"], list(o["data"])) for o in outs] == [
         ("label", "BYTES", ["a"]),
         ("n", "INT32", [1]),

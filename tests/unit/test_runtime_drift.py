@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mlops_operator import profiles
+from mlops_operator import profiles, psi
 from mlops_operator.runtime.drift import DriftMonitor
 
 
@@ -54,8 +54,8 @@ def test_window_psi_equals_profiles_psi_over_the_same_rows(baseline: profiles.Pr
     snap = m.snapshot()
     assert snap is not None and snap.rows == 700
     last = df.iloc[-700:]
-    assert snap.features == pytest.approx(profiles.psi(baseline, last))
-    expected_pred = profiles.prediction_psi(baseline, predict(last))["prediction"]
+    assert snap.features == pytest.approx(psi.psi(baseline, last))
+    expected_pred = psi.prediction_psi(baseline, predict(last))["prediction"]
     assert snap.prediction == pytest.approx(expected_pred)
     assert snap.overall == max(snap.features.values())
 
@@ -120,4 +120,4 @@ def test_memory_stays_bounded_without_scrapes(baseline: profiles.Profile) -> Non
     snap = m.snapshot()
     assert snap is not None and snap.rows == 100
     last = data(1000, seed=12).iloc[-100:]
-    assert snap.features == pytest.approx(profiles.psi(baseline, last))
+    assert snap.features == pytest.approx(psi.psi(baseline, last))

@@ -5,7 +5,7 @@ from typing import Any
 
 import pytest
 
-from mlops_operator.builders.model_deployment import ResolvedModel
+from mlops_operator.contract import ResolvedModel
 from mlops_operator.status import conditions as cond
 from mlops_operator.status.model_deployment import (
     DeploymentState,

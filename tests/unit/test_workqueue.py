@@ -5,7 +5,8 @@ import datetime as dt
 import itertools
 from typing import Any
 
-from mlops_operator.workqueue import Requeue, WorkQueue
+from mlops_operator.contract import Requeue
+from mlops_operator.workqueue import WorkQueue
 
 
 def body(name: str = "a") -> dict[str, Any]:

@@ -10,10 +10,6 @@ from pydantic.alias_generators import to_camel
 # what pydantic accepts as json_schema_extra (its own alias is not exported)
 JsonDict = dict[str, JsonValue]
 
-GROUP = "mlops.dev"
-VERSION = "v1alpha1"
-API_VERSION = f"{GROUP}/{VERSION}"
-
 PRESERVE: JsonDict = {"x-kubernetes-preserve-unknown-fields": True}
 INT_OR_STRING: JsonDict = {"x-kubernetes-int-or-string": True}
 

@@ -20,9 +20,10 @@ from mlops_operator.api.common import (
     cel,
 )
 from mlops_operator.api.retrain_job import RetrainJobSpec
+from mlops_operator.contract import MODEL_DEPLOYMENT_KIND, MODEL_DEPLOYMENT_PLURAL
 
-KIND = "ModelDeployment"
-PLURAL = "modeldeployments"
+KIND = MODEL_DEPLOYMENT_KIND
+PLURAL = MODEL_DEPLOYMENT_PLURAL
 
 # An extended resource name is a qualified name outside the kubernetes.io domain, e.g.
 # nvidia.com/gpu or nvidia.com/mig-1g.10gb (core/v1 validation of resource names).

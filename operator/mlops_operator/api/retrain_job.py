@@ -12,9 +12,10 @@ from typing import Any, Literal
 from pydantic import Field
 
 from mlops_operator.api.common import PRESERVE, ApiModel, Condition, cel
+from mlops_operator.contract import RETRAIN_JOB_KIND, RETRAIN_JOB_PLURAL
 
-KIND = "RetrainJob"
-PLURAL = "retrainjobs"
+KIND = RETRAIN_JOB_KIND
+PLURAL = RETRAIN_JOB_PLURAL
 
 
 class TargetModel(ApiModel):

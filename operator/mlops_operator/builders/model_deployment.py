@@ -9,38 +9,30 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from mlops_operator.api.common import API_VERSION
-from mlops_operator.api.model_deployment import KIND, ModelDeploymentSpec
+from mlops_operator.api.model_deployment import ModelDeploymentSpec
+from mlops_operator.contract import (
+    ANNOTATION_MODEL_URI,
+    API_VERSION,
+    ENV_MLFLOW_TRACKING_URI,
+    ENV_MODEL_DEPLOYMENT,
+    ENV_MODEL_NAME,
+    ENV_MODEL_URI,
+    ENV_POD_NAMESPACE,
+    ENV_PORT,
+    GPU_PRODUCT_LABEL,
+    GPU_RESOURCE,
+    LABEL_MANAGED_BY,
+    LABEL_MODEL_DEPLOYMENT,
+    LABEL_MODEL_VERSION,
+    LABEL_NAME,
+    MANAGER,
+    MODEL_DEPLOYMENT_KIND,
+    SERVING_PORT,
+    Owner,
+    ResolvedModel,
+)
 
-LABEL_MD = "mlops.dev/model-deployment"
-LABEL_VERSION = "mlops.dev/model-version"
-LABEL_NAME = "app.kubernetes.io/name"
-LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
-MANAGER = "mlops-operator"
-GPU_TAINT_KEY = "nvidia.com/gpu"
-PRODUCT_LABEL = "nvidia.com/gpu.product"
-SERVING_PORT = 8080
 TMP_VOLUME = "tmp"
-
-
-@dataclass(frozen=True)
-class Owner:
-    name: str
-    namespace: str
-    uid: str
-
-
-@dataclass(frozen=True)
-class ResolvedModel:
-    name: str
-    version: str
-    alias: str | None = None
-    source: str | None = None
-    run_id: str | None = None
-
-    @property
-    def uri(self) -> str:
-        return f"models:/{self.name}/{self.version}"
 
 
 @dataclass(frozen=True)
@@ -50,12 +42,12 @@ class BuildContext:
 
 
 def labels(name: str) -> dict[str, str]:
-    return {LABEL_MD: name, LABEL_NAME: name, LABEL_MANAGED_BY: MANAGER}
+    return {LABEL_MODEL_DEPLOYMENT: name, LABEL_NAME: name, LABEL_MANAGED_BY: MANAGER}
 
 
 def selector(name: str) -> dict[str, str]:
     # selectors are immutable: never put the version here
-    return {LABEL_MD: name}
+    return {LABEL_MODEL_DEPLOYMENT: name}
 
 
 def endpoint(owner: Owner, spec: ModelDeploymentSpec) -> str:
@@ -71,7 +63,7 @@ def serving_port(spec: ModelDeploymentSpec) -> int:
 def owner_reference(owner: Owner) -> dict[str, Any]:
     return {
         "apiVersion": API_VERSION,
-        "kind": KIND,
+        "kind": MODEL_DEPLOYMENT_KIND,
         "name": owner.name,
         "uid": owner.uid,
         "controller": True,
@@ -97,16 +89,16 @@ def get_env(
     owner: Owner, spec: ModelDeploymentSpec, model: ResolvedModel, ctx: BuildContext
 ) -> list[dict[str, Any]]:
     env: list[dict[str, Any]] = [
-        {"name": "MODEL_URI", "value": model.uri},
-        {"name": "MODEL_NAME", "value": owner.name},
-        {"name": "MLFLOW_TRACKING_URI", "value": ctx.mlflow_uri},
-        {"name": "MLOPS_MODEL_DEPLOYMENT", "value": owner.name},
-        {"name": "POD_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
+        {"name": ENV_MODEL_URI, "value": model.uri},
+        {"name": ENV_MODEL_NAME, "value": owner.name},
+        {"name": ENV_MLFLOW_TRACKING_URI, "value": ctx.mlflow_uri},
+        {"name": ENV_MODEL_DEPLOYMENT, "value": owner.name},
+        {"name": ENV_POD_NAMESPACE, "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
         # model downloads and caches go to the writable emptyDir, the root fs is read-only
         {"name": "HOME", "value": "/tmp"},
     ]
     if spec.runtime.kind == "custom":
-        env.append({"name": "PORT", "value": str(serving_port(spec))})
+        env.append({"name": ENV_PORT, "value": str(serving_port(spec))})
     ours = {e["name"] for e in env}
     env.extend(e for e in (spec.runtime.env or []) if e.get("name") not in ours)
     return env
@@ -130,8 +122,8 @@ def get_resources(spec: ModelDeploymentSpec) -> dict[str, Any]:
 def get_tolerations(spec: ModelDeploymentSpec) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     if spec.gpu and spec.gpu.count > 0:
-        out.append({"key": GPU_TAINT_KEY, "operator": "Exists", "effect": "NoSchedule"})
-        if spec.gpu.resource != GPU_TAINT_KEY:
+        out.append({"key": GPU_RESOURCE, "operator": "Exists", "effect": "NoSchedule"})
+        if spec.gpu.resource != GPU_RESOURCE:
             out.append({"key": spec.gpu.resource, "operator": "Exists", "effect": "NoSchedule"})
     for t in (spec.scheduling.tolerations or []) if spec.scheduling else []:
         w = t.to_wire()
@@ -143,7 +135,7 @@ def get_tolerations(spec: ModelDeploymentSpec) -> list[dict[str, Any]]:
 def get_node_selector(spec: ModelDeploymentSpec) -> dict[str, str]:
     out = dict((spec.scheduling.node_selector or {}) if spec.scheduling else {})
     if spec.gpu and spec.gpu.count > 0 and spec.gpu.product:
-        out[PRODUCT_LABEL] = spec.gpu.product
+        out[GPU_PRODUCT_LABEL] = spec.gpu.product
     return out
 
 
@@ -221,7 +213,7 @@ def get_pod_template(
         pod_spec["priorityClassName"] = spec.scheduling.priority_class_name
     return {
         "metadata": {
-            "labels": {**labels(owner.name), LABEL_VERSION: model.version},
+            "labels": {**labels(owner.name), LABEL_MODEL_VERSION: model.version},
             "annotations": {
                 "prometheus.io/scrape": "true",
                 "prometheus.io/port": str(serving_port(spec)),
@@ -250,7 +242,7 @@ def get_deployment(
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
-        "metadata": {**_meta(owner), "annotations": {"mlops.dev/model-uri": model.uri}},
+        "metadata": {**_meta(owner), "annotations": {ANNOTATION_MODEL_URI: model.uri}},
         "spec": dspec,
     }
 

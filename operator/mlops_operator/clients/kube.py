@@ -16,8 +16,9 @@ from urllib.parse import urlencode
 import aiohttp
 
 from mlops_operator import metrics
+from mlops_operator.contract import MANAGER
 
-FIELD_MANAGER = "mlops-operator"
+FIELD_MANAGER = MANAGER
 
 # (apiVersion, kind) -> plural, for the kinds the operator touches
 PLURALS: dict[tuple[str, str], str] = {

@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
+from mlops_operator.contract import format_time
+
 Phase = Literal["Pending", "Running", "Succeeded", "Failed", "Lost"]
 
 
@@ -78,7 +80,7 @@ class PipelineBackend(Protocol):
 
 
 def utcnow() -> str:
-    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return format_time(dt.datetime.now(dt.UTC))
 
 
 class LocalBackend:

@@ -13,11 +13,11 @@ import time
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from mlops_operator.builders.model_deployment import ResolvedModel
+from mlops_operator.contract import TAG_METRIC_PREFIX, Reason, ResolvedModel
 
 
 class RegistryError(Exception):
-    """reason is one of ModelNotFound, VersionNotFound, AliasNotSet, RegistryUnavailable."""
+    """reason: Reason.MODEL_NOT_FOUND, VERSION_NOT_FOUND, ALIAS_NOT_SET or REGISTRY_UNAVAILABLE."""
 
     def __init__(self, reason: str, message: str) -> None:
         super().__init__(message)
@@ -133,9 +133,9 @@ class MlflowRegistry:
                 pass
         # the pipeline also writes its metrics as version tags metric.<name>
         for k, v in tags.items():
-            if k.startswith("metric."):
+            if k.startswith(TAG_METRIC_PREFIX):
                 with contextlib.suppress(ValueError):
-                    metrics.setdefault(k.removeprefix("metric."), float(v))
+                    metrics.setdefault(k.removeprefix(TAG_METRIC_PREFIX), float(v))
         return VersionInfo(version=str(mv.version), metrics=metrics, tags=tags)
 
     async def alias_holder(self, name: str, alias: str) -> str | None:
@@ -145,7 +145,7 @@ class MlflowRegistry:
                     lambda: self._client.get_model_version_by_alias(name, alias), name, alias=alias
                 )
             except RegistryError as e:
-                if e.reason in ("AliasNotSet", "ModelNotFound"):
+                if e.reason in (Reason.ALIAS_NOT_SET, Reason.MODEL_NOT_FOUND):
                     return None
                 raise
             return str(mv.version)
@@ -174,11 +174,12 @@ class MlflowRegistry:
             if code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE", "NOT_FOUND"):
                 raise self._missing(name, alias, version) from e
             raise RegistryError(
-                "RegistryUnavailable", f"MLflow at {self.tracking_uri}: {_short(e)}"
+                Reason.REGISTRY_UNAVAILABLE, f"MLflow at {self.tracking_uri}: {_short(e)}"
             ) from e
         except Exception as e:  # connection refused, timeouts, DNS: all "unavailable"
             raise RegistryError(
-                "RegistryUnavailable", f"MLflow at {self.tracking_uri} unreachable: {_short(e)}"
+                Reason.REGISTRY_UNAVAILABLE,
+                f"MLflow at {self.tracking_uri} unreachable: {_short(e)}",
             ) from e
 
     def _missing(self, name: str, alias: str | None, version: str | None) -> RegistryError:
@@ -189,15 +190,17 @@ class MlflowRegistry:
         except MlflowException as e:
             if str(getattr(e, "error_code", "")) in ("RESOURCE_DOES_NOT_EXIST", "NOT_FOUND"):
                 return RegistryError(
-                    "ModelNotFound", f"registered model {name!r} does not exist in MLflow"
+                    Reason.MODEL_NOT_FOUND, f"registered model {name!r} does not exist in MLflow"
                 )
-            return RegistryError("RegistryUnavailable", f"MLflow: {_short(e)}")
+            return RegistryError(Reason.REGISTRY_UNAVAILABLE, f"MLflow: {_short(e)}")
         except Exception as e:
-            return RegistryError("RegistryUnavailable", f"MLflow unreachable: {_short(e)}")
+            return RegistryError(Reason.REGISTRY_UNAVAILABLE, f"MLflow unreachable: {_short(e)}")
         if alias:
-            return RegistryError("AliasNotSet", f"registered model {name!r} has no alias {alias!r}")
+            return RegistryError(
+                Reason.ALIAS_NOT_SET, f"registered model {name!r} has no alias {alias!r}"
+            )
         return RegistryError(
-            "VersionNotFound", f"registered model {name!r} has no version {version}"
+            Reason.VERSION_NOT_FOUND, f"registered model {name!r} has no version {version}"
         )
 
 

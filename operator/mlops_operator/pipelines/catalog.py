@@ -142,3 +142,18 @@ def check_values(declared: Mapping[str, Parameter], values: Mapping[str, Any]) -
                 f"{key}: expected {_TYPE_WORDS[spec.type]}, got {type(value).__name__} {value!r}"
             )
     return problems
+
+
+def coerce_parameters(declared: dict[str, Parameter], values: dict[str, Any]) -> dict[str, Any]:
+    """PURE: JSON numbers as the pipeline declares them. Kubernetes stores 1.0 as 1, and
+    KFP refuses an integer for a float parameter, so whole numbers are converted back."""
+    out = dict(values)
+    for name, value in values.items():
+        p = declared.get(name)
+        if p is None or isinstance(value, bool):
+            continue
+        if p.type == "NUMBER_DOUBLE" and isinstance(value, int):
+            out[name] = float(value)
+        elif p.type == "NUMBER_INTEGER" and isinstance(value, float) and value.is_integer():
+            out[name] = int(value)
+    return out

@@ -51,6 +51,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from mlops_operator.contract import format_time
 from mlops_operator.pipelines import catalog
 
 LOG = "run.log"
@@ -219,7 +220,7 @@ def _read_failure(path: Path) -> tuple[str, str] | None:
 
 
 def _rfc3339(ts: float) -> str:
-    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return format_time(datetime.fromtimestamp(ts, UTC))
 
 
 def _redirect_output(path: Path) -> int:

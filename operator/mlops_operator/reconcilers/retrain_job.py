@@ -11,15 +11,13 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from pydantic import ValidationError
 
-from mlops_operator.api.common import API_VERSION
-from mlops_operator.api.retrain_job import KIND, RetrainJobSpec
+from mlops_operator.api.retrain_job import RetrainJobSpec
 from mlops_operator.clients.kube import ApiError, Kube
 from mlops_operator.clients.pipelines import (
     BackendUnavailable,
@@ -29,20 +27,25 @@ from mlops_operator.clients.pipelines import (
     RunRef,
 )
 from mlops_operator.clients.registry import Registry, RegistryError
+from mlops_operator.contract import (
+    API_VERSION,
+    FINALIZER_STOP_RUN,
+    LABEL_MODEL_DEPLOYMENT,
+    RETRAIN_JOB_KIND,
+    TAG_RETRAINJOB,
+    Reason,
+    Requeue,
+    format_time,
+)
 from mlops_operator.gate import Decision, decide
 from mlops_operator.pipelines import catalog
-from mlops_operator.reconcilers.model_deployment import Outcome
 from mlops_operator.reconcilers.status_write import EventSink, StaleBody, write_status
+from mlops_operator.seams import AFTER_SUBMIT, CrashPoint, no_crash
 from mlops_operator.status import conditions as cond
 from mlops_operator.status import events
 from mlops_operator.status import retrain_job as rs
 
 log = logging.getLogger(__name__)
-
-FINALIZER = "mlops.dev/stop-run"
-LABEL_MD = "mlops.dev/model-deployment"
-# test-only: exit right after submitting, before the run id reaches status (crash tests)
-EXIT_AFTER_SUBMIT = "MLOPS_TEST_EXIT_AFTER_SUBMIT"
 
 
 @dataclass(frozen=True)
@@ -54,6 +57,7 @@ class Deps:
     mlflow_uri: str
     event: EventSink
     promoted: Callable[[str, str | None], None]  # (namespace, owning ModelDeployment)
+    crash_point: CrashPoint = no_crash  # a test seam (seams.py); production never crashes
 
 
 def job_id(body: dict[str, Any]) -> JobId:
@@ -62,7 +66,7 @@ def job_id(body: dict[str, Any]) -> JobId:
 
 
 def stamp(now: dt.datetime) -> str:
-    return cond.now_rfc3339(now)
+    return format_time(now)
 
 
 async def _patch_status(
@@ -86,14 +90,16 @@ async def _set_finalizer(deps: Deps, body: dict[str, Any], present: bool) -> Non
     m = body["metadata"]
     for _ in range(5):
         fins = list(m.get("finalizers") or [])
-        if (FINALIZER in fins) == present:
+        if (FINALIZER_STOP_RUN in fins) == present:
             return
-        fins = [*fins, FINALIZER] if present else [f for f in fins if f != FINALIZER]
+        fins = (
+            [*fins, FINALIZER_STOP_RUN] if present else [f for f in fins if f != FINALIZER_STOP_RUN]
+        )
         try:
             # resourceVersion makes this a compare-and-swap: other finalizers survive
             out = await deps.kube.patch_merge(
                 API_VERSION,
-                KIND,
+                RETRAIN_JOB_KIND,
                 m["namespace"],
                 m["name"],
                 {"metadata": {"finalizers": fins, "resourceVersion": m["resourceVersion"]}},
@@ -101,7 +107,7 @@ async def _set_finalizer(deps: Deps, body: dict[str, Any], present: bool) -> Non
         except ApiError as e:
             if e.status != 409:
                 raise
-            fresh = await deps.kube.get(API_VERSION, KIND, m["namespace"], m["name"])
+            fresh = await deps.kube.get(API_VERSION, RETRAIN_JOB_KIND, m["namespace"], m["name"])
             if fresh is None:
                 return
             m.update(fresh["metadata"])
@@ -117,21 +123,21 @@ def _run_ref(status: dict[str, Any]) -> RunRef | None:
     return RunRef(id=run["id"], name=run.get("name", ""), url=run.get("url"), logs=run.get("logs"))
 
 
-async def reconcile(body: dict[str, Any], deps: Deps, now: dt.datetime) -> Outcome:
+async def reconcile(body: dict[str, Any], deps: Deps, now: dt.datetime) -> Requeue | None:
     try:
         return await _reconcile(body, deps, now)
     except StaleBody:
         # written to meanwhile (a label, another pass's finalizer): the next pass reads it again
-        return Outcome(retry_after=0.5, reason="status changed meanwhile")
+        return Requeue(0.5, "status changed meanwhile")
 
 
-async def _reconcile(body: dict[str, Any], deps: Deps, now: dt.datetime) -> Outcome:
+async def _reconcile(body: dict[str, Any], deps: Deps, now: dt.datetime) -> Requeue | None:
     # A watch event may carry an older version than the last pass wrote (status first, then
     # the finalizer): read the object itself, since every step here depends on its status.
     m = body["metadata"]
-    fresh = await deps.kube.get(API_VERSION, KIND, m["namespace"], m["name"])
+    fresh = await deps.kube.get(API_VERSION, RETRAIN_JOB_KIND, m["namespace"], m["name"])
     if fresh is None or fresh["metadata"].get("uid") != m.get("uid"):
-        return Outcome()
+        return None
     body = fresh
     m = body["metadata"]
     gen = int(m.get("generation", 1))
@@ -142,13 +148,13 @@ async def _reconcile(body: dict[str, Any], deps: Deps, now: dt.datetime) -> Outc
         return await _on_delete(body, deps, status)
     if rs.is_finished(status.get("conditions", []) or []):
         await _set_finalizer(deps, body, present=False)
-        return Outcome()
+        return None
     try:
         spec = RetrainJobSpec.model_validate(body.get("spec", {}))
     except ValidationError as e:
         msg = "; ".join(f"{'.'.join(map(str, x['loc']))}: {x['msg']}" for x in e.errors())
-        await _patch_status(deps, body, {}, rs.failed(gen, "InvalidSpec", msg), now)
-        return Outcome()
+        await _patch_status(deps, body, {}, rs.failed(gen, Reason.INVALID_SPEC, msg), now)
+        return None
     backend_name = spec.backend or deps.default_backend
     backend = deps.backends.get(backend_name)
     if backend is None:
@@ -158,25 +164,27 @@ async def _reconcile(body: dict[str, Any], deps: Deps, now: dt.datetime) -> Outc
             {},
             rs.failed(
                 gen,
-                "BackendUnavailable",
+                Reason.BACKEND_UNAVAILABLE,
                 f"backend {backend_name!r} is not configured in this "
                 "operator (MLOPS_KFP_HOST unset?)",
             ),
             now,
         )
-        return Outcome()
+        return None
 
     try:
         ref = _run_ref(status) or await _submit(body, deps, spec, backend, job, gen, now)
         if ref is None:
-            return Outcome(retry_after=5.0, reason="queued")
+            return Requeue(5.0, "queued")
         state = await backend.poll(ref)
     except BackendUnavailable as e:
-        await _patch_status(deps, body, {}, rs.pending(gen, "BackendUnavailable", str(e)), now)
-        return Outcome(retry_after=5.0, reason="backend unavailable", backoff=True)
+        await _patch_status(
+            deps, body, {}, rs.pending(gen, Reason.BACKEND_UNAVAILABLE, str(e)), now
+        )
+        return Requeue(5.0, "backend unavailable", backoff=True)
     except catalog.UnknownPipelineError as e:
-        await _patch_status(deps, body, {}, rs.failed(gen, "PipelineNotFound", str(e)), now)
-        return Outcome()
+        await _patch_status(deps, body, {}, rs.failed(gen, Reason.PIPELINE_NOT_FOUND, str(e)), now)
+        return None
 
     run = dict(status.get("run") or {})
     if state.phase in ("Pending", "Running"):
@@ -190,9 +198,9 @@ async def _reconcile(body: dict[str, Any], deps: Deps, now: dt.datetime) -> Outc
                 now,
             )
         if backend.name == "local":  # a file check: cheap, so poll steadily
-            return Outcome(retry_after=2.0, reason="running")
+            return Requeue(2.0, "running")
         # a remote API: poll less often the longer the run takes (5 s, 10 s, ... 5 min)
-        return Outcome(retry_after=5.0, reason="running", backoff=True)
+        return Requeue(5.0, "running", backoff=True)
     if state.phase == "Lost":
         attempt = int(run.get("attempt") or 0)
         restart = getattr(backend, "restart", None)
@@ -207,12 +215,12 @@ async def _reconcile(body: dict[str, Any], deps: Deps, now: dt.datetime) -> Outc
                 rs.running(gen, "the worker was lost (operator restart?); the run was restarted"),
                 now,
             )
-            return Outcome(retry_after=2.0, reason="restarted")
+            return Requeue(2.0, "restarted")
         state_reason, state_msg = state.reason, state.message
         run.update(state="Lost", completedAt=stamp(now))
         await _patch_status(deps, body, {"run": run}, rs.failed(gen, state_reason, state_msg), now)
         await _set_finalizer(deps, body, present=False)
-        return Outcome()
+        return None
     run.update(
         state=state.backend_state or state.phase, completedAt=run.get("completedAt") or stamp(now)
     )
@@ -221,14 +229,14 @@ async def _reconcile(body: dict[str, Any], deps: Deps, now: dt.datetime) -> Outc
             deps, body, {"run": run}, rs.failed(gen, state.reason, state.message), now
         )
         await _set_finalizer(deps, body, present=False)
-        return Outcome()
+        return None
     try:
         return await _gate(body, deps, spec, job, run, gen, now)
     except RegistryError as e:
         await _patch_status(
-            deps, body, {"run": run}, rs.pending(gen, "RegistryUnavailable", e.message), now
+            deps, body, {"run": run}, rs.pending(gen, Reason.REGISTRY_UNAVAILABLE, e.message), now
         )
-        return Outcome(retry_after=5.0, reason="registry unavailable", backoff=True)
+        return Requeue(5.0, "registry unavailable", backoff=True)
 
 
 async def _submit(
@@ -245,7 +253,7 @@ async def _submit(
     if ref is None:
         package = catalog.package_path(spec.pipeline.name)
         declared = catalog.package_parameters(package)
-        params = coerce_parameters(
+        params = catalog.coerce_parameters(
             declared,
             {
                 **(spec.pipeline.parameters or {}),
@@ -258,18 +266,17 @@ async def _submit(
         if problems:
             # refused before anything runs: a typo must not cost a training run
             await _patch_status(
-                deps, body, {}, rs.failed(gen, "InvalidParameters", "; ".join(problems)), now
+                deps, body, {}, rs.failed(gen, Reason.INVALID_PARAMETERS, "; ".join(problems)), now
             )
             await _set_finalizer(deps, body, present=False)
             return None
         try:
             ref = await backend.submit(job, package, params, spec.credentials_secret)
         except Busy as e:
-            await _patch_status(deps, body, {}, rs.pending(gen, "Queued", str(e)), now)
+            await _patch_status(deps, body, {}, rs.pending(gen, Reason.QUEUED, str(e)), now)
             return None
         log.info("%s/%s: submitted run %s (%s)", job.namespace, job.name, ref.id, backend.name)
-        if os.environ.get(EXIT_AFTER_SUBMIT) == "1":
-            os._exit(17)
+        deps.crash_point(AFTER_SUBMIT)
     run = {
         "id": ref.id,
         "name": ref.name,
@@ -290,23 +297,6 @@ async def _submit(
     return ref
 
 
-def coerce_parameters(
-    declared: dict[str, catalog.Parameter], values: dict[str, Any]
-) -> dict[str, Any]:
-    """PURE: JSON numbers as the pipeline declares them. Kubernetes stores 1.0 as 1, and
-    KFP refuses an integer for a float parameter, so whole numbers are converted back."""
-    out = dict(values)
-    for name, value in values.items():
-        p = declared.get(name)
-        if p is None or isinstance(value, bool):
-            continue
-        if p.type == "NUMBER_DOUBLE" and isinstance(value, int):
-            out[name] = float(value)
-        elif p.type == "NUMBER_INTEGER" and isinstance(value, float) and value.is_integer():
-            out[name] = int(value)
-    return out
-
-
 async def _gate(
     body: dict[str, Any],
     deps: Deps,
@@ -315,9 +305,9 @@ async def _gate(
     run: dict[str, Any],
     gen: int,
     now: dt.datetime,
-) -> Outcome:
+) -> Requeue | None:
     name, p = spec.model.name, spec.promotion
-    found = await deps.registry.find_version_by_tag(name, "mlops.dev/retrainjob", job.lineage)
+    found = await deps.registry.find_version_by_tag(name, TAG_RETRAINJOB, job.lineage)
     if found is None:
         await _patch_status(
             deps,
@@ -325,14 +315,14 @@ async def _gate(
             {"run": run},
             rs.failed(
                 gen,
-                "NoVersion",
+                Reason.NO_VERSION,
                 f"the run succeeded but registered no version of {name!r} "
-                f"tagged mlops.dev/retrainjob={job.lineage}",
+                f"tagged {TAG_RETRAINJOB}={job.lineage}",
             ),
             now,
         )
         await _set_finalizer(deps, body, present=False)
-        return Outcome()
+        return None
     result = dict((body.get("status") or {}).get("result") or {})
     if result.get("version") != found.version:
         result = {"version": found.version, "metrics": found.metrics}
@@ -341,7 +331,7 @@ async def _gate(
         # it holds the alias already: this operator moved it just before a restart
         decision = Decision(
             True,
-            "Better" if result.get("previousVersion") else "NoHolder",
+            Reason.BETTER if result.get("previousVersion") else Reason.NO_HOLDER,
             f"version {found.version} holds the alias {p.alias}",
         )
     else:
@@ -376,11 +366,13 @@ async def _gate(
     )
     await _set_finalizer(deps, body, present=False)
     if decision.promote:
-        deps.promoted(job.namespace, (body["metadata"].get("labels") or {}).get(LABEL_MD))
-    return Outcome()
+        deps.promoted(
+            job.namespace, (body["metadata"].get("labels") or {}).get(LABEL_MODEL_DEPLOYMENT)
+        )
+    return None
 
 
-async def _on_delete(body: dict[str, Any], deps: Deps, status: dict[str, Any]) -> Outcome:
+async def _on_delete(body: dict[str, Any], deps: Deps, status: dict[str, Any]) -> Requeue | None:
     ref = _run_ref(status)
     if ref and not rs.is_finished(status.get("conditions", []) or []):
         backend = deps.backends.get((status.get("run") or {}).get("backend") or "")
@@ -394,6 +386,6 @@ async def _on_delete(body: dict[str, Any], deps: Deps, status: dict[str, Any]) -
                     ref.id,
                 )
             except BackendUnavailable:
-                return Outcome(retry_after=5.0, reason="cannot stop the run yet", backoff=True)
+                return Requeue(5.0, "cannot stop the run yet", backoff=True)
     await _set_finalizer(deps, body, present=False)
-    return Outcome()
+    return None

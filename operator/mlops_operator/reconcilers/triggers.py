@@ -17,19 +17,24 @@ from typing import Any
 
 from croniter import croniter
 
-from mlops_operator.api.common import API_VERSION
-from mlops_operator.api.model_deployment import KIND as MD_KIND
 from mlops_operator.api.model_deployment import Retraining
-from mlops_operator.api.retrain_job import KIND as RTJ_KIND
-from mlops_operator.builders.model_deployment import LABEL_MD, Owner, owner_reference
+from mlops_operator.builders.retrain_job import job_body
 from mlops_operator.clients.kube import ApiError, Kube
 from mlops_operator.clients.prometheus import Prometheus, PrometheusError
-from mlops_operator.status import conditions as cond
+from mlops_operator.contract import (
+    API_VERSION,
+    LABEL_MODEL_DEPLOYMENT,
+    METRIC_DRIFT_PSI,
+    METRIC_LABEL_MODEL_DEPLOYMENT,
+    METRIC_LABEL_NAMESPACE,
+    RETRAIN_JOB_KIND,
+    Owner,
+    format_time,
+    parse_time,
+)
 from mlops_operator.status import retrain_job as rs
 
 log = logging.getLogger(__name__)
-
-LABEL_TRIGGER = "mlops.dev/trigger"
 
 
 @dataclass(frozen=True)
@@ -43,12 +48,6 @@ def parse_duration(s: str) -> dt.timedelta:
     for n, unit in re.findall(r"(\d+)([smh])", s):
         total += int(n) * {"s": 1, "m": 60, "h": 3600}[unit]
     return dt.timedelta(seconds=total)
-
-
-def parse_time(s: str | None) -> dt.datetime | None:
-    if not s:
-        return None
-    return dt.datetime.strptime(s, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=dt.UTC)
 
 
 def last_due(schedule: str, since: dt.datetime, now: dt.datetime) -> dt.datetime | None:
@@ -67,23 +66,6 @@ def is_finished(rtj: dict[str, Any]) -> bool:
     return rs.is_finished((rtj.get("status") or {}).get("conditions", []) or [])
 
 
-def job_body(
-    owner: Owner, retraining: Retraining, name: str, trigger: str, reason: str
-) -> dict[str, Any]:
-    return {
-        "apiVersion": API_VERSION,
-        "kind": RTJ_KIND,
-        "metadata": {
-            "name": name,
-            "namespace": owner.namespace,
-            "labels": {LABEL_MD: owner.name, LABEL_TRIGGER: trigger},
-            "annotations": {"mlops.dev/trigger-reason": reason[:1000]},
-            "ownerReferences": [owner_reference(owner)],
-        },
-        "spec": retraining.template.to_wire(),
-    }
-
-
 def _ts(t: dt.datetime) -> str:
     return t.strftime("%Y%m%d%H%M%S")
 
@@ -97,7 +79,7 @@ async def reconcile_triggers(
     jobs = [
         j
         for j in await deps.kube.list(
-            API_VERSION, RTJ_KIND, owner.namespace, f"{LABEL_MD}={owner.name}"
+            API_VERSION, RETRAIN_JOB_KIND, owner.namespace, f"{LABEL_MODEL_DEPLOYMENT}={owner.name}"
         )
         if any(r.get("uid") == owner.uid for r in j["metadata"].get("ownerReferences", []) or [])
     ]
@@ -116,7 +98,7 @@ async def reconcile_triggers(
             "name": name,
             "trigger": trigger,
             "reason": reason,
-            "time": cond.now_rfc3339(now),
+            "time": format_time(now),
         }
         running.append(name)
         st["active"] = sorted(running)
@@ -126,16 +108,16 @@ async def reconcile_triggers(
         since = parse_time(old.get("lastScheduleTime")) or created
         due = last_due(retraining.schedule, since, now)
         if due is not None:
-            st["lastScheduleTime"] = cond.now_rfc3339(due)
+            st["lastScheduleTime"] = format_time(due)
             if running:
                 st["message"] = (
-                    f"skipped the run due at {cond.now_rfc3339(due)}: {running[0]} is still running"
+                    f"skipped the run due at {format_time(due)}: {running[0]} is still running"
                 )
             else:
                 await create(
                     "schedule",
                     due,
-                    f"schedule {retraining.schedule!r} due at {cond.now_rfc3339(due)}",
+                    f"schedule {retraining.schedule!r} due at {format_time(due)}",
                 )
                 st["message"] = ""
 
@@ -160,7 +142,11 @@ async def _drift(
     if deps.prometheus is None:
         st["drift"] = {"message": "drift trigger inactive: MLOPS_PROMETHEUS_URL is not set"}
         return
-    expr = f'max(mlops_drift_psi{{namespace="{owner.namespace}",model_deployment="{owner.name}"}})'
+    where = (
+        f'{METRIC_LABEL_NAMESPACE}="{owner.namespace}",'
+        f'{METRIC_LABEL_MODEL_DEPLOYMENT}="{owner.name}"'
+    )
+    expr = f"max({METRIC_DRIFT_PSI}{{{where}}})"
     try:
         psi = await deps.prometheus.scalar(expr)
     except PrometheusError as e:
@@ -174,7 +160,7 @@ async def _drift(
         drift.pop("since", None)
     else:
         since = parse_time(drift.get("since")) or now
-        drift["since"] = cond.now_rfc3339(since)
+        drift["since"] = format_time(since)
         lasting = now - since
         if lasting >= parse_duration(d.for_):
             if running:
@@ -199,7 +185,11 @@ async def _prune(
     )
     for j in done[: max(0, len(done) - limit)]:
         await deps.kube.delete(
-            API_VERSION, RTJ_KIND, owner.namespace, j["metadata"]["name"], uid=j["metadata"]["uid"]
+            API_VERSION,
+            RETRAIN_JOB_KIND,
+            owner.namespace,
+            j["metadata"]["name"],
+            uid=j["metadata"]["uid"],
         )
         log.info(
             "%s/%s: pruned RetrainJob %s (historyLimit %d)",
@@ -208,19 +198,3 @@ async def _prune(
             j["metadata"]["name"],
             limit,
         )
-
-
-async def write_status(kube: Kube, body: dict[str, Any], new: dict[str, Any]) -> None:
-    old = (body.get("status") or {}).get("retraining") or {}
-    patch = cond.merge_patch(old, new)
-    if not patch:
-        return
-    m = body["metadata"]
-    await kube.patch_merge(
-        API_VERSION,
-        MD_KIND,
-        m["namespace"],
-        m["name"],
-        {"status": {"retraining": patch}},
-        subresource="status",
-    )

@@ -29,7 +29,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from mlops_operator.runtime import codec
+from mlops_operator.runtime import codec, oip
 from mlops_operator.runtime.codec import BadRequest
 from mlops_operator.runtime.config import RuntimeConfig
 from mlops_operator.runtime.drift import DriftMonitor
@@ -273,10 +273,10 @@ class RuntimeApp:
 
     def _score_oip(self, body: bytes) -> Response:
         model = self._require_model()
-        parsed, request_id = codec.parse_oip(body, model.schema)
+        parsed, request_id = oip.parse_oip(body, model.schema)
         data, predictions = model.predict(parsed)
         self._observe(data, predictions)
-        out = codec.oip_response(self.config.model_name, model.ref.version, request_id, predictions)
+        out = oip.oip_response(self.config.model_name, model.ref.version, request_id, predictions)
         return Response(200, out, rows=_rows(data))
 
     def _observe(self, data: Any, predictions: Any) -> None:

@@ -11,16 +11,24 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from mlops_operator.contract import (
+    ENV_MLFLOW_TRACKING_URI,
+    ENV_MODEL_DEPLOYMENT,
+    ENV_MODEL_NAME,
+    ENV_MODEL_URI,
+    ENV_POD_NAMESPACE,
+    ENV_PORT,
+)
 from mlops_operator.runtime.model import parse_model_uri
 
 # variable -> meaning; the single list that docs and --help print
 VARIABLES: dict[str, str] = {
-    "MODEL_URI": "model to serve: models:/<name>/<version> (pinned by the operator) or a path",
-    "MODEL_NAME": "name in the OIP paths /v2/models/<name>/... (the ModelDeployment's name)",
-    "MLOPS_MODEL_DEPLOYMENT": "value of the model_deployment metric label (default MODEL_NAME)",
-    "POD_NAMESPACE": "value of the namespace metric label (downward API; default empty)",
-    "MLFLOW_TRACKING_URI": "registry to download models:/ URIs from (read by MLflow)",
-    "PORT": "HTTP port (default 8080)",
+    ENV_MODEL_URI: "model to serve: models:/<name>/<version> (pinned by the operator) or a path",
+    ENV_MODEL_NAME: "name in the OIP paths /v2/models/<name>/... (the ModelDeployment's name)",
+    ENV_MODEL_DEPLOYMENT: "value of the model_deployment metric label (default MODEL_NAME)",
+    ENV_POD_NAMESPACE: "value of the namespace metric label (downward API; default empty)",
+    ENV_MLFLOW_TRACKING_URI: "registry to download models:/ URIs from (read by MLflow)",
+    ENV_PORT: "HTTP port (default 8080)",
     "MLOPS_HOST": "address to bind (default 0.0.0.0)",
     "MLOPS_DRIFT": "on|off: keep the drift window and export PSI gauges (default on)",
     "MLOPS_DRIFT_WINDOW": "rows in the sliding drift window (default 10000)",
@@ -61,10 +69,10 @@ class RuntimeConfig:
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> RuntimeConfig:
         e = os.environ if env is None else env
-        uri = e.get("MODEL_URI", "").strip()
+        uri = e.get(ENV_MODEL_URI, "").strip()
         if not uri:
             raise ConfigError("MODEL_URI is required (models:/<name>/<version> or a path)")
-        name = e.get("MODEL_NAME", "").strip() or e.get("MLOPS_MODEL_DEPLOYMENT", "").strip()
+        name = e.get(ENV_MODEL_NAME, "").strip() or e.get(ENV_MODEL_DEPLOYMENT, "").strip()
         name = name or parse_model_uri(uri).name
         if not name or "/" in name:
             raise ConfigError(f"MODEL_NAME must be a non-empty name without '/': {name!r}")
@@ -74,10 +82,10 @@ class RuntimeConfig:
         return cls(
             model_uri=uri,
             model_name=name,
-            model_deployment=e.get("MLOPS_MODEL_DEPLOYMENT", "").strip() or name,
-            namespace=e.get("POD_NAMESPACE", "").strip(),
+            model_deployment=e.get(ENV_MODEL_DEPLOYMENT, "").strip() or name,
+            namespace=e.get(ENV_POD_NAMESPACE, "").strip(),
             host=e.get("MLOPS_HOST", "0.0.0.0"),
-            port=_int(e, "PORT", 8080, 1, 65535),
+            port=_int(e, ENV_PORT, 8080, 1, 65535),
             drift=_switch(e, "MLOPS_DRIFT", True),
             drift_window=_int(e, "MLOPS_DRIFT_WINDOW", 10_000, 1, 10_000_000),
             drift_min_rows=_int(e, "MLOPS_DRIFT_MIN_ROWS", 500, 1, 10_000_000),

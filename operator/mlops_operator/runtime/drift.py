@@ -22,7 +22,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from mlops_operator import profiles
+from mlops_operator import profiles, psi
 
 
 @dataclass(frozen=True)
@@ -61,7 +61,7 @@ class _Ring:
     def psi(self) -> list[float]:
         rows = self.idx[: self.filled]
         return [
-            profiles.psi_from_counts(f, np.bincount(rows[:, j], minlength=f.n_bins))
+            psi.psi_from_counts(f, np.bincount(rows[:, j], minlength=f.n_bins))
             for j, f in enumerate(self.feats)
         ]
 
@@ -161,7 +161,7 @@ class DriftMonitor:
         per_feature = dict(zip(self.feature_names, self._inputs.psi(), strict=True))
         prediction = None
         if self.prediction_names and self._outputs.filled >= self.min_rows:
-            prediction = profiles.overall_psi(
+            prediction = psi.overall_psi(
                 dict(zip(self.prediction_names, self._outputs.psi(), strict=True))
             )
-        return DriftSnapshot(rows, per_feature, profiles.overall_psi(per_feature), prediction)
+        return DriftSnapshot(rows, per_feature, psi.overall_psi(per_feature), prediction)

@@ -26,13 +26,21 @@ from prometheus_client import (
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from mlops_operator.contract import (
+    METRIC_DRIFT_PSI,
+    METRIC_DRIFT_WINDOW_ROWS,
+    METRIC_FEATURE_DRIFT_PSI,
+    METRIC_LABEL_MODEL_DEPLOYMENT,
+    METRIC_LABEL_NAMESPACE,
+    METRIC_PREDICTION_DRIFT_PSI,
+)
 from mlops_operator.runtime.drift import DriftMonitor
 
 # `*_created` series double the output and nobody queries them; this process is ours alone.
 disable_created_metrics()  # type: ignore[no-untyped-call]
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
-BASE = ("model_deployment", "namespace")
+BASE = (METRIC_LABEL_MODEL_DEPLOYMENT, METRIC_LABEL_NAMESPACE)
 # Request latency buckets: sub-millisecond resolution for small models, up to 10 s.
 LATENCY_BUCKETS = (
     0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.5, 1.0, 2.5, 5.0, 10.0,
@@ -130,7 +138,7 @@ class DriftCollector(Collector):
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         rows = GaugeMetricFamily(
-            "mlops_drift_window_rows", "Rows in the drift window.", labels=list(BASE)
+            METRIC_DRIFT_WINDOW_ROWS, "Rows in the drift window.", labels=list(BASE)
         )
         rows.add_metric(self.base, self.monitor.rows)
         yield rows
@@ -138,7 +146,7 @@ class DriftCollector(Collector):
         if snap is None:
             return
         feature = GaugeMetricFamily(
-            "mlops_feature_drift_psi",
+            METRIC_FEATURE_DRIFT_PSI,
             "PSI of each input feature, window vs the version's training baseline.",
             labels=[*BASE, "feature"],
         )
@@ -146,7 +154,7 @@ class DriftCollector(Collector):
             feature.add_metric([*self.base, name], value)
         yield feature
         overall = GaugeMetricFamily(
-            "mlops_drift_psi",
+            METRIC_DRIFT_PSI,
             "Overall input drift: the largest feature PSI (<0.1 stable, >0.25 significant).",
             labels=list(BASE),
         )
@@ -154,7 +162,7 @@ class DriftCollector(Collector):
         yield overall
         if snap.prediction is not None:
             pred = GaugeMetricFamily(
-                "mlops_prediction_drift_psi",
+                METRIC_PREDICTION_DRIFT_PSI,
                 "PSI of the model's predictions, window vs the training baseline.",
                 labels=list(BASE),
             )

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mlops_operator import profiles
+from mlops_operator import baselines, profiles
 from mlops_operator.runtime import schema as schema_mod
 from mlops_operator.runtime.codec import BadRequest, Parsed
 
@@ -194,7 +194,7 @@ def load(
     baseline = None
     if drift:
         try:
-            baseline = profiles.load_baseline(local)
+            baseline = baselines.load_baseline(local)
         except Exception as e:
             log.warning("drift baseline unreadable, drift metrics off: %s", e)
     return LoadedModel(
@@ -245,7 +245,7 @@ def remote_baseline(uri: str) -> profiles.Profile | None:
     if not uri.startswith("models:/"):
         return None
     try:
-        return profiles.load_baseline(uri)
+        return baselines.load_baseline(uri)
     except Exception as e:
         log.warning("drift baseline unreadable, drift metrics off: %s", e)
         return None

@@ -10,11 +10,9 @@ import datetime as dt
 from collections.abc import Iterable
 from typing import Any
 
+from mlops_operator.contract import format_time
+
 Condition = dict[str, Any]
-
-
-def now_rfc3339(now: dt.datetime) -> str:
-    return now.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def make(type_: str, status: bool | str, reason: str, message: str, generation: int) -> Condition:
@@ -41,12 +39,12 @@ def set_condition(conditions: list[Condition], new: Condition, now: dt.datetime)
         if old.get("status") == new["status"] and old.get("lastTransitionTime"):
             merged["lastTransitionTime"] = old["lastTransitionTime"]
         else:
-            merged["lastTransitionTime"] = now_rfc3339(now)
+            merged["lastTransitionTime"] = format_time(now)
         if merged == old:
             return False
         conditions[i] = merged
         return True
-    conditions.append({**new, "lastTransitionTime": now_rfc3339(now)})
+    conditions.append({**new, "lastTransitionTime": format_time(now)})
     return True
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from typing import NamedTuple
 
+from mlops_operator.contract import CondType, Reason
 from mlops_operator.status import conditions as cond
 
 NORMAL = "Normal"
@@ -47,17 +48,19 @@ def _true(c: cond.Condition) -> bool:
 
 
 # Ready=False for these reasons is a rollout in progress (see status.model_deployment)
-_ROLLING = ("Progressing", "Resolved")
+_ROLLING = (Reason.PROGRESSING, Reason.RESOLVED)
 
 MODEL_DEPLOYMENT: Mapping[str, Severity] = {
     # losing Ready to an ordinary rollout is not news: Reconciling says so
-    "Ready": lambda c: NORMAL if _true(c) else None if c.get("reason") in _ROLLING else WARNING,
-    "Stalled": lambda c: WARNING if _true(c) else None,
-    "ModelResolved": lambda c: NORMAL if _true(c) else WARNING,
+    CondType.READY: lambda c: (
+        NORMAL if _true(c) else None if c.get("reason") in _ROLLING else WARNING
+    ),
+    CondType.STALLED: lambda c: WARNING if _true(c) else None,
+    CondType.MODEL_RESOLVED: lambda c: NORMAL if _true(c) else WARNING,
 }
 
 RETRAIN_JOB: Mapping[str, Severity] = {
-    "Succeeded": lambda c: NORMAL if _true(c) else WARNING,
-    "Promoted": lambda c: NORMAL,
-    "Reconciling": lambda c: NORMAL if _true(c) else None,
+    CondType.SUCCEEDED: lambda c: NORMAL if _true(c) else WARNING,
+    CondType.PROMOTED: lambda c: NORMAL,
+    CondType.RECONCILING: lambda c: NORMAL if _true(c) else None,
 }

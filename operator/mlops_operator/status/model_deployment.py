@@ -10,11 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from mlops_operator.builders.model_deployment import ResolvedModel
+from mlops_operator.contract import STALLING_REASONS, CondType, Reason, ResolvedModel
 from mlops_operator.status.conditions import Condition, make
-
-# ModelResolved=False reasons that waiting will not fix (kstatus: Stalled)
-STALLING_REASONS = {"ModelNotFound", "VersionNotFound", "AliasNotSet", "InvalidSpec"}
 
 
 @dataclass(frozen=True)
@@ -22,12 +19,12 @@ class Resolution:
     """The outcome of asking the registry what to serve."""
 
     model: ResolvedModel | None
-    reason: str = "Resolved"
+    reason: str = Reason.RESOLVED
     message: str = ""
 
     @property
     def ok(self) -> bool:
-        return self.model is not None and self.reason == "Resolved"
+        return self.model is not None and self.reason == Reason.RESOLVED
 
 
 @dataclass(frozen=True)
@@ -64,12 +61,14 @@ class StatusInput:
 
 def _available(d: DeploymentState, want_version: str | None, gen: int) -> Condition:
     if not d.exists:
-        return make("Available", False, "Progressing", "waiting for the Deployment", gen)
+        return make(
+            CondType.AVAILABLE, False, Reason.PROGRESSING, "waiting for the Deployment", gen
+        )
     if d.unschedulable:
         return make(
-            "Available",
+            CondType.AVAILABLE,
             False,
-            "Unschedulable",
+            Reason.UNSCHEDULABLE,
             f"{len(d.unschedulable)} pod(s) cannot be scheduled: {d.unschedulable[0]}",
             gen,
         )
@@ -82,33 +81,33 @@ def _available(d: DeploymentState, want_version: str | None, gen: int) -> Condit
     at_version = want_version is None or d.serving_version == want_version
     if settled and at_version:
         return make(
-            "Available",
+            CondType.AVAILABLE,
             True,
-            "MinimumReplicasAvailable",
+            Reason.MINIMUM_REPLICAS_AVAILABLE,
             f"{d.available}/{d.desired} replicas available at version {d.serving_version}",
             gen,
         )
     # after the settled check: a settled Deployment serves even if a stray pod crashes
     if d.failing and at_version:
         return make(
-            "Available",
+            CondType.AVAILABLE,
             False,
-            "ContainerFailing",
+            Reason.CONTAINER_FAILING,
             f"{len(d.failing)} container(s) failing: {d.failing[0]}",
             gen,
         )
     if d.progress_deadline_exceeded:
         return make(
-            "Available",
+            CondType.AVAILABLE,
             False,
-            "ProgressDeadlineExceeded",
+            Reason.PROGRESS_DEADLINE_EXCEEDED,
             f"rollout stuck: {d.updated}/{d.desired} updated, {d.available} available",
             gen,
         )
     return make(
-        "Available",
+        CondType.AVAILABLE,
         False,
-        "Progressing",
+        Reason.PROGRESSING,
         f"rolling out version {want_version or d.serving_version}: {d.updated}/"
         f"{d.desired} updated, {d.ready} ready",
         gen,
@@ -123,8 +122,8 @@ def _model_resolved(i: StatusInput) -> Condition:
             if i.alias
             else f"version {r.model.version}"
         )
-        return make("ModelResolved", True, "Resolved", f"{r.model.name}: {what}", gen)
-    return make("ModelResolved", False, r.reason, r.message, gen)
+        return make(CondType.MODEL_RESOLVED, True, Reason.RESOLVED, f"{r.model.name}: {what}", gen)
+    return make(CondType.MODEL_RESOLVED, False, r.reason, r.message, gen)
 
 
 def compute(i: StatusInput) -> dict[str, Any]:
@@ -135,7 +134,7 @@ def compute(i: StatusInput) -> dict[str, Any]:
     available = _available(d, target, gen)
     stalled_reason = r.reason if not r.ok and r.reason in STALLING_REASONS else None
     # a registry outage keeps the last version serving: still Ready, and said so
-    model_ok = r.ok or (r.reason == "RegistryUnavailable" and d.serving_version is not None)
+    model_ok = r.ok or (r.reason == Reason.REGISTRY_UNAVAILABLE and d.serving_version is not None)
 
     if model_ok and available["status"] == "True":
         note = (
@@ -144,27 +143,29 @@ def compute(i: StatusInput) -> dict[str, Any]:
             else f" (registry unreachable, serving the last resolved version: {r.message})"
         )
         ready = make(
-            "Ready",
+            CondType.READY,
             True,
-            "Available",
+            Reason.AVAILABLE,
             f"serving {i.served.name if i.served else ''} version "
             f"{d.serving_version} at {i.endpoint}{note}",
             gen,
         )
     elif not model_ok:
-        ready = make("Ready", False, resolved["reason"], resolved["message"], gen)
+        ready = make(CondType.READY, False, resolved["reason"], resolved["message"], gen)
     else:
-        ready = make("Ready", False, available["reason"], available["message"], gen)
+        ready = make(CondType.READY, False, available["reason"], available["message"], gen)
 
     if stalled_reason:
-        stalled = make("Stalled", True, stalled_reason, r.message, gen)
-        reconciling = make("Reconciling", False, stalled_reason, "stalled; fix the spec", gen)
+        stalled = make(CondType.STALLED, True, stalled_reason, r.message, gen)
+        reconciling = make(
+            CondType.RECONCILING, False, stalled_reason, "stalled; fix the spec", gen
+        )
     else:
-        stalled = make("Stalled", False, "NotStalled", "", gen)
+        stalled = make(CondType.STALLED, False, Reason.NOT_STALLED, "", gen)
         if ready["status"] == "True":
-            reconciling = make("Reconciling", False, "Reconciled", "", gen)
+            reconciling = make(CondType.RECONCILING, False, Reason.RECONCILED, "", gen)
         else:
-            reconciling = make("Reconciling", True, ready["reason"], ready["message"], gen)
+            reconciling = make(CondType.RECONCILING, True, ready["reason"], ready["message"], gen)
 
     status: dict[str, Any] = {
         "observedGeneration": gen,
@@ -196,9 +197,9 @@ def stalled_status(
     return {
         "observedGeneration": generation,
         "conditions": [
-            make("Ready", False, reason, message, generation),
-            make("Reconciling", False, reason, "stalled; fix the spec", generation),
-            make("Stalled", True, reason, message, generation),
+            make(CondType.READY, False, reason, message, generation),
+            make(CondType.RECONCILING, False, reason, "stalled; fix the spec", generation),
+            make(CondType.STALLED, True, reason, message, generation),
         ],
         **({"endpoint": endpoint} if endpoint else {}),
     }

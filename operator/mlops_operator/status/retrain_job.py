@@ -7,52 +7,53 @@ Flux) see a finished job as Current and a failed one as Failed.
 
 from __future__ import annotations
 
+from mlops_operator.contract import CondType, Reason
 from mlops_operator.gate import Decision
 from mlops_operator.status.conditions import Condition, make
 
 
 def pending(gen: int, reason: str, message: str) -> list[Condition]:
     return [
-        make("Ready", False, reason, message, gen),
-        make("Reconciling", True, reason, message, gen),
-        make("Stalled", False, "NotStalled", "", gen),
+        make(CondType.READY, False, reason, message, gen),
+        make(CondType.RECONCILING, True, reason, message, gen),
+        make(CondType.STALLED, False, Reason.NOT_STALLED, "", gen),
     ]
 
 
 def running(gen: int, message: str) -> list[Condition]:
-    return pending(gen, "Running", message)
+    return pending(gen, Reason.RUNNING, message)
 
 
 def failed(gen: int, reason: str, message: str) -> list[Condition]:
     return [
-        make("Succeeded", False, reason, message, gen),
-        make("Ready", False, reason, message, gen),
-        make("Reconciling", False, reason, "finished", gen),
-        make("Stalled", True, reason, message, gen),
+        make(CondType.SUCCEEDED, False, reason, message, gen),
+        make(CondType.READY, False, reason, message, gen),
+        make(CondType.RECONCILING, False, reason, "finished", gen),
+        make(CondType.STALLED, True, reason, message, gen),
     ]
 
 
 def succeeded(gen: int, version: str, decision: Decision) -> list[Condition]:
     return [
-        make("Succeeded", True, "Completed", f"registered version {version}", gen),
-        make("Promoted", decision.promote, decision.reason, decision.message, gen),
+        make(CondType.SUCCEEDED, True, Reason.COMPLETED, f"registered version {version}", gen),
+        make(CondType.PROMOTED, decision.promote, decision.reason, decision.message, gen),
         make(
-            "Ready",
+            CondType.READY,
             True,
-            "Completed",
+            Reason.COMPLETED,
             f"version {version} {'promoted' if decision.promote else 'not promoted'}",
             gen,
         ),
-        make("Reconciling", False, "Completed", "finished", gen),
-        make("Stalled", False, "NotStalled", "", gen),
+        make(CondType.RECONCILING, False, Reason.COMPLETED, "finished", gen),
+        make(CondType.STALLED, False, Reason.NOT_STALLED, "", gen),
     ]
 
 
 def is_finished(conditions: list[Condition]) -> bool:
     """Succeeded is decided and, on success, so is the promotion."""
-    s = next((c for c in conditions if c.get("type") == "Succeeded"), None)
+    s = next((c for c in conditions if c.get("type") == CondType.SUCCEEDED), None)
     if not s or s.get("status") == "Unknown":
         return False
     if s.get("status") == "False":
         return True
-    return any(c.get("type") == "Promoted" for c in conditions)
+    return any(c.get("type") == CondType.PROMOTED for c in conditions)

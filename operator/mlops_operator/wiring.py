@@ -1,0 +1,194 @@
+"""The front door: everything the operator runs with is built here, from Settings, once.
+
+main.py runs the process (metrics server, leader election, kopf); this module creates the
+clients, the reconcilers' dependencies and the two work queues, and puts them into the typed
+memo that kopf hands to every handler (handlers/ only forward watch events to it). Nothing
+else in the package creates a client. Test seams (seams.py) come in as an argument, and
+production passes the defaults.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import datetime as dt
+import logging
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any, cast
+
+import kopf
+
+from mlops_operator.builders.model_deployment import BuildContext
+from mlops_operator.clients.kfp_backend import KfpBackend
+from mlops_operator.clients.kube import ApiError, HttpKube, load_credentials
+from mlops_operator.clients.pipelines import LocalBackend, PipelineBackend
+from mlops_operator.clients.prometheus import HttpPrometheus
+from mlops_operator.clients.registry import MlflowRegistry
+from mlops_operator.contract import LABEL_MODEL_DEPLOYMENT, Requeue
+from mlops_operator.leader import (
+    HttpLeaseStore,
+    LeaderElector,
+    Timing,
+    default_identity,
+    default_namespace,
+)
+from mlops_operator.reconcilers import model_deployment as mdr
+from mlops_operator.reconcilers import retrain_job as rjr
+from mlops_operator.reconcilers.triggers import TriggerDeps
+from mlops_operator.seams import Seams
+from mlops_operator.settings import Settings
+from mlops_operator.workqueue import QueueObserver, WorkQueue
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Memo:
+    """kopf's memo (a custom memo class, as kopf's embedding allows). kopf gives each object a
+    shallow copy, so all copies share these queues. The handlers call only these methods."""
+
+    md_queue: WorkQueue
+    rtj_queue: WorkQueue
+    md_applied: mdr.AppliedCache
+
+    def model_deployment_event(self, type_: str | None, body: kopf.Body) -> None:
+        namespace, name = _key(body)
+        if type_ == "DELETED":
+            self.md_queue.forget(namespace, name)
+            self.md_applied.forget(namespace, name)
+        else:
+            # a plain deep copy: kopf's Body is a live view that the next event mutates
+            self.md_queue.update(copy.deepcopy(dict(body)))
+
+    def child_event(self, plural: str, namespace: str | None, labels: kopf.Labels) -> None:
+        """An edited or deleted child wakes its owner at once (the resync is the backstop)."""
+        owner = labels.get(LABEL_MODEL_DEPLOYMENT)
+        if owner and namespace:
+            if plural != "pods":  # pods are the Deployment's, not written by us
+                self.md_applied.dirty.add((namespace, owner))
+            self.md_queue.poke(namespace, owner)
+
+    def retrain_job_event(self, type_: str | None, body: kopf.Body) -> None:
+        namespace, name = _key(body)
+        if type_ == "DELETED":
+            self.rtj_queue.forget(namespace, name)
+        else:
+            self.rtj_queue.update(copy.deepcopy(dict(body)))
+        # the owning ModelDeployment's triggers wait for running jobs to finish
+        owner = (body.metadata.labels or {}).get(LABEL_MODEL_DEPLOYMENT)
+        if owner:
+            self.md_queue.poke(namespace, owner)
+
+
+def _key(body: kopf.Body) -> tuple[str, str]:
+    return str(body.metadata.namespace), str(body.metadata.name)
+
+
+@dataclass
+class Wired:
+    memo: Memo
+    kube: HttpKube
+
+    async def close(self) -> None:
+        await self.memo.md_queue.stop()
+        await self.memo.rtj_queue.stop()
+        await self.kube.close()
+
+
+def post_event(body: dict[str, Any], type_: str, reason: str, message: str) -> None:
+    kopf.event(cast(kopf.Body, body), type=type_, reason=reason, message=message[:1000])
+
+
+@contextlib.contextmanager
+def gone_quietly() -> Iterator[None]:
+    """The object was deleted while we worked on it (404): nothing left to do or report."""
+    try:
+        yield
+    except ApiError as e:
+        if e.status != 404:
+            raise
+
+
+def kopf_settings() -> kopf.OperatorSettings:
+    s = kopf.OperatorSettings()
+    # Watch events only (see workqueue.py): kopf writes nothing into our objects.
+    s.posting.level = logging.INFO
+    s.watching.server_timeout = 300
+    s.watching.client_timeout = 330
+    return s
+
+
+def build_elector(
+    cfg: Settings, on_change: Callable[[bool], None]
+) -> tuple[LeaderElector, HttpLeaseStore]:
+    """The leader elector and its Lease store (the caller closes the store)."""
+    namespace = default_namespace(cfg.leader_election_namespace)
+    store = HttpLeaseStore(load_credentials(), namespace, cfg.leader_election_name)
+    elector = LeaderElector(
+        store,
+        default_identity(),
+        Timing.from_lease_duration(cfg.leader_election_lease_seconds),
+        on_change=on_change,
+    )
+    return elector, store
+
+
+def build(cfg: Settings, seams: Seams, observer: QueueObserver | None) -> Wired:
+    """Everything, from the settings. Call it inside the event loop that runs kopf: the queues
+    start tasks and the HTTP clients bind to that loop."""
+    kube = HttpKube(load_credentials())
+    registry = MlflowRegistry(cfg.mlflow_tracking_uri)
+    prometheus = HttpPrometheus(cfg.prometheus_url) if cfg.prometheus_url else None
+    applied = mdr.AppliedCache()
+    deps = mdr.Deps(
+        kube=kube,
+        registry=registry,
+        build=BuildContext(runtime_image=cfg.runtime_image, mlflow_uri=cfg.pod_mlflow_uri),
+        event=post_event,
+        triggers=TriggerDeps(kube=kube, prometheus=prometheus),
+        applied=applied,
+    )
+
+    async def reconcile_md(body: dict[str, Any], now: dt.datetime) -> Requeue | None:
+        with gone_quietly():
+            return await mdr.reconcile(body, deps, now)
+        return None
+
+    md_queue = WorkQueue(
+        "ModelDeployment",
+        reconcile_md,
+        cfg.resync_seconds,
+        clock=seams.trigger_clock,
+        observer=observer,
+    )
+
+    backends: dict[str, PipelineBackend] = {
+        "local": LocalBackend(cfg.work_dir, cfg.local_concurrency)
+    }
+    if cfg.kfp_host:
+        backends["kfp"] = KfpBackend(cfg.kfp_host)
+
+    def promoted(namespace: str, owner: str | None) -> None:
+        # roll the owner forward now rather than at its next resync
+        if owner:
+            md_queue.poke(namespace, owner)
+
+    rdeps = rjr.Deps(
+        kube=kube,
+        registry=registry,
+        backends=backends,
+        default_backend=cfg.pipeline_backend,
+        mlflow_uri=cfg.mlflow_tracking_uri,
+        event=post_event,
+        promoted=promoted,
+        crash_point=seams.crash_point,
+    )
+
+    async def reconcile_rtj(body: dict[str, Any], now: dt.datetime) -> Requeue | None:
+        with gone_quietly():
+            return await rjr.reconcile(body, rdeps, now)
+        return None
+
+    rtj_queue = WorkQueue("RetrainJob", reconcile_rtj, cfg.resync_seconds, observer=observer)
+    return Wired(Memo(md_queue, rtj_queue, applied), kube)
