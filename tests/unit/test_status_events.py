@@ -7,11 +7,11 @@ from collections.abc import Mapping
 import pytest
 
 from mlops_operator.status import events
-from mlops_operator.status.conditions import Condition, make
+from mlops_operator.status.conditions import WireCondition, make, wire
 
 
-def c(type_: str, status: bool, reason: str, message: str = "m") -> Condition:
-    return make(type_, status, reason, message, 1)
+def c(type_: str, status: bool, reason: str, message: str = "m") -> WireCondition:
+    return wire(make(type_, status, reason, message, 1))
 
 
 MD = events.MODEL_DEPLOYMENT
@@ -75,8 +75,8 @@ RTJ = events.RETRAIN_JOB
     ],
 )
 def test_transitions(
-    old: list[Condition],
-    new: list[Condition],
+    old: list[WireCondition],
+    new: list[WireCondition],
     policy: Mapping[str, events.Severity],
     want: list[tuple[str, str]],
 ) -> None:
@@ -86,5 +86,5 @@ def test_transitions(
 def test_an_event_carries_the_condition_message_or_names_the_condition() -> None:
     [e] = events.transitions([], [c("Stalled", True, "InvalidSpec", "spec.x: bad")], MD)
     assert e == events.Event("Warning", "InvalidSpec", "spec.x: bad")
-    [e] = events.transitions([], [make("Succeeded", True, "", "", 1)], RTJ)
+    [e] = events.transitions([], [wire(make("Succeeded", True, "", "", 1))], RTJ)
     assert e == events.Event("Normal", "Succeeded", "Succeeded=True")

@@ -5,6 +5,7 @@ from typing import Any
 
 import pytest
 
+from mlops_operator.api.model_deployment import ModelDeploymentStatus
 from mlops_operator.contract import ResolvedModel
 from mlops_operator.status import conditions as cond
 from mlops_operator.status.model_deployment import (
@@ -30,6 +31,13 @@ SETTLED = DeploymentState(
 
 
 def status(resolution: Resolution, dep: DeploymentState, gen: int = 3) -> dict[str, Any]:
+    """The status as it goes on the wire."""
+    return typed_status(resolution, dep, gen).to_wire()
+
+
+def typed_status(
+    resolution: Resolution, dep: DeploymentState, gen: int = 3
+) -> ModelDeploymentStatus:
     served = (
         resolution.model
         if resolution.model and dep.serving_version == resolution.model.version
@@ -265,7 +273,8 @@ def test_set_condition_moves_transition_time_only_on_flip() -> None:
 
 
 def test_merge_all_reports_no_change_for_identical_status() -> None:
-    first, changed = cond.merge_all([], status(Resolution(M7), SETTLED)["conditions"], T0)
+    conditions = typed_status(Resolution(M7), SETTLED).conditions or []
+    first, changed = cond.merge_all([], conditions, T0)
     assert changed
-    _, changed = cond.merge_all(first, status(Resolution(M7), SETTLED)["conditions"], T1)
+    _, changed = cond.merge_all(first, conditions, T1)
     assert not changed

@@ -105,8 +105,9 @@ def build_crd(c: CrdSpec) -> dict[str, Any]:
         spec_schema.setdefault("x-kubernetes-validations", []).extend(c.spec_validations)
     status_schema = schema_of(c.status_model)
     status_schema["description"] = f"Observed state of the {c.kind}, written by the operator."
-    # kopf keeps small bookkeeping under status; see handlers/kopf_settings.py.
-    status_schema["x-kubernetes-preserve-unknown-fields"] = True
+    # Structural, with no preserve-unknown-fields at the top: nothing but the operator writes
+    # status (kopf only watches, see workqueue.py), and a key the schema does not know is
+    # pruned, which tests/unit/test_status_schema.py turns into a failing test.
     subresources: dict[str, Any] = {"status": {}}
     if c.scale:
         subresources["scale"] = c.scale

@@ -17,7 +17,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from mlops_operator.api.model_deployment import ModelDeploymentSpec
+from mlops_operator.api.model_deployment import ModelDeploymentSpec, ModelDeploymentStatus
 from mlops_operator.builders import model_deployment as b
 from mlops_operator.clients.kube import ApiError, Kube
 from mlops_operator.clients.registry import Registry, RegistryError
@@ -133,15 +133,16 @@ def _is_ours(obj: dict[str, Any], owner: Owner) -> bool:
 
 
 async def _write_status(
-    deps: Deps, body: dict[str, Any], new: dict[str, Any], now: dt.datetime
+    deps: Deps, body: dict[str, Any], status: ModelDeploymentStatus, now: dt.datetime
 ) -> bool:
     old = body.get("status", {}) or {}
-    conditions = new.pop("conditions")
+    new = status.to_wire()
+    new.pop("conditions", None)
     # only the keys a pass writes: status.retraining stays as it is when the triggers did not run
     mine = {k: v for k, v in old.items() if (k in new or k == "model") and k != "conditions"}
     patch = cond.merge_patch(mine, new)
     written = await write_status(
-        deps.kube, deps.event, body, patch, conditions, now, events.MODEL_DEPLOYMENT
+        deps.kube, deps.event, body, patch, status.conditions, now, events.MODEL_DEPLOYMENT
     )
     return written is not None
 
@@ -232,9 +233,10 @@ async def _reconcile(body: dict[str, Any], deps: Deps, now: dt.datetime) -> Requ
     trigger_error: Exception | None = None
     if spec.retraining and deps.triggers:
         try:
-            new["retraining"] = await triggers.reconcile_triggers(
+            retraining = await triggers.reconcile_triggers(
                 body, owner, spec.retraining, deps.triggers, now
             )
+            new = new.model_copy(update={"retraining": retraining})
         except Exception as e:  # what serves is reported all the same; the queue retries
             trigger_error = e
     await _write_status(deps, body, new, now)

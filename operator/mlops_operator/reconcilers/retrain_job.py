@@ -17,7 +17,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from mlops_operator.api.retrain_job import RetrainJobSpec
+from mlops_operator.api.retrain_job import RetrainJobSpec, RetrainJobStatus
 from mlops_operator.clients.kube import ApiError, Kube
 from mlops_operator.clients.pipelines import (
     BackendUnavailable,
@@ -39,7 +39,7 @@ from mlops_operator.contract import (
 )
 from mlops_operator.gate import Decision, decide
 from mlops_operator.pipelines import catalog
-from mlops_operator.reconcilers.status_write import EventSink, StaleBody, write_status
+from mlops_operator.reconcilers.status_write import EventSink, StaleBody, checked, write_status
 from mlops_operator.seams import AFTER_SUBMIT, CrashPoint, no_crash
 from mlops_operator.status import conditions as cond
 from mlops_operator.status import events
@@ -77,6 +77,7 @@ async def _patch_status(
     now: dt.datetime,
 ) -> None:
     patch = {**patch, "observedGeneration": body["metadata"].get("generation", 1)}
+    patch = checked(RetrainJobStatus, patch)  # run and result are written whole
     out = await write_status(
         deps.kube, deps.event, body, patch, conditions, now, events.RETRAIN_JOB
     )

@@ -15,9 +15,19 @@ import datetime as dt
 from collections.abc import Mapping
 from typing import Any, Protocol
 
+from mlops_operator.api.common import ApiModel
 from mlops_operator.clients.kube import ApiError, Kube
 from mlops_operator.status import conditions as cond
 from mlops_operator.status import events
+
+
+def checked(model: type[ApiModel], patch: dict[str, Any]) -> dict[str, Any]:
+    """`patch` as it is, once every key in it is known to `model` (the api/ status type that
+    the CRD schema is generated from). A misspelt key raises ValidationError here, in the
+    tests, instead of being pruned by the API server without a word. Sub-objects must be
+    whole; None (a merge-patch deletion) is accepted for any optional field."""
+    model.model_validate(patch, extra="forbid")
+    return patch
 
 
 class StaleBody(Exception):
@@ -33,7 +43,7 @@ async def write_status(
     event: EventSink,
     body: dict[str, Any],
     patch: dict[str, Any],
-    conditions: list[cond.Condition] | None,
+    conditions: list[cond.Condition] | None,  # typed (status/), merged over the stored ones
     now: dt.datetime,
     policy: Mapping[str, events.Severity],
 ) -> dict[str, Any] | None:

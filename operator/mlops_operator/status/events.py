@@ -17,7 +17,7 @@ NORMAL = "Normal"
 WARNING = "Warning"
 
 # the Event type for a changed condition, or None to stay quiet
-Severity = Callable[[cond.Condition], str | None]
+Severity = Callable[[cond.WireCondition], str | None]
 
 
 class Event(NamedTuple):
@@ -27,7 +27,9 @@ class Event(NamedTuple):
 
 
 def transitions(
-    old: Iterable[cond.Condition], new: Iterable[cond.Condition], policy: Mapping[str, Severity]
+    old: Iterable[cond.WireCondition],
+    new: Iterable[cond.WireCondition],
+    policy: Mapping[str, Severity],
 ) -> list[Event]:
     """The Events for the conditions of `policy` whose (status, reason) differ in `new`."""
     old, new = list(old), list(new)
@@ -43,7 +45,7 @@ def transitions(
     return out
 
 
-def _true(c: cond.Condition) -> bool:
+def _true(c: cond.WireCondition) -> bool:
     return c.get("status") == "True"
 
 

@@ -8,8 +8,8 @@ version. Reconciling and Stalled follow kstatus, so Argo CD and Flux read health
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
+from mlops_operator.api.model_deployment import ModelDeploymentStatus, ServedModel
 from mlops_operator.contract import STALLING_REASONS, CondType, Reason, ResolvedModel
 from mlops_operator.status.conditions import Condition, make
 
@@ -126,8 +126,9 @@ def _model_resolved(i: StatusInput) -> Condition:
     return make(CondType.MODEL_RESOLVED, False, r.reason, r.message, gen)
 
 
-def compute(i: StatusInput) -> dict[str, Any]:
-    """The whole status (without conditions' transition times, see conditions.merge_all)."""
+def compute(i: StatusInput) -> ModelDeploymentStatus:
+    """The whole status but status.retraining (the triggers' part); conditions get their
+    transition times when they are merged (conditions.merge_all)."""
     gen, d, r = i.generation, i.deployment, i.resolution
     resolved = _model_resolved(i)
     target = r.model.version if r.ok and r.model else d.serving_version
@@ -136,7 +137,7 @@ def compute(i: StatusInput) -> dict[str, Any]:
     # a registry outage keeps the last version serving: still Ready, and said so
     model_ok = r.ok or (r.reason == Reason.REGISTRY_UNAVAILABLE and d.serving_version is not None)
 
-    if model_ok and available["status"] == "True":
+    if model_ok and available.status == "True":
         note = (
             ""
             if r.ok
@@ -151,9 +152,9 @@ def compute(i: StatusInput) -> dict[str, Any]:
             gen,
         )
     elif not model_ok:
-        ready = make(CondType.READY, False, resolved["reason"], resolved["message"], gen)
+        ready = make(CondType.READY, False, resolved.reason, resolved.message, gen)
     else:
-        ready = make(CondType.READY, False, available["reason"], available["message"], gen)
+        ready = make(CondType.READY, False, available.reason, available.message, gen)
 
     if stalled_reason:
         stalled = make(CondType.STALLED, True, stalled_reason, r.message, gen)
@@ -162,44 +163,43 @@ def compute(i: StatusInput) -> dict[str, Any]:
         )
     else:
         stalled = make(CondType.STALLED, False, Reason.NOT_STALLED, "", gen)
-        if ready["status"] == "True":
+        if ready.status == "True":
             reconciling = make(CondType.RECONCILING, False, Reason.RECONCILED, "", gen)
         else:
-            reconciling = make(CondType.RECONCILING, True, ready["reason"], ready["message"], gen)
+            reconciling = make(CondType.RECONCILING, True, ready.reason, ready.message, gen)
 
-    status: dict[str, Any] = {
-        "observedGeneration": gen,
-        "conditions": [ready, reconciling, stalled, resolved, available],
-        "endpoint": i.endpoint,
-        "replicas": d.replicas,
-        "readyReplicas": d.ready,
-        "selector": i.selector,
-    }
+    served = None
     if i.served:
-        status["model"] = {
-            k: v
-            for k, v in {
-                "name": i.served.name,
-                "version": i.served.version,
-                "alias": i.served.alias,
-                "source": i.served.source,
-                "runId": i.served.run_id,
-            }.items()
-            if v
-        }
-    return status
+        m = i.served
+        # empty strings are left out, as the registry leaves them unset
+        served = ServedModel(
+            name=m.name,
+            version=m.version,
+            alias=m.alias or None,
+            source=m.source or None,
+            run_id=m.run_id or None,
+        )
+    return ModelDeploymentStatus(
+        observed_generation=gen,
+        conditions=[ready, reconciling, stalled, resolved, available],
+        endpoint=i.endpoint,
+        replicas=d.replicas,
+        ready_replicas=d.ready,
+        selector=i.selector,
+        model=served,
+    )
 
 
 def stalled_status(
     generation: int, reason: str, message: str, endpoint: str | None = None
-) -> dict[str, Any]:
+) -> ModelDeploymentStatus:
     """For a spec the operator cannot honour at all (nothing is built from it)."""
-    return {
-        "observedGeneration": generation,
-        "conditions": [
+    return ModelDeploymentStatus(
+        observed_generation=generation,
+        conditions=[
             make(CondType.READY, False, reason, message, generation),
             make(CondType.RECONCILING, False, reason, "stalled; fix the spec", generation),
             make(CondType.STALLED, True, reason, message, generation),
         ],
-        **({"endpoint": endpoint} if endpoint else {}),
-    }
+        endpoint=endpoint,
+    )

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from mlops_operator.contract import CondType, Reason
 from mlops_operator.gate import Decision
-from mlops_operator.status.conditions import Condition, make
+from mlops_operator.status.conditions import Condition, WireCondition, make
 
 
 def pending(gen: int, reason: str, message: str) -> list[Condition]:
@@ -49,7 +49,7 @@ def succeeded(gen: int, version: str, decision: Decision) -> list[Condition]:
     ]
 
 
-def is_finished(conditions: list[Condition]) -> bool:
+def is_finished(conditions: list[WireCondition]) -> bool:
     """Succeeded is decided and, on success, so is the promotion."""
     s = next((c for c in conditions if c.get("type") == CondType.SUCCEEDED), None)
     if not s or s.get("status") == "Unknown":
