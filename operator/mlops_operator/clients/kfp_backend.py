@@ -22,6 +22,7 @@ from mlops_operator.clients.pipelines import (
     JobId,
     RunRef,
     RunState,
+    Traits,
 )
 from mlops_operator.pipelines import platform
 
@@ -49,6 +50,9 @@ def phase_of(state: str | None) -> str:
 
 class KfpBackend:
     name = "kfp"
+    # a remote API: poll less often the longer the run takes (5 s, 10 s, ... 5 min); KFP
+    # itself retries its pods, and there is no orphaned worker to restart here
+    traits = Traits(poll_seconds=5.0, poll_backoff=True, can_restart=False)
 
     def __init__(self, host: str) -> None:
         self.host = host.rstrip("/")
@@ -147,6 +151,9 @@ class KfpBackend:
 
     async def stop(self, ref: RunRef) -> None:
         await self._call(lambda c: c.terminate_run(ref.id))
+
+    async def restart(self, ref: RunRef) -> None:
+        raise NotImplementedError(f"KFP runs are not restarted by the operator ({ref.id})")
 
 
 def _with_secret_env(package: Path, tmp: Path, secret: str) -> Path:

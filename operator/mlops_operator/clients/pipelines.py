@@ -64,8 +64,18 @@ class BackendUnavailable(Exception):
     """The backend cannot be reached; what runs keeps running."""
 
 
+@dataclass(frozen=True)
+class Traits:
+    """How the reconciler treats a backend's runs (what differs between backends)."""
+
+    poll_seconds: float  # the delay between polls of a running run
+    poll_backoff: bool  # poll less often the longer a run takes
+    can_restart: bool  # an orphaned (Lost) run can be started again, once
+
+
 class PipelineBackend(Protocol):
     name: str
+    traits: Traits
 
     async def find(self, job: JobId) -> RunRef | None: ...
     async def submit(
@@ -77,6 +87,9 @@ class PipelineBackend(Protocol):
     ) -> RunRef: ...
     async def poll(self, ref: RunRef) -> RunState: ...
     async def stop(self, ref: RunRef) -> None: ...
+    async def restart(self, ref: RunRef) -> None:
+        """Start an orphaned run again (only called when traits.can_restart)."""
+        ...
 
 
 def utcnow() -> str:
@@ -93,6 +106,8 @@ class LocalBackend:
     """
 
     name = "local"
+    # a file check is cheap: poll steadily; an orphaned worker can be started again
+    traits = Traits(poll_seconds=2.0, poll_backoff=False, can_restart=True)
 
     def __init__(self, work_dir: str | Path, concurrency: int) -> None:
         self.work_dir = Path(work_dir)

@@ -39,6 +39,7 @@ from mlops_operator.contract import (
 )
 from mlops_operator.gate import Decision, decide
 from mlops_operator.pipelines import catalog
+from mlops_operator.reconcilers.retrain_plan import Observed, plan
 from mlops_operator.reconcilers.status_write import EventSink, StaleBody, checked, write_status
 from mlops_operator.seams import AFTER_SUBMIT, CrashPoint, no_crash
 from mlops_operator.status import conditions as cond
@@ -187,57 +188,24 @@ async def _reconcile(body: dict[str, Any], deps: Deps, now: dt.datetime) -> Requ
         await _patch_status(deps, body, {}, rs.failed(gen, Reason.PIPELINE_NOT_FOUND, str(e)), now)
         return None
 
-    run = dict(status.get("run") or {})
-    if state.phase in ("Pending", "Running"):
-        if run.get("state") != (state.backend_state or state.phase):
-            run["state"] = state.backend_state or state.phase
-            await _patch_status(
-                deps,
-                body,
-                {"run": run},
-                rs.running(gen, f"run {ref.name} is {run['state'].lower()}"),
-                now,
-            )
-        if backend.name == "local":  # a file check: cheap, so poll steadily
-            return Requeue(2.0, "running")
-        # a remote API: poll less often the longer the run takes (5 s, 10 s, ... 5 min)
-        return Requeue(5.0, "running", backoff=True)
-    if state.phase == "Lost":
-        attempt = int(run.get("attempt") or 0)
-        restart = getattr(backend, "restart", None)
-        if attempt < 1 and restart is not None:
-            log.warning("%s/%s: worker lost, restarting the run once", job.namespace, job.name)
-            await restart(ref)
-            run.update(attempt=attempt + 1, state="Restarted")
-            await _patch_status(
-                deps,
-                body,
-                {"run": run},
-                rs.running(gen, "the worker was lost (operator restart?); the run was restarted"),
-                now,
-            )
-            return Requeue(2.0, "restarted")
-        state_reason, state_msg = state.reason, state.message
-        run.update(state="Lost", completedAt=stamp(now))
-        await _patch_status(deps, body, {"run": run}, rs.failed(gen, state_reason, state_msg), now)
+    step = plan(Observed(gen, dict(status.get("run") or {}), state, backend.traits, stamp(now)))
+    if step.action == "restart":
+        log.warning("%s/%s: worker lost, restarting the run once", job.namespace, job.name)
+        await backend.restart(ref)
+    elif step.action == "gate":
+        run = step.run or {}
+        try:
+            return await _gate(body, deps, spec, job, run, gen, now)
+        except RegistryError as e:
+            pending = rs.pending(gen, Reason.REGISTRY_UNAVAILABLE, e.message)
+            await _patch_status(deps, body, {"run": run}, pending, now)
+            return Requeue(5.0, "registry unavailable", backoff=True)
+    if step.writes:
+        patch = {"run": step.run} if step.run is not None else {}
+        await _patch_status(deps, body, patch, step.conditions, now)
+    if step.release_finalizer:
         await _set_finalizer(deps, body, present=False)
-        return None
-    run.update(
-        state=state.backend_state or state.phase, completedAt=run.get("completedAt") or stamp(now)
-    )
-    if state.phase == "Failed":
-        await _patch_status(
-            deps, body, {"run": run}, rs.failed(gen, state.reason, state.message), now
-        )
-        await _set_finalizer(deps, body, present=False)
-        return None
-    try:
-        return await _gate(body, deps, spec, job, run, gen, now)
-    except RegistryError as e:
-        await _patch_status(
-            deps, body, {"run": run}, rs.pending(gen, Reason.REGISTRY_UNAVAILABLE, e.message), now
-        )
-        return Requeue(5.0, "registry unavailable", backoff=True)
+    return step.requeue
 
 
 async def _submit(
