@@ -144,7 +144,9 @@ def _pki() -> None:
         )
         (PKI / "ca.crt").write_bytes(ca.public_bytes(serialization.Encoding.PEM))
         write_key("ca", ca_key)
-    ca_key = serialization.load_pem_private_key((PKI / "ca.key").read_bytes(), None)
+    loaded = serialization.load_pem_private_key((PKI / "ca.key").read_bytes(), None)
+    assert isinstance(loaded, ec.EllipticCurvePrivateKey), "the harness CA key is EC P-256"
+    ca_key = loaded
     ca_name = x509.load_pem_x509_certificate((PKI / "ca.crt").read_bytes()).subject
 
     def issue(
@@ -166,7 +168,7 @@ def _pki() -> None:
         else:
             usage = [ExtendedKeyUsageOID.CLIENT_AUTH]
         b = b.add_extension(x509.ExtendedKeyUsage(usage), critical=False)
-        cert = b.sign(ca_key, hashes.SHA256())  # type: ignore[arg-type]
+        cert = b.sign(ca_key, hashes.SHA256())
         write_key(name, key)
         (PKI / f"{name}.crt").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
 

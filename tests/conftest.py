@@ -6,6 +6,7 @@ import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -19,6 +20,11 @@ from tests.support.cluster import ensure_cluster  # noqa: E402
 # benchmark beside the tests) never reconcile each other's objects.
 NS_PREFIX = f"t{uuid.uuid4().hex[:4]}-"
 from tests.support.mlflow_server import MlflowServer, start_mlflow  # noqa: E402
+
+if TYPE_CHECKING:  # imported lazily below: a unit-test run never loads them
+    from tests.support.fake_kfp import FakeKfp
+    from tests.support.operator_process import OperatorProcess
+    from tests.support.prometheus import PrometheusServer
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -105,7 +111,7 @@ def pod_mlflow_uri(mlflow_server: MlflowServer) -> str:
 
 
 @pytest.fixture(scope="session")
-def fake_kfp(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
+def fake_kfp(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FakeKfp]:
     """A FAKE KFP v2beta1 API (see tests/support/fake_kfp.py for what is real around it)."""
     from tests.support.fake_kfp import FakeKfp
 
@@ -117,7 +123,7 @@ def fake_kfp(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
 @pytest.fixture(scope="session")
 def prometheus(
     tmp_path_factory: pytest.TempPathFactory, kubeconfig: tuple[str, str | None]
-) -> Iterator[object]:
+) -> Iterator[PrometheusServer]:
     from tests.support.prometheus import start_prometheus
     from tests.support.realnode import node_state, pod_discovery
 
@@ -140,18 +146,18 @@ def operator(
     mlflow_uri: str,
     pod_mlflow_uri: str,
     kube: object,
-    fake_kfp: object,
-    prometheus: object,
+    fake_kfp: FakeKfp,
+    prometheus: PrometheusServer,
     now_file: Path,
     tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[object]:
+) -> Iterator[OperatorProcess]:
     """`mlops-operator run` as a real process against the test cluster and MLflow."""
     from tests.support.operator_process import start_operator
 
     root = tmp_path_factory.mktemp("operator")
     env = {
         "MLOPS_KFP_HOST": fake_kfp.url,
-        "MLOPS_PROMETHEUS_URL": prometheus.url,  # type: ignore[attr-defined]
+        "MLOPS_PROMETHEUS_URL": prometheus.url,
         "MLOPS_TEST_NOW_FILE": str(now_file),
         "MLOPS_WORK_DIR": str(root / "work"),
         # only the tests' namespaces (see `namespace`), not what a benchmark runs beside

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import subprocess
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -143,12 +143,13 @@ def test_install_and_uninstall(cluster: Cluster, kube: client.ApiClient) -> None
         assert yaml.safe_load(listed)[0]["status"] == "deployed"
 
         cluster.helm("uninstall", release, "-n", ns, "--wait", "--timeout", "120s")
-        for read in (
+        readers: list[Callable[[], object]] = [
             lambda: apps.read_namespaced_deployment(release, ns),
             lambda: rbac.read_cluster_role(release),
             lambda: rbac.read_cluster_role_binding(release),
             lambda: core.read_namespaced_service_account(release, ns),
-        ):
+        ]
+        for read in readers:
             with pytest.raises(ApiException) as e:
                 read()
             assert e.value.status == 404
@@ -281,7 +282,7 @@ def test_the_charts_rbac_is_enough_to_reconcile(
             try:
                 read("rbac", ns)
             except ApiException as e:
-                return e.status == 404
+                return bool(e.status == 404)
             return False
 
         hpa = client.AutoscalingV2Api(kube).read_namespaced_horizontal_pod_autoscaler

@@ -91,7 +91,7 @@ def runtime(env: Env, tmp_path: Path) -> Iterator[dict[str, Any]]:
     def ready() -> bool:
         try:
             with urllib.request.urlopen(f"{url}/v2/health/ready", timeout=2) as r:
-                return r.status == 200
+                return bool(r.status == 200)
         except OSError:
             return False
 

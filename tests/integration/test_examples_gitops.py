@@ -11,6 +11,7 @@ in tests/unit/test_gitops_examples.py: those CRDs are not installed here.
 from __future__ import annotations
 
 import copy
+import functools
 from pathlib import Path
 from typing import Any
 
@@ -84,7 +85,10 @@ def test_examples_show_no_drift_after_sync(
         apply(dyn, doc, namespace)
     synced = {
         d["metadata"]["name"]: eventually(
-            lambda d=d: ready(d), 120, interval=1, what=f"{d['kind']} {d['metadata']['name']} Ready"
+            functools.partial(ready, d),
+            120,
+            interval=1,
+            what=f"{d['kind']} {d['metadata']['name']} Ready",
         )
         for d in docs
     }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 import uuid
@@ -375,11 +376,8 @@ def test_missing_model_alias_and_version_stall(env: Env, mlflow_uri: str) -> Non
         assert c["reason"] == reason
         assert env.cond(name, "ModelResolved")["reason"] == reason
         assert env.cond(name, "Ready")["status"] == "False"
-        eventually(
-            lambda name=name, reason=reason: ("Warning", reason) in env.events(name),
-            30,
-            what=f"a {reason} Warning Event for {name}",
-        )
+        warned = functools.partial(lambda n, r: ("Warning", r) in env.events(n), name, reason)
+        eventually(warned, 30, what=f"a {reason} Warning Event for {name}")
     # nothing was created for them, and the operator is still serving others
     assert not env.apps.list_namespaced_deployment(env.ns).items
 

@@ -132,7 +132,7 @@ class Cluster:
             st = self.md(name).get("status", {})
             c = {x["type"]: x for x in st.get("conditions", [])}
             ok = c.get("Ready", {}).get("status") == "True"
-            return ok and st.get("model", {}).get("version") == version
+            return bool(ok and st.get("model", {}).get("version") == version)
 
         eventually(ready, timeout, 1, f"{name} Ready at version {version}: {self.debug(name)}")
 

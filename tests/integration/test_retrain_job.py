@@ -4,7 +4,9 @@ MLflow; the kfp backend against the FAKE KFP API of tests/support/fake_kfp.py.""
 from __future__ import annotations
 
 import base64
+import builtins
 import datetime as dt
+import functools
 import time
 import uuid
 from pathlib import Path
@@ -93,8 +95,8 @@ class Env:
 
         return eventually(check, timeout, interval=1, what=f"RetrainJob {name} finished")
 
-    def versions(self, model: str) -> list[Any]:
-        return list(self.mlflow.search_model_versions(f"name = '{model}'"))
+    def versions(self, model: str) -> builtins.list[Any]:
+        return builtins.list(self.mlflow.search_model_versions(f"name = '{model}'"))
 
 
 @pytest.fixture
@@ -105,7 +107,7 @@ def env(kube: client.ApiClient, namespace: str, mlflow_uri: str) -> Env:
 def test_better_model_is_promoted_and_rolled_out(env: Env) -> None:
     model = unique("iris")
     # the holder's recorded accuracy is poor, so the retrained model beats it
-    v1 = register_iris(env.mlflow_uri, model, alias="champion", **{"metric.accuracy": "0.5"})
+    v1 = register_iris(env.mlflow_uri, model, alias="champion", tags={"metric.accuracy": "0.5"})
     env.apply(make_model_deployment("serve", model={"name": model, "alias": "champion"}))
     eventually(
         lambda: (
@@ -155,7 +157,7 @@ def test_better_model_is_promoted_and_rolled_out(env: Env) -> None:
 
 def test_worse_model_is_registered_but_not_promoted(env: Env) -> None:
     model = unique("iris")
-    v1 = register_iris(env.mlflow_uri, model, alias="champion", **{"metric.accuracy": "0.999"})
+    v1 = register_iris(env.mlflow_uri, model, alias="champion", tags={"metric.accuracy": "0.999"})
     env.apply(rtj("worse", model, label_noise=0.4))
     st = env.finished("worse")["status"]
     promoted = env.cond("worse", "Promoted")
@@ -201,11 +203,10 @@ def test_unknown_pipeline_and_parameters_are_refused_before_any_run(
         assert all(w in s["message"] for w in words), s["message"]
         stalled = env.cond(name, "Stalled")
         assert (stalled["status"], stalled["reason"]) == ("True", reason)
-        eventually(
-            lambda name=name: not env.get("retrainjobs", name)["metadata"].get("finalizers"),
-            30,
-            what=f"{name} without a finalizer",
+        released = functools.partial(
+            lambda n: not env.get("retrainjobs", n)["metadata"].get("finalizers"), name
         )
+        eventually(released, 30, what=f"{name} without a finalizer")
         assert not (env.get("retrainjobs", name).get("status") or {}).get("run")
     # nothing ran: no run directory, no version
     work = Path(operator.env["MLOPS_WORK_DIR"]) / env.ns
@@ -353,7 +354,7 @@ def test_schedule_trigger_creates_one_job_no_overlap_and_prunes(
     env: Env, now_file: Path, fake_kfp: FakeKfp
 ) -> None:
     model = unique("sched")
-    register_iris(env.mlflow_uri, model, alias="champion", **{"metric.accuracy": "0.99"})
+    register_iris(env.mlflow_uri, model, alias="champion", tags={"metric.accuracy": "0.99"})
     t0 = dt.datetime.now(dt.UTC).replace(microsecond=0)
     _set_now(now_file, t0)
     fake_kfp.hold = True  # runs stay RUNNING until released

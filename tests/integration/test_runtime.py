@@ -60,7 +60,8 @@ def draw(n: int, seed: int, shift: float = 0.0) -> pd.DataFrame:
 
 def label(df: pd.DataFrame) -> np.ndarray:
     z = df["score"] + np.log(df["income"]) - 3 + (df["color"] == "red") * 0.5
-    return (z > 0).astype(np.int64).to_numpy()
+    out: np.ndarray = (z > 0).astype(np.int64).to_numpy()
+    return out
 
 
 @dataclass
@@ -575,6 +576,7 @@ def test_baseline_helpers_against_the_registry(registered: Registered) -> None:
     small = profiles.compute_profile(registered.train[["income", "score", "ratio"]].head(100))
     uri = baselines.log_baseline(small, registered.doubles, client=client)
     source = client.get_model_version(name, version).source  # MLflow 3: models:/m-<id>
+    assert source is not None
     model_id = source[len("models:/") :]
     assert uri == f"models:/{model_id}/drift/baseline.json"
     assert baselines.load_baseline(registered.doubles, client=client) == small

@@ -6,7 +6,11 @@ from typing import Any
 
 
 def register_iris(
-    tracking_uri: str, name: str, alias: str | None = None, max_iter: int = 200, **tags: str
+    tracking_uri: str,
+    name: str,
+    alias: str | None = None,
+    max_iter: int = 200,
+    tags: dict[str, str] | None = None,
 ) -> str:
     """Train a logistic regression on iris (shipped with scikit-learn), register it as a new
     version of `name`, optionally point `alias` at it; returns the version."""
@@ -32,7 +36,7 @@ def register_iris(
         del run
     version = str(info.registered_model_version)
     client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
-    for k, v in tags.items():
+    for k, v in (tags or {}).items():
         client.set_model_version_tag(name, version, k, v)
     if alias:
         client.set_registered_model_alias(name, alias, version)

@@ -16,6 +16,7 @@ import urllib.parse
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from tests.support.helm import find_binary
 from tests.support.mlflow_server import free_port
@@ -32,7 +33,7 @@ class PrometheusServer:
         tmp.write_text(json.dumps([{"targets": targets, "labels": labels or {}}]))
         tmp.replace(self.root / "targets.json")
 
-    def query(self, expr: str) -> list[dict[str, object]]:
+    def query(self, expr: str) -> list[dict[str, Any]]:
         q = urllib.parse.urlencode({"query": expr})
         with urllib.request.urlopen(f"{self.url}/api/v1/query?{q}", timeout=5) as r:
             return list(json.load(r)["data"]["result"])

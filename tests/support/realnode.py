@@ -24,6 +24,20 @@ STATE = ROOT / ".cluster"
 sys.path.insert(0, str(ROOT / "hack"))
 import realnode as harness  # noqa: E402
 
+__all__ = [
+    "BRIDGE_IP",
+    "NODE_NAME",
+    "OPERATOR_IMAGE",
+    "RUNTIME_IMAGE",
+    "SCHEDULING",
+    "ensure_images",
+    "harness",
+    "node_state",
+    "pod_discovery",
+    "require_real_node",
+    "stop_node",
+]
+
 NODE_NAME = harness.NODE_NAME
 BRIDGE_IP = harness.BRIDGE_IP
 # containerd reads a bare `mlops-operator/runtime:dev` as docker.io/...; pods use the bare name

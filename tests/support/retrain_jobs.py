@@ -76,7 +76,7 @@ def wait_released(
 
 def run_dir(work_dir: Path, obj: dict[str, Any]) -> Path:
     """Where the local backend runs this job (LocalBackend.run_dir)."""
-    m = obj["metadata"]
+    m: dict[str, str] = obj["metadata"]
     return work_dir / m["namespace"] / f"{m['name']}-{m['uid']}"
 
 

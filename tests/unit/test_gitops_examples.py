@@ -131,7 +131,7 @@ def unknown_fields(value: Any, schema: Any, path: str = "") -> list[str]:
             e for i, v in enumerate(value) for e in unknown_fields(v, schema[0], f"{path}[{i}]")
         ]
     assert isinstance(value, dict), f"{path}: expected an object"
-    out = []
+    out: list[str] = []
     for k, v in value.items():
         p = f"{path}.{k}" if path else k
         out += [p] if k not in schema else unknown_fields(v, schema[k], p)

@@ -18,6 +18,7 @@ from cryptography import x509
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "hack"))
 import localcluster  # noqa: E402
+from realnode import BRIDGE_IP  # noqa: E402
 
 
 def sans(path: Path) -> list[str]:
@@ -41,7 +42,7 @@ def test_an_old_pki_gains_the_node_certificates_and_keeps_its_ca(
         (pki / f"{name}.crt").unlink()
         (pki / f"{name}.key").unlink()
     old = x509.load_pem_x509_certificate((pki / "apiserver.crt").read_bytes())
-    assert localcluster.realnode.BRIDGE_IP in sans(pki / "apiserver.crt")
+    assert BRIDGE_IP in sans(pki / "apiserver.crt")
     from cryptography.hazmat.primitives import hashes, serialization
 
     ca_key = serialization.load_pem_private_key((pki / "ca.key").read_bytes(), None)
@@ -65,11 +66,9 @@ def test_an_old_pki_gains_the_node_certificates_and_keeps_its_ca(
     localcluster._pki()
     assert (pki / "ca.crt").read_bytes() == ca
     assert (pki / "admin.crt").read_bytes() == admin  # what was fine stays as it was
-    assert {localcluster.realnode.BRIDGE_IP, "10.96.0.1", "127.0.0.1"} <= set(
-        sans(pki / "apiserver.crt")
-    )
+    assert {BRIDGE_IP, "10.96.0.1", "127.0.0.1"} <= set(sans(pki / "apiserver.crt"))
     for name in ("kubelet", "kubelet-serving", "kube-proxy", "apiserver-kubelet-client"):
         assert (pki / f"{name}.crt").exists() and (pki / f"{name}.key").exists()
     kubelet = x509.load_pem_x509_certificate((pki / "kubelet.crt").read_bytes())
     assert kubelet.subject.rfc4514_string() == "O=system:nodes,CN=system:node:real-cpu-1"
-    assert localcluster.realnode.BRIDGE_IP in sans(pki / "kubelet-serving.crt")
+    assert BRIDGE_IP in sans(pki / "kubelet-serving.crt")

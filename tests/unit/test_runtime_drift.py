@@ -22,7 +22,8 @@ def data(n: int, seed: int, shift: float = 0.0) -> pd.DataFrame:
 
 
 def predict(df: pd.DataFrame) -> np.ndarray:
-    return (df["x"].to_numpy() > 0).astype(np.int64)
+    out: np.ndarray = (df["x"].to_numpy() > 0).astype(np.int64)
+    return out
 
 
 @pytest.fixture(scope="module")

@@ -252,9 +252,11 @@ def test_status_fields_and_generation() -> None:
         2,
         "http://fraud.ml.svc:8080",
     )
-    assert "registry unreachable" not in cond.get(st["conditions"], "Ready")["message"]
+    ready = cond.get(st["conditions"], "Ready")
+    assert ready is not None and "registry unreachable" not in ready["message"]
     outage = status(Resolution(None, "RegistryUnavailable", "refused"), SETTLED)
-    assert "registry unreachable" in cond.get(outage["conditions"], "Ready")["message"]
+    ready = cond.get(outage["conditions"], "Ready")
+    assert ready is not None and "registry unreachable" in ready["message"]
 
 
 T0 = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
@@ -262,7 +264,7 @@ T1 = T0 + dt.timedelta(minutes=5)
 
 
 def test_set_condition_moves_transition_time_only_on_flip() -> None:
-    conds: list[cond.Condition] = []
+    conds: list[cond.WireCondition] = []
     assert cond.set_condition(conds, cond.make("Ready", False, "Progressing", "a", 1), T0)
     assert not cond.set_condition(conds, cond.make("Ready", False, "Progressing", "a", 1), T1)
     assert cond.set_condition(conds, cond.make("Ready", False, "Progressing", "b", 1), T1)

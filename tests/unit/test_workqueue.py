@@ -15,7 +15,7 @@ def body(name: str = "a") -> dict[str, Any]:
 
 def test_backoff_grows_only_for_outages_and_events_coalesce() -> None:
     calls: list[float] = []
-    plan: list[Requeue | None] = [Requeue(0.01, backoff=True)] * 4 + [Requeue(0.01)] * 3
+    plan: list[Requeue] = [Requeue(0.01, backoff=True)] * 4 + [Requeue(0.01)] * 3
 
     async def reconcile(_: dict[str, Any], __: dt.datetime) -> Requeue | None:
         calls.append(asyncio.get_running_loop().time())
