@@ -67,7 +67,7 @@ crds: setup-python ## regenerate crds/ (and the chart's copy) from the typed mod
 	@$(PY) -m mlops_operator.api.crdgen crds
 	@cp crds/*.yaml charts/mlops-operator/crds/
 
-pipelines: setup-python ## compile pipelines/*/pipeline.py into pipeline.yaml
+pipelines: setup-python ## compile pipelines/*/pipeline.py into operator/mlops_operator/pipelines/packages/
 	@$(PY) -m mlops_operator.pipelines.compile
 
 bench: bench-runtime bench-reconcile ## all benchmarks

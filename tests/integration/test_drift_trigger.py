@@ -23,39 +23,15 @@ from typing import Any
 import numpy as np
 import pytest
 
-from tests.integration.test_retrain_job import Env, _jobs_of, rtj
 from tests.support.cluster import eventually
 from tests.support.fake_kfp import FakeKfp
 from tests.support.mlflow_server import free_port
+from tests.support.models import register_with_baseline
 from tests.support.objects import make_model_deployment
 from tests.support.prometheus import PrometheusServer
+from tests.support.retrain_jobs import Env, jobs_of, rtj
 
 pytestmark = pytest.mark.usefixtures("operator")
-
-
-def register_with_baseline(mlflow_uri: str, name: str) -> tuple[str, Any]:
-    """An iris model whose version carries drift/baseline.json; returns (version, data)."""
-    import mlflow
-    from mlflow.models import infer_signature
-    from sklearn.datasets import load_iris
-    from sklearn.linear_model import LogisticRegression
-
-    from mlops_operator.baselines import log_baseline
-    from mlops_operator.profiles import compute_profile
-
-    mlflow.set_tracking_uri(mlflow_uri)
-    x, y = load_iris(return_X_y=True, as_frame=True)
-    model = LogisticRegression(max_iter=300).fit(x, y)
-    with mlflow.start_run():
-        info = mlflow.sklearn.log_model(
-            model,
-            name="model",
-            signature=infer_signature(x, model.predict(x)),
-            registered_model_name=name,
-            pip_requirements=["scikit-learn", "pandas"],
-        )
-    log_baseline(compute_profile(x, predictions=model.predict(x)), info.model_id)
-    return str(info.registered_model_version), x
 
 
 @pytest.fixture
@@ -137,7 +113,7 @@ def test_sustained_drift_creates_exactly_one_retrain_job(
         low = eventually(lambda: prometheus.query(expr), timeout=30, what="PSI scraped")
         assert float(low[0]["value"][1]) < 0.1
         time.sleep(6)
-        assert _jobs_of(env, "watched") == []
+        assert jobs_of(env, "watched") == []
         # then shifted traffic: every feature moves by two standard deviations
         shifted = data.sample(2000, replace=True, random_state=rng) + 2 * data.std()
         send(runtime["url"], shifted)
@@ -148,7 +124,7 @@ def test_sustained_drift_creates_exactly_one_retrain_job(
         )
         try:
             jobs = eventually(
-                lambda: _jobs_of(env, "watched"), timeout=60, what="RetrainJob created by drift"
+                lambda: jobs_of(env, "watched"), timeout=60, what="RetrainJob created by drift"
             )
         except AssertionError as e:
             md = env.get("modeldeployments", "watched")
@@ -158,7 +134,7 @@ def test_sustained_drift_creates_exactly_one_retrain_job(
         assert "PSI" in jobs[0]["metadata"]["annotations"]["mlops.dev/trigger-reason"]
         # drift goes on for several more periods while the job runs: no second job
         time.sleep(10)
-        assert len(_jobs_of(env, "watched")) == 1
+        assert len(jobs_of(env, "watched")) == 1
         md = env.get("modeldeployments", "watched")
         assert md["status"]["retraining"]["drift"]["psi"] > 0.25
     finally:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import functools
 import json
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -18,16 +17,12 @@ from tests.support.cluster import eventually
 from tests.support.kube import server_side_apply
 from tests.support.mlflow_server import MlflowServer
 from tests.support.models import register_iris, set_alias
-from tests.support.objects import make_model_deployment
+from tests.support.objects import make_model_deployment, unique
 
 ROOT = Path(__file__).resolve().parents[2]
 GROUP, VERSION, PLURAL = "mlops.dev", "v1alpha1", "modeldeployments"
 
 pytestmark = pytest.mark.usefixtures("operator")
-
-
-def unique(prefix: str) -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:6]}"
 
 
 class Env:

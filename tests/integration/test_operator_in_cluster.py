@@ -16,9 +16,10 @@ import pytest
 import requests
 from kubernetes import client
 
-from tests.integration.test_real_node import Cluster, local_predict, oip, register_diabetes, rows
 from tests.support.helm import CHART, helm
+from tests.support.models import local_predict, oip, register_diabetes, rows
 from tests.support.realnode import NODE_NAME, OPERATOR_IMAGE, RUNTIME_IMAGE, SCHEDULING
+from tests.support.serving import Cluster
 
 pytestmark = [pytest.mark.realnode, pytest.mark.usefixtures("real_node")]
 

@@ -12,7 +12,6 @@ import shutil
 import subprocess
 import threading
 import time
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,15 +23,13 @@ import requests
 from kubernetes import client
 
 from tests.support.cluster import eventually
-from tests.support.helm import find_binary
-from tests.support.kube import server_side_apply
 from tests.support.mlflow_server import MlflowServer
-from tests.support.objects import make_model_deployment
-from tests.support.realnode import NODE_NAME, RUNTIME_IMAGE, SCHEDULING
+from tests.support.models import local_predict, oip, register_diabetes, rows
+from tests.support.objects import unique
+from tests.support.realnode import NODE_NAME
+from tests.support.serving import KUBECTL, Cluster, kubectl
 
 ROOT = Path(__file__).resolve().parents[2]
-GROUP, VERSION, PLURAL = "mlops.dev", "v1alpha1", "modeldeployments"
-KUBECTL = find_binary("kubectl") or "kubectl"  # the project's build, of the cluster's version
 
 pytestmark = [pytest.mark.realnode, pytest.mark.usefixtures("real_node", "operator")]
 
@@ -40,153 +37,11 @@ pytestmark = [pytest.mark.realnode, pytest.mark.usefixtures("real_node", "operat
 # ---------------------------------------------------------------- helpers
 
 
-def register_diabetes(tracking_uri: str, name: str, alpha: float) -> str:
-    """A ridge regression on scikit-learn's diabetes data, registered as a new version."""
-    import mlflow
-    from mlflow.models import infer_signature
-    from sklearn.datasets import load_diabetes
-    from sklearn.linear_model import Ridge
-
-    mlflow.set_tracking_uri(tracking_uri)
-    x, y = load_diabetes(return_X_y=True, as_frame=True)
-    model = Ridge(alpha=alpha).fit(x, y)
-    with mlflow.start_run():
-        info: Any = mlflow.sklearn.log_model(
-            model,
-            name="model",
-            signature=infer_signature(x, model.predict(x)),
-            registered_model_name=name,
-            pip_requirements=["scikit-learn", "pandas"],
-        )
-    return str(info.registered_model_version)
-
-
-def local_predict(tracking_uri: str, name: str, version: str, rows: Any) -> list[float]:
-    import mlflow
-
-    mlflow.set_tracking_uri(tracking_uri)
-    model = mlflow.pyfunc.load_model(f"models:/{name}/{version}")
-    return [float(v) for v in np.asarray(model.predict(rows)).ravel()]
-
-
-def rows(n: int = 20) -> Any:
-    from sklearn.datasets import load_diabetes
-
-    x, _ = load_diabetes(return_X_y=True, as_frame=True)
-    return x.head(n)
-
-
-def oip(df: Any) -> dict[str, Any]:
-    return {
-        "inputs": [
-            {"name": c, "shape": [len(df)], "datatype": "FP64", "data": df[c].tolist()}
-            for c in df.columns
-        ]
-    }
-
-
-@dataclass
-class Served:
-    name: str
-    ns: str
-    model: str
-    url: str  # http://<ClusterIP>:<port>
-
-
-class Cluster:
-    def __init__(self, kube: client.ApiClient, ns: str) -> None:
-        self.kube, self.ns = kube, ns
-        self.custom = client.CustomObjectsApi(kube)
-        self.core = client.CoreV1Api(kube)
-        self.apps = client.AppsV1Api(kube)
-
-    def restrict(self) -> None:
-        """Enforce Pod Security `restricted` on the namespace (admission refuses the rest)."""
-        self.core.patch_namespace(
-            self.ns,
-            {"metadata": {"labels": {"pod-security.kubernetes.io/enforce": "restricted"}}},
-        )
-
-    def apply_md(self, name: str, registered: str, **spec: Any) -> None:
-        defaults: dict[str, Any] = {
-            "model": {"name": registered, "alias": "champion"},
-            "replicas": 1,
-            "runtime": {"image": RUNTIME_IMAGE},
-            "scheduling": SCHEDULING,
-            "resources": {"requests": {"cpu": "50m", "memory": "256Mi"}},
-        }
-        body = make_model_deployment(name, self.ns, **{**defaults, **spec})
-        server_side_apply(self.kube, body)
-
-    def md(self, name: str) -> dict[str, Any]:
-        return dict(self.custom.get_namespaced_custom_object(GROUP, VERSION, self.ns, PLURAL, name))
-
-    def cond(self, name: str, type_: str) -> dict[str, Any]:
-        for c in self.md(name).get("status", {}).get("conditions", []):
-            if c["type"] == type_:
-                return dict(c)
-        return {}
-
-    def wait_ready(self, name: str, version: str, timeout: float = 240) -> None:
-        def ready() -> bool:
-            st = self.md(name).get("status", {})
-            c = {x["type"]: x for x in st.get("conditions", [])}
-            ok = c.get("Ready", {}).get("status") == "True"
-            return bool(ok and st.get("model", {}).get("version") == version)
-
-        eventually(ready, timeout, 1, f"{name} Ready at version {version}: {self.debug(name)}")
-
-    def debug(self, name: str) -> str:
-        pods = self.core.list_namespaced_pod(
-            self.ns, label_selector=f"mlops.dev/model-deployment={name}"
-        )
-        return "; ".join(
-            f"{p.metadata.name} {p.status.phase} "
-            f"{[(c.name, c.state.to_dict()) for c in p.status.container_statuses or []]}"
-            for p in pods.items
-        )
-
-    def served(self, name: str, model: str) -> Served:
-        """The Service, once it answers: Ready says the pods are; the Service's endpoints and
-        kube-proxy's rules follow a moment later."""
-        svc = self.core.read_namespaced_service(name, self.ns)
-        port = svc.spec.ports[0].port
-        url = f"http://{svc.spec.cluster_ip}:{port}"
-
-        def answers() -> bool:
-            try:
-                return requests.get(f"{url}/v2/health/ready", timeout=5).status_code == 200
-            except requests.RequestException:
-                return False
-
-        eventually(answers, 30, 0.2, f"{url} answering")
-        return Served(name, self.ns, model, url)
-
-    def pods(self, name: str) -> list[client.V1Pod]:
-        return list(
-            self.core.list_namespaced_pod(
-                self.ns, label_selector=f"mlops.dev/model-deployment={name}"
-            ).items
-        )
-
-
-def kubectl(kubeconfig: str, *args: str) -> str:
-    r = subprocess.run(
-        [KUBECTL, f"--kubeconfig={kubeconfig}", *args], capture_output=True, text=True, timeout=60
-    )
-    assert r.returncode == 0, f"kubectl {' '.join(args)}: {r.stderr}"
-    return r.stdout
-
-
 @pytest.fixture
 def cluster(kube: client.ApiClient, namespace: str) -> Cluster:
     c = Cluster(kube, namespace)
     c.restrict()
     return c
-
-
-def unique(prefix: str) -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:6]}"
 
 
 # ---------------------------------------------------------------- tests
@@ -397,8 +252,8 @@ def test_drift_in_real_pods_found_by_prometheus_creates_exactly_one_retrain_job(
 ) -> None:
     """Prometheus finds the model's pods through the API server (kubernetes_sd), scrapes the
     runtime's PSI from them, and the operator's drift trigger reads it from Prometheus."""
-    from tests.integration.test_drift_trigger import register_with_baseline
-    from tests.integration.test_retrain_job import Env, _jobs_of, rtj
+    from tests.support.models import register_with_baseline
+    from tests.support.retrain_jobs import Env, jobs_of, rtj
 
     model = unique("drift")
     version, data = register_with_baseline(mlflow_uri, model)
@@ -432,12 +287,12 @@ def test_drift_in_real_pods_found_by_prometheus_creates_exactly_one_retrain_job(
         (series,) = prometheus.query(f'mlops_drift_psi{{namespace="{cluster.ns}"}}')
         assert series["metric"]["job"] == "pods"  # found through the cluster, not a file
         assert series["metric"]["pod"].startswith("watched-")
-        assert _jobs_of(env, "watched") == []
+        assert jobs_of(env, "watched") == []
         send(data.sample(2000, replace=True, random_state=rng) + 2 * data.std())
-        jobs = eventually(lambda: _jobs_of(env, "watched"), 90, 0.5, "RetrainJob by drift")
+        jobs = eventually(lambda: jobs_of(env, "watched"), 90, 0.5, "RetrainJob by drift")
         assert len(jobs) == 1
         assert jobs[0]["metadata"]["labels"]["mlops.dev/trigger"] == "drift"
         time.sleep(8)  # drift goes on for more periods while the job runs: no second job
-        assert len(_jobs_of(env, "watched")) == 1
+        assert len(jobs_of(env, "watched")) == 1
     finally:
         fake_kfp.release()

@@ -4,99 +4,25 @@ MLflow; the kfp backend against the FAKE KFP API of tests/support/fake_kfp.py.""
 from __future__ import annotations
 
 import base64
-import builtins
 import datetime as dt
 import functools
 import time
-import uuid
 from pathlib import Path
-from typing import Any
 
 import pytest
 from kubernetes import client
-from mlflow.tracking import MlflowClient
 
+from mlops_operator.contract import GROUP, VERSION
 from mlops_operator.seams import AFTER_SUBMIT
 from tests.support.cluster import eventually
 from tests.support.fake_kfp import FakeKfp
-from tests.support.kube import server_side_apply
 from tests.support.models import register_iris
-from tests.support.objects import make_model_deployment
+from tests.support.objects import make_model_deployment, unique
 from tests.support.operator_main import CRASH_EXIT
 from tests.support.operator_process import OperatorProcess
-from tests.support.retrain_jobs import worker_pid
-
-GROUP, VERSION = "mlops.dev", "v1alpha1"
+from tests.support.retrain_jobs import Env, jobs_of, rtj, worker_pid
 
 pytestmark = pytest.mark.usefixtures("operator")
-
-
-def unique(prefix: str) -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:6]}"
-
-
-def rtj(
-    name: str,
-    model: str,
-    *,
-    backend: str = "local",
-    metric: str = "accuracy",
-    min_delta: float = 0.0,
-    **params: Any,
-) -> dict[str, Any]:
-    return {
-        "apiVersion": f"{GROUP}/{VERSION}",
-        "kind": "RetrainJob",
-        "metadata": {"name": name},
-        "spec": {
-            "model": {"name": model},
-            "backend": backend,
-            "pipeline": {
-                "name": "tabular-train",
-                "parameters": {"data_uri": "sklearn:iris", **params},
-            },
-            "promotion": {"metric": metric, "minDelta": min_delta, "alias": "champion"},
-        },
-    }
-
-
-class Env:
-    def __init__(self, kube: client.ApiClient, ns: str, mlflow_uri: str) -> None:
-        self.kube, self.ns, self.mlflow_uri = kube, ns, mlflow_uri
-        self.custom = client.CustomObjectsApi(kube)
-        self.core = client.CoreV1Api(kube)
-        self.mlflow = MlflowClient(tracking_uri=mlflow_uri, registry_uri=mlflow_uri)
-
-    def apply(self, body: dict[str, Any]) -> None:
-        server_side_apply(
-            self.kube, {**body, "metadata": {**body["metadata"], "namespace": self.ns}}
-        )
-
-    def get(self, plural: str, name: str) -> dict[str, Any]:
-        return dict(self.custom.get_namespaced_custom_object(GROUP, VERSION, self.ns, plural, name))
-
-    def list(self, plural: str) -> list[dict[str, Any]]:
-        return list(
-            self.custom.list_namespaced_custom_object(GROUP, VERSION, self.ns, plural)["items"]
-        )
-
-    def cond(self, name: str, type_: str) -> dict[str, Any]:
-        st = self.get("retrainjobs", name).get("status") or {}
-        return next((c for c in st.get("conditions", []) if c["type"] == type_), {})
-
-    def finished(self, name: str, timeout: float = 180) -> dict[str, Any]:
-        def check() -> dict[str, Any] | None:
-            o = self.get("retrainjobs", name)
-            conds = {c["type"]: c for c in (o.get("status") or {}).get("conditions", [])}
-            s = conds.get("Succeeded")
-            if s and (s["status"] == "False" or "Promoted" in conds):
-                return o
-            return None
-
-        return eventually(check, timeout, interval=1, what=f"RetrainJob {name} finished")
-
-    def versions(self, model: str) -> builtins.list[Any]:
-        return builtins.list(self.mlflow.search_model_versions(f"name = '{model}'"))
 
 
 @pytest.fixture
@@ -342,14 +268,6 @@ def _set_now(now_file: Path, t: dt.datetime) -> None:
     tmp.replace(now_file)
 
 
-def _jobs_of(env: Env, md: str) -> list[dict[str, Any]]:
-    return [
-        j
-        for j in env.list("retrainjobs")
-        if (j["metadata"].get("labels") or {}).get("mlops.dev/model-deployment") == md
-    ]
-
-
 def test_schedule_trigger_creates_one_job_no_overlap_and_prunes(
     env: Env, now_file: Path, fake_kfp: FakeKfp
 ) -> None:
@@ -371,12 +289,12 @@ def test_schedule_trigger_creates_one_job_no_overlap_and_prunes(
             )
         )
         time.sleep(8)  # a few resyncs at t0: nothing is due
-        assert _jobs_of(env, "sched") == []
+        assert jobs_of(env, "sched") == []
         first_due = (t0 + dt.timedelta(days=1)).replace(hour=3, minute=0, second=0)
         _set_now(now_file, first_due + dt.timedelta(minutes=1))
-        jobs = eventually(lambda: _jobs_of(env, "sched"), timeout=30, what="one RetrainJob")
+        jobs = eventually(lambda: jobs_of(env, "sched"), timeout=30, what="one RetrainJob")
         time.sleep(8)
-        jobs = _jobs_of(env, "sched")
+        jobs = jobs_of(env, "sched")
         assert len(jobs) == 1
         j = jobs[0]
         assert j["metadata"]["labels"]["mlops.dev/trigger"] == "schedule"
@@ -384,7 +302,7 @@ def test_schedule_trigger_creates_one_job_no_overlap_and_prunes(
         # the next firing comes while the first still runs: skipped, no overlap
         _set_now(now_file, first_due + dt.timedelta(days=1, minutes=1))
         time.sleep(8)
-        assert len(_jobs_of(env, "sched")) == 1
+        assert len(jobs_of(env, "sched")) == 1
         md = env.get("modeldeployments", "sched")
         assert "still running" in md["status"]["retraining"]["message"]
     finally:
@@ -394,18 +312,18 @@ def test_schedule_trigger_creates_one_job_no_overlap_and_prunes(
     _set_now(now_file, first_due + dt.timedelta(days=2, minutes=1))
     eventually(
         lambda: [
-            x for x in _jobs_of(env, "sched") if x["metadata"]["name"] != j["metadata"]["name"]
+            x for x in jobs_of(env, "sched") if x["metadata"]["name"] != j["metadata"]["name"]
         ],
         timeout=30,
         what="second RetrainJob",
     )
     second = next(
-        x for x in _jobs_of(env, "sched") if x["metadata"]["name"] != j["metadata"]["name"]
+        x for x in jobs_of(env, "sched") if x["metadata"]["name"] != j["metadata"]["name"]
     )
     env.finished(second["metadata"]["name"])
     eventually(
         lambda: (
-            [x["metadata"]["name"] for x in _jobs_of(env, "sched")] == [second["metadata"]["name"]]
+            [x["metadata"]["name"] for x in jobs_of(env, "sched")] == [second["metadata"]["name"]]
         ),
         timeout=30,
         what="history pruned to 1",

@@ -1,8 +1,10 @@
-"""Register small real scikit-learn models in the MLflow fixture."""
+"""Register small real scikit-learn models in the MLflow fixture, and data to send them."""
 
 from __future__ import annotations
 
 from typing import Any
+
+import numpy as np
 
 
 def register_iris(
@@ -49,3 +51,73 @@ def set_alias(tracking_uri: str, name: str, alias: str, version: str) -> None:
     MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri).set_registered_model_alias(
         name, alias, version
     )
+
+
+def register_diabetes(tracking_uri: str, name: str, alpha: float) -> str:
+    """A ridge regression on scikit-learn's diabetes data, registered as a new version."""
+    import mlflow
+    from mlflow.models import infer_signature
+    from sklearn.datasets import load_diabetes
+    from sklearn.linear_model import Ridge
+
+    mlflow.set_tracking_uri(tracking_uri)
+    x, y = load_diabetes(return_X_y=True, as_frame=True)
+    model = Ridge(alpha=alpha).fit(x, y)
+    with mlflow.start_run():
+        info: Any = mlflow.sklearn.log_model(
+            model,
+            name="model",
+            signature=infer_signature(x, model.predict(x)),
+            registered_model_name=name,
+            pip_requirements=["scikit-learn", "pandas"],
+        )
+    return str(info.registered_model_version)
+
+
+def local_predict(tracking_uri: str, name: str, version: str, rows: Any) -> list[float]:
+    import mlflow
+
+    mlflow.set_tracking_uri(tracking_uri)
+    model = mlflow.pyfunc.load_model(f"models:/{name}/{version}")
+    return [float(v) for v in np.asarray(model.predict(rows)).ravel()]
+
+
+def rows(n: int = 20) -> Any:
+    from sklearn.datasets import load_diabetes
+
+    x, _ = load_diabetes(return_X_y=True, as_frame=True)
+    return x.head(n)
+
+
+def oip(df: Any) -> dict[str, Any]:
+    return {
+        "inputs": [
+            {"name": c, "shape": [len(df)], "datatype": "FP64", "data": df[c].tolist()}
+            for c in df.columns
+        ]
+    }
+
+
+def register_with_baseline(mlflow_uri: str, name: str) -> tuple[str, Any]:
+    """An iris model whose version carries drift/baseline.json; returns (version, data)."""
+    import mlflow
+    from mlflow.models import infer_signature
+    from sklearn.datasets import load_iris
+    from sklearn.linear_model import LogisticRegression
+
+    from mlops_operator.baselines import log_baseline
+    from mlops_operator.profiles import compute_profile
+
+    mlflow.set_tracking_uri(mlflow_uri)
+    x, y = load_iris(return_X_y=True, as_frame=True)
+    model = LogisticRegression(max_iter=300).fit(x, y)
+    with mlflow.start_run():
+        info = mlflow.sklearn.log_model(
+            model,
+            name="model",
+            signature=infer_signature(x, model.predict(x)),
+            registered_model_name=name,
+            pip_requirements=["scikit-learn", "pandas"],
+        )
+    log_baseline(compute_profile(x, predictions=model.predict(x)), info.model_id)
+    return str(info.registered_model_version), x

@@ -1,8 +1,9 @@
-"""Small builders of test objects: make_model_deployment(**overrides)."""
+"""Small builders of test objects: make_model_deployment(**overrides), unique names."""
 
 from __future__ import annotations
 
 import copy
+import uuid
 from typing import Any
 
 from mlops_operator.api.model_deployment import ModelDeploymentSpec
@@ -49,3 +50,8 @@ def make_model_deployment(
         "metadata": {"name": name, "namespace": namespace},
         "spec": md_spec_dict(**overrides),
     }
+
+
+def unique(prefix: str) -> str:
+    """A name no other test uses (tests share the session's cluster and MLflow)."""
+    return f"{prefix}-{uuid.uuid4().hex[:6]}"

@@ -3,10 +3,9 @@
     python -m mlops_operator.pipelines.compile            # write what changed (make pipelines)
     python -m mlops_operator.pipelines.compile --check    # exit 1 if a committed file is stale
 
-Each package is written twice, with the same bytes: ``pipelines/<name>/pipeline.yaml`` beside
-its source (what people read and upload to KFP) and
-``operator/mlops_operator/pipelines/packages/<name>.yaml`` (package data, what the operator
-runs). A package whose source is gone is removed from ``packages/``.
+Each package is written once, to ``operator/mlops_operator/pipelines/packages/<name>.yaml``:
+the package data the operator ships and runs, and the file to upload to KFP by hand. A package
+whose source is gone is removed from ``packages/``.
 
 ``pipeline.py`` must define exactly one ``@dsl.pipeline`` whose name is the directory name.
 The kfp compiler's output depends only on the source and the pinned kfp version, so a stale
@@ -106,7 +105,6 @@ def outputs(root: Path, packages: Path = PACKAGES) -> list[Output]:
     for source in sources(root):
         text = compile_source(source)
         names.add(source.parent.name)
-        result.append(Output(source.parent / COMPILED, text))
         result.append(Output(packages / f"{source.parent.name}.yaml", text))
     result += [Output(p, None) for p in sorted(packages.glob("*.yaml")) if p.stem not in names]
     return result
@@ -119,9 +117,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--check", action="store_true", help="change nothing; exit 1 if stale")
     parser.add_argument("--root", type=Path, default=None, help="repository root")
-    parser.add_argument(
-        "--packages", type=Path, default=PACKAGES, help="where the package data copies go"
-    )
+    parser.add_argument("--packages", type=Path, default=PACKAGES, help="where the packages go")
     args = parser.parse_args(argv)
     root = (args.root or default_root()).resolve()
     if not sources(root):
