@@ -10,7 +10,7 @@ PHASE   := hack/phase.sh
 
 .PHONY: help setup setup-python setup-binaries demo demo-down test test-unit test-integration \
         lint fmt run cluster-up cluster-down cluster-reset crds pipelines bench bench-runtime \
-        bench-reconcile images constraints kind-up kind-down kind-load deploy e2e
+        bench-reconcile images constraints docs kind-up kind-down kind-load deploy e2e
 
 help: ## this list
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -66,6 +66,10 @@ cluster-reset: setup-python
 crds: setup-python ## regenerate crds/ (and the chart's copy) from the typed models in api/
 	@$(PY) -m mlops_operator.api.crdgen crds
 	@cp crds/*.yaml charts/mlops-operator/crds/
+
+docs: setup-python ## regenerate the settings tables of docs/settings.md and docs/runtime.md
+	@$(PY) -m mlops_operator.settings docs/settings.md
+	@$(PY) -m mlops_operator.runtime.config docs/runtime.md
 
 pipelines: setup-python ## compile pipelines/*/pipeline.py into operator/mlops_operator/pipelines/packages/
 	@$(PY) -m mlops_operator.pipelines.compile

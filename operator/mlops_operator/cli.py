@@ -37,7 +37,7 @@ def main(argv: list[str] | None = None, seams: Seams = PRODUCTION) -> int:
 
     if args.command == "settings":
         docs = documented_variables()
-        for f, (env, _) in zip(settings.__dataclass_fields__, docs.items(), strict=True):
+        for f, env in zip(type(settings).model_fields, docs, strict=True):
             print(f"{env}={getattr(settings, f)!r}")
         return 0
 

@@ -1,17 +1,23 @@
-"""The operator's settings: one typed object, read once from the environment at start.
+"""The operator's settings: one pydantic-settings model, read once from the environment at start.
 
-Every variable is documented here (the `help` of each field) and in docs/settings.md; a test
-keeps the two in step. A bad value stops the operator at start with a message naming the
-variable, instead of failing later inside a handler.
+Every variable is a field here: its environment name (validation_alias), its default as one
+would type it, and its help. docs/settings.md's table is generated from these fields
+(`make docs`; a test fails when it is stale). A bad value stops the operator at start with a
+message naming the variable, instead of failing later inside a handler.
 """
 
 from __future__ import annotations
 
-import os
-from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
-from typing import Any, Literal, cast
+import re
+import sys
+from pathlib import Path
+from typing import Annotated, Any, Literal, cast
 from urllib.parse import urlparse
+
+from pydantic import ValidationInfo, field_validator
+from pydantic_settings import NoDecode
+
+from mlops_operator.envsettings import EnvSettings, sync_docs, var
 
 Backend = Literal["local", "kfp"]
 
@@ -20,91 +26,87 @@ class SettingsError(ValueError):
     """A setting has a value the operator cannot use."""
 
 
-def _var(name: str, default: str, help: str) -> Any:
-    # Defaults are written as the environment variable would be, and parsed like it, so
-    # docs/settings.md shows exactly what to type. The metadata feeds the docs and errors.
-    return field(default=default, metadata={"env": name, "help": help})
+class Settings(EnvSettings):
+    error = SettingsError
 
-
-@dataclass(frozen=True)
-class Settings:
-    mlflow_tracking_uri: str = _var(
+    mlflow_tracking_uri: str = var(
         "MLFLOW_TRACKING_URI",
         "http://127.0.0.1:5000",
         "MLflow tracking server the operator resolves aliases and versions against "
         "(MLflow's own variable).",
     )
-    runtime_image: str = _var(
+    runtime_image: str = var(
         "MLOPS_RUNTIME_IMAGE",
         "ghcr.io/mlops-operator/runtime:0.1.0",
         "Default container image of the `mlflow` runtime (spec.runtime.image overrides it).",
     )
-    runtime_mlflow_uri: str = _var(
+    runtime_mlflow_uri: str = var(
         "MLOPS_RUNTIME_MLFLOW_URI",
         "",
         "MLflow URI the model pods use to download the model; empty = MLFLOW_TRACKING_URI. "
         "Set it when pods reach MLflow under another address than the operator does.",
     )
-    resync_seconds: float = _var(
+    resync_seconds: float = var(
         "MLOPS_RESYNC_SECONDS",
         "30",
         "Seconds between periodic re-checks of every ModelDeployment (alias moves, children).",
     )
-    pipeline_backend: Backend = _var(
+    pipeline_backend: Backend = var(
         "MLOPS_PIPELINE_BACKEND",
         "local",
         "Default RetrainJob backend: `local` (kfp's local runner in a worker process) or "
         "`kfp` (a Kubeflow Pipelines API server).",
     )
-    kfp_host: str = _var(
+    kfp_host: str = var(
         "MLOPS_KFP_HOST",
         "",
         "Kubeflow Pipelines API endpoint for the `kfp` backend, e.g. http://ml-pipeline.kubeflow:8888.",
     )
-    prometheus_url: str = _var(
+    prometheus_url: str = var(
         "MLOPS_PROMETHEUS_URL",
         "",
         "Prometheus the drift trigger queries; empty disables drift-triggered retraining.",
     )
-    local_concurrency: int = _var(
+    local_concurrency: int = var(
         "MLOPS_LOCAL_CONCURRENCY", "2", "How many `local` pipeline runs may execute at once."
     )
-    namespaces: tuple[str, ...] = _var(
+    # NoDecode: a comma-separated list, not the JSON pydantic-settings expects by default
+    namespaces: Annotated[tuple[str, ...], NoDecode] = var(
         "MLOPS_NAMESPACES",
         "",
         "Comma-separated namespaces, or globs such as team-*, to watch; empty = all namespaces.",
     )
-    work_dir: str = _var(
+    work_dir: str = var(
         "MLOPS_WORK_DIR",
         "/tmp/mlops-operator",
         "Where the `local` backend keeps run directories and logs.",
     )
-    metrics_port: int = _var(
+    metrics_port: int = var(
         "MLOPS_METRICS_PORT",
         "8080",
         "Port of the operator's /metrics and health endpoints (0 = off).",
     )
-    log_level: str = _var(
+    log_level: str = var(
         "MLOPS_LOG_LEVEL", "INFO", "Python log level of the operator: DEBUG, INFO, WARNING, ERROR."
     )
-    leader_election: bool = _var(
+    leader_election: bool = var(
         "MLOPS_LEADER_ELECTION",
         "false",
         "Elect a leader on a coordination.k8s.io/v1 Lease so that of several replicas only one "
         "reconciles and a standby takes over when it dies (`true`/`false`; the chart turns it on).",
     )
-    leader_election_namespace: str = _var(
+    leader_election_namespace: str = var(
         "MLOPS_LEADER_ELECTION_NAMESPACE",
         "",
         "Namespace of the leader-election Lease; empty = the pod's own namespace in a cluster, "
         "`default` outside one.",
     )
-    leader_election_name: str = _var(
+    leader_election_name: str = var(
         "MLOPS_LEADER_ELECTION_NAME",
         "mlops-operator",
         "Name of the leader-election Lease; replicas that share it elect one leader.",
     )
-    leader_election_lease_seconds: float = _var(
+    leader_election_lease_seconds: float = var(
         "MLOPS_LEADER_ELECTION_LEASE_SECONDS",
         "15",
         "How long a leader's Lease is valid without renewal: a standby takes over that long "
@@ -116,15 +118,12 @@ class Settings:
     def pod_mlflow_uri(self) -> str:
         return self.runtime_mlflow_uri or self.mlflow_tracking_uri
 
+    @field_validator("*", mode="before")
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
-        env = os.environ if env is None else env
-        values: dict[str, object] = {}
-        for f in fields(cls):
-            name = f.metadata["env"]
-            raw = env.get(name, f.default)
-            values[f.name] = _parse(f.name, name, str(raw).strip())
-        return cls(**values)  # type: ignore[arg-type]
+    def _each(cls, value: Any, info: ValidationInfo) -> object:
+        assert info.field_name is not None
+        name = cls.model_fields[info.field_name].validation_alias
+        return _parse(info.field_name, str(name), str(value).strip())
 
 
 def _parse(attr: str, name: str, raw: str) -> object:
@@ -207,19 +206,32 @@ def _parse(attr: str, name: str, raw: str) -> object:
 
 
 def _is_dns_label(s: str) -> bool:
-    import re
-
     return bool(re.fullmatch(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?", s))
 
 
 def _is_dns_subdomain(s: str) -> bool:
-    import re
-
     return len(s) <= 253 and bool(
         re.fullmatch(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*", s)
     )
 
 
 def documented_variables() -> dict[str, tuple[str, str]]:
-    """name -> (default, help), for docs and for the test that keeps the docs complete."""
-    return {f.metadata["env"]: (str(f.default), f.metadata["help"]) for f in fields(Settings)}
+    """name -> (default as typed, help), in declaration order: the docs table's rows."""
+    return Settings.documented()
+
+
+TABLE_START, TABLE_END = "<!-- settings table: make docs -->\n", "<!-- end of settings table -->\n"
+
+
+def render_docs(text: str) -> str:
+    """`text` (docs/settings.md) with its generated table replaced by the current one."""
+    return Settings.render(text, TABLE_START, TABLE_END)
+
+
+def main(argv: list[str]) -> int:
+    """python -m mlops_operator.settings docs/settings.md [--check]"""
+    return sync_docs(Path(argv[0]), render_docs, "--check" in argv[1:])
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -246,3 +246,19 @@ def test_requirement_check_reports_only_real_mismatches(tmp_path: Path) -> None:
         "no-such-dist 1.0 (installed: not installed)",
     ]
     assert check_requirements(tmp_path / "absent") == []
+
+
+def test_the_runtime_docs_table_is_generated_from_the_model() -> None:
+    from pathlib import Path
+
+    from mlops_operator.runtime import config
+
+    doc = Path(__file__).resolve().parents[2] / "docs" / "runtime.md"
+    text = doc.read_text()
+    assert config.render_docs(text) == text, "run `make docs`"
+    # every variable the operator sets on a model pod is a documented runtime setting
+    from mlops_operator.builders.model_deployment import get_env
+    from tests.support.objects import CTX, MODEL, OWNER, make_spec
+
+    set_by_operator = {e["name"] for e in get_env(OWNER, make_spec(), MODEL, CTX)} - {"HOME"}
+    assert set_by_operator <= set(RuntimeConfig.documented())

@@ -76,3 +76,21 @@ def test_every_setting_is_documented() -> None:
     for name, (default, _) in documented_variables().items():
         assert name in rows, f"{name} missing from docs/settings.md"
         assert (f"`{default}`" if default else "(empty)") in rows[name], f"{name}: default"
+
+
+def test_the_docs_table_is_generated_from_the_model() -> None:
+    from mlops_operator import settings
+
+    assert settings.main([str(ROOT / "docs" / "settings.md"), "--check"]) == 0, "make docs"
+    doc = (ROOT / "docs" / "settings.md").read_text()
+    stale = doc.replace("| `MLOPS_WORK_DIR` |", "| `MLOPS_WORKDIR` |")
+    assert settings.render_docs(stale) == doc
+
+
+def test_a_mapping_is_the_whole_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    # from_env(mapping) sees only the mapping; from_env() reads the process (pydantic-settings)
+    monkeypatch.setenv("MLOPS_KFP_HOST", "http://kfp.example:8888")
+    assert Settings.from_env({}).kfp_host == ""
+    assert Settings.from_env().kfp_host == "http://kfp.example:8888"
+    monkeypatch.setenv("MLOPS_NAMESPACES", "team-a, team-b")
+    assert Settings.from_env().namespaces == ("team-a", "team-b")

@@ -26,7 +26,7 @@ from types import FrameType
 import uvicorn
 
 from mlops_operator.runtime.app import RuntimeApp
-from mlops_operator.runtime.config import VARIABLES, ConfigError, RuntimeConfig
+from mlops_operator.runtime.config import ConfigError, RuntimeConfig
 from mlops_operator.runtime.metrics import RuntimeMetrics
 
 log = logging.getLogger("mlops_operator.runtime")
@@ -134,7 +134,10 @@ def build(cfg: RuntimeConfig) -> tuple[RuntimeApp, RuntimeServer]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    epilog = "environment:\n" + "\n".join(f"  {k:26} {v}" for k, v in VARIABLES.items())
+    docs = RuntimeConfig.documented()
+    epilog = "environment (docs/runtime.md):\n" + "\n".join(
+        f"  {k:26} {help} (default {default or 'empty'})" for k, (default, help) in docs.items()
+    )
     ap = argparse.ArgumentParser(
         prog="mlops-runtime",
         description=__doc__,

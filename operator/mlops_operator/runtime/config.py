@@ -1,15 +1,20 @@
-"""Runtime settings, read once from the environment and validated before anything starts.
+"""Runtime settings: a pydantic-settings model, read once from the environment and validated
+before anything starts.
 
-The operator sets the first five (DESIGN.md, "The runtime container"); the rest have defaults
+The operator sets the first six (DESIGN.md, "The runtime container"); the rest have defaults
 that suit a pod and exist for tuning and for the benchmark. MLflow reads its own variables
-(``MLFLOW_TRACKING_URI``, credentials from the ``credentialsSecret``) itself.
+(``MLFLOW_TRACKING_URI``, credentials from the ``credentialsSecret``) itself. docs/runtime.md's
+table is generated from these fields (`make docs`; a test fails when it is stale).
 """
 
 from __future__ import annotations
 
-import os
-from collections.abc import Mapping
-from dataclasses import dataclass
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import ValidationInfo, field_validator, model_validator
+from pydantic_settings import NoDecode
 
 from mlops_operator.contract import (
     ENV_MLFLOW_TRACKING_URI,
@@ -19,122 +24,138 @@ from mlops_operator.contract import (
     ENV_POD_NAMESPACE,
     ENV_PORT,
 )
+from mlops_operator.envsettings import EnvSettings, sync_docs, var
 from mlops_operator.runtime.model import parse_model_uri
 
-# variable -> meaning; the single list that docs and --help print
-VARIABLES: dict[str, str] = {
-    ENV_MODEL_URI: "model to serve: models:/<name>/<version> (pinned by the operator) or a path",
-    ENV_MODEL_NAME: "name in the OIP paths /v2/models/<name>/... (the ModelDeployment's name)",
-    ENV_MODEL_DEPLOYMENT: "value of the model_deployment metric label (default MODEL_NAME)",
-    ENV_POD_NAMESPACE: "value of the namespace metric label (downward API; default empty)",
-    ENV_MLFLOW_TRACKING_URI: "registry to download models:/ URIs from (read by MLflow)",
-    ENV_PORT: "HTTP port (default 8080)",
-    "MLOPS_HOST": "address to bind (default 0.0.0.0)",
-    "MLOPS_DRIFT": "on|off: keep the drift window and export PSI gauges (default on)",
-    "MLOPS_DRIFT_WINDOW": "rows in the sliding drift window (default 10000)",
-    "MLOPS_DRIFT_MIN_ROWS": "rows needed before PSI is exported (default 500)",
-    "MLOPS_PREDICT_THREADS": "threads that run the model; 0 = on the event loop (default 1)",
-    "MLOPS_DRAIN_SECONDS": "on SIGTERM, how long in-flight requests may take (default 30)",
-    "MLOPS_KEEP_ALIVE_SECONDS": "idle keep-alive timeout; above proxies' 60 s (default 75)",
-    "MLOPS_MAX_BODY_BYTES": "largest request body accepted (default 67108864)",
-    "MLOPS_DIRECT_PREDICT": "on|off: skip MLflow's re-enforcement of codec-typed frames (on)",
-    "MLOPS_PRELOAD_MODULES": "modules imported before MLflow, comma-separated (skops.io)",
-    "MLOPS_LOG_LEVEL": "DEBUG|INFO|WARNING|ERROR (default INFO)",
-}
+LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+TABLE_START, TABLE_END = "<!-- runtime table: make docs -->\n", "<!-- end of runtime table -->\n"
 
 
 class ConfigError(ValueError):
     pass
 
 
-@dataclass(frozen=True)
-class RuntimeConfig:
-    model_uri: str
-    model_name: str
-    model_deployment: str
-    namespace: str = ""
-    host: str = "0.0.0.0"
-    port: int = 8080
-    drift: bool = True
-    drift_window: int = 10_000
-    drift_min_rows: int = 500
-    predict_threads: int = 1
-    drain_seconds: float = 30.0
-    keep_alive_seconds: float = 75.0
-    max_body_bytes: int = 64 * 1024 * 1024
-    direct_predict: bool = True
-    preload_modules: tuple[str, ...] = ("skops.io",)
-    log_level: str = "INFO"
+class RuntimeConfig(EnvSettings):
+    error = ConfigError
 
+    model_uri: str = var(
+        ENV_MODEL_URI,
+        "",
+        "Required. The model to serve: models:/<name>/<version> (pinned by the operator) "
+        "or a path.",
+    )
+    model_name: str = var(
+        ENV_MODEL_NAME,
+        "",
+        "Name in the OIP paths /v2/models/<name>/... (the ModelDeployment's name); "
+        f"empty = {ENV_MODEL_DEPLOYMENT}, else the registered model's name.",
+    )
+    model_deployment: str = var(
+        ENV_MODEL_DEPLOYMENT,
+        "",
+        f"Value of the model_deployment metric label; empty = {ENV_MODEL_NAME}.",
+    )
+    namespace: str = var(
+        ENV_POD_NAMESPACE, "", "Value of the namespace metric label (the downward API sets it)."
+    )
+    mlflow_tracking_uri: str = var(
+        ENV_MLFLOW_TRACKING_URI, "", "Registry to download models:/ URIs from (read by MLflow)."
+    )
+    port: int = var(ENV_PORT, "8080", "HTTP port.")
+    host: str = var("MLOPS_HOST", "0.0.0.0", "Address to bind.")
+    drift: bool = var(
+        "MLOPS_DRIFT", "on", "`on`/`off`: keep the drift window and export PSI gauges."
+    )
+    drift_window: int = var("MLOPS_DRIFT_WINDOW", "10000", "Rows in the sliding drift window.")
+    drift_min_rows: int = var("MLOPS_DRIFT_MIN_ROWS", "500", "Rows needed before PSI is exported.")
+    predict_threads: int = var(
+        "MLOPS_PREDICT_THREADS", "1", "Threads that run the model; 0 = on the event loop."
+    )
+    drain_seconds: float = var(
+        "MLOPS_DRAIN_SECONDS", "30", "On SIGTERM, how long in-flight requests may take."
+    )
+    keep_alive_seconds: float = var(
+        "MLOPS_KEEP_ALIVE_SECONDS", "75", "Idle keep-alive timeout; above proxies' 60 s."
+    )
+    max_body_bytes: int = var(
+        "MLOPS_MAX_BODY_BYTES", "67108864", "Largest request body accepted (64 MiB)."
+    )
+    direct_predict: bool = var(
+        "MLOPS_DIRECT_PREDICT",
+        "on",
+        "`on`/`off`: skip MLflow's re-enforcement of codec-typed frames.",
+    )
+    # NoDecode: a comma-separated list, not the JSON pydantic-settings expects by default
+    preload_modules: Annotated[tuple[str, ...], NoDecode] = var(
+        "MLOPS_PRELOAD_MODULES", "skops.io", "Modules imported before MLflow, comma-separated."
+    )
+    log_level: str = var("MLOPS_LOG_LEVEL", "INFO", "DEBUG, INFO, WARNING or ERROR.")
+
+    @field_validator("*", mode="before")
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> RuntimeConfig:
-        e = os.environ if env is None else env
-        uri = e.get(ENV_MODEL_URI, "").strip()
-        if not uri:
-            raise ConfigError("MODEL_URI is required (models:/<name>/<version> or a path)")
-        name = e.get(ENV_MODEL_NAME, "").strip() or e.get(ENV_MODEL_DEPLOYMENT, "").strip()
-        name = name or parse_model_uri(uri).name
+    def _each(cls, value: Any, info: ValidationInfo) -> object:
+        assert info.field_name is not None
+        return _parse(info.field_name, cls.env_name(info.field_name), str(value).strip())
+
+    @model_validator(mode="after")
+    def _names(self) -> RuntimeConfig:
+        # the metric label and the OIP name default to each other, then to the model's name
+        name = self.model_name or self.model_deployment or parse_model_uri(self.model_uri).name
         if not name or "/" in name:
-            raise ConfigError(f"MODEL_NAME must be a non-empty name without '/': {name!r}")
-        level = e.get("MLOPS_LOG_LEVEL", "INFO").upper()
-        if level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
-            raise ConfigError(f"MLOPS_LOG_LEVEL: unknown level {level!r}")
-        return cls(
-            model_uri=uri,
-            model_name=name,
-            model_deployment=e.get(ENV_MODEL_DEPLOYMENT, "").strip() or name,
-            namespace=e.get(ENV_POD_NAMESPACE, "").strip(),
-            host=e.get("MLOPS_HOST", "0.0.0.0"),
-            port=_int(e, ENV_PORT, 8080, 1, 65535),
-            drift=_switch(e, "MLOPS_DRIFT", True),
-            drift_window=_int(e, "MLOPS_DRIFT_WINDOW", 10_000, 1, 10_000_000),
-            drift_min_rows=_int(e, "MLOPS_DRIFT_MIN_ROWS", 500, 1, 10_000_000),
-            predict_threads=_int(e, "MLOPS_PREDICT_THREADS", 1, 0, 256),
-            drain_seconds=_float(e, "MLOPS_DRAIN_SECONDS", 30.0),
-            keep_alive_seconds=_float(e, "MLOPS_KEEP_ALIVE_SECONDS", 75.0),
-            max_body_bytes=_int(e, "MLOPS_MAX_BODY_BYTES", 64 * 1024 * 1024, 1, 2**40),
-            direct_predict=_switch(e, "MLOPS_DIRECT_PREDICT", True),
-            preload_modules=tuple(
-                m.strip()
-                for m in e.get("MLOPS_PRELOAD_MODULES", "skops.io").split(",")
-                if m.strip()
-            ),
-            log_level=level,
-        )
+            raise ConfigError(f"{ENV_MODEL_NAME} must be a non-empty name without '/': {name!r}")
+        object.__setattr__(self, "model_name", name)
+        object.__setattr__(self, "model_deployment", self.model_deployment or name)
+        return self
 
 
-def _int(e: Mapping[str, str], key: str, default: int, lo: int, hi: int) -> int:
-    raw = e.get(key, "").strip()
-    if not raw:
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ConfigError(f"{key} must be an integer, got {raw!r}") from None
-    if not lo <= value <= hi:
-        raise ConfigError(f"{key} must be between {lo} and {hi}, got {value}")
-    return value
+INTS = {
+    "port": (1, 65535),
+    "drift_window": (1, 10_000_000),
+    "drift_min_rows": (1, 10_000_000),
+    "predict_threads": (0, 256),
+    "max_body_bytes": (1, 2**40),
+}
 
 
-def _float(e: Mapping[str, str], key: str, default: float) -> float:
-    raw = e.get(key, "").strip()
-    if not raw:
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ConfigError(f"{key} must be a number of seconds, got {raw!r}") from None
-    if not 0 <= value < 86400:
-        raise ConfigError(f"{key} must be between 0 and 86400, got {value}")
-    return value
+def _parse(attr: str, key: str, raw: str) -> object:
+    if attr == "model_uri" and not raw:
+        raise ConfigError(f"{key} is required (models:/<name>/<version> or a path)")
+    if attr in INTS:
+        lo, hi = INTS[attr]
+        try:
+            value = int(raw)
+        except ValueError:
+            raise ConfigError(f"{key} must be an integer, got {raw!r}") from None
+        if not lo <= value <= hi:
+            raise ConfigError(f"{key} must be between {lo} and {hi}, got {value}")
+        return value
+    if attr in ("drain_seconds", "keep_alive_seconds"):
+        try:
+            seconds = float(raw)
+        except ValueError:
+            raise ConfigError(f"{key} must be a number of seconds, got {raw!r}") from None
+        if not 0 <= seconds < 86400:
+            raise ConfigError(f"{key} must be between 0 and 86400, got {seconds}")
+        return seconds
+    if attr in ("drift", "direct_predict"):
+        if raw.lower() in ("on", "true", "1", "yes"):
+            return True
+        if raw.lower() in ("off", "false", "0", "no"):
+            return False
+        raise ConfigError(f"{key} must be on or off, got {raw!r}")
+    if attr == "preload_modules":
+        return tuple(m.strip() for m in raw.split(",") if m.strip())
+    if attr == "log_level":
+        if raw.upper() not in LEVELS:
+            raise ConfigError(f"{key}: unknown level {raw.upper()!r}")
+        return raw.upper()
+    return raw
 
 
-def _switch(e: Mapping[str, str], key: str, default: bool) -> bool:
-    raw = e.get(key, "").strip().lower()
-    if not raw:
-        return default
-    if raw in ("on", "true", "1", "yes"):
-        return True
-    if raw in ("off", "false", "0", "no"):
-        return False
-    raise ConfigError(f"{key} must be on or off, got {raw!r}")
+def render_docs(text: str) -> str:
+    """`text` (docs/runtime.md) with its generated table replaced by the current one."""
+    return RuntimeConfig.render(text, TABLE_START, TABLE_END)
+
+
+if __name__ == "__main__":  # python -m mlops_operator.runtime.config docs/runtime.md [--check]
+    sys.exit(sync_docs(Path(sys.argv[1]), render_docs, "--check" in sys.argv[2:]))
