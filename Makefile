@@ -10,7 +10,7 @@ PHASE   := hack/phase.sh
 
 .PHONY: help setup setup-python setup-binaries demo demo-down test test-unit test-integration \
         lint fmt run cluster-up cluster-down cluster-reset crds pipelines bench bench-runtime \
-        bench-reconcile images constraints docs kind-up kind-down kind-load deploy e2e
+        bench-reconcile bench-clients images constraints docs kind-up kind-down kind-load deploy e2e
 
 help: ## this list
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -78,6 +78,12 @@ bench: bench-runtime bench-reconcile ## all benchmarks
 
 bench-runtime: setup ## our runtime vs `mlflow models serve`
 	@$(PY) bench/bench_runtime.py
+
+bench-clients: setup ## the operator's Kubernetes client vs lightkube, kr8s, kubernetes_asyncio
+	@libs=$${MLOPS_CACHE_DIR:-$$HOME/.cache/mlops-operator}/bench-clients; \
+	  [ -f $$libs/.done-1 ] || { $(PY) -m pip install -q --target $$libs lightkube==1.0.1 kr8s==0.20.15 kubernetes-asyncio==36.1.0 && touch $$libs/.done-1; }; \
+	  [ -n "$$KUBECONFIG" ] || { $(PY) hack/localcluster.py up >/dev/null && export KUBECONFIG=$(CURDIR)/.cluster/kubeconfig; }; \
+	  MLOPS_BENCH_CLIENT_LIBS=$$libs $(PY) bench/bench_kube_clients.py
 
 bench-reconcile: setup ## apply -> Deployment and alias move -> roll-forward, 1/100/500 objects
 	@$(PY) bench/bench_reconcile.py
