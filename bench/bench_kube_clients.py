@@ -1,10 +1,11 @@
 """Which async Kubernetes client should clients/kube.py and leader.py use?
 
-Runs the calls the operator makes (server-side apply, get, list by label, merge-patch of the
-status subresource's kind: a ConfigMap here) against the local cluster's real API server with
-the project's own client (clients/kube.HttpKube, the baseline, measured in the same run) and
-with lightkube, kr8s and kubernetes_asyncio, and prints time per call, the ratio to the
-baseline, and the import cost of each library (seconds and resident memory, in a fresh process).
+Runs the calls the operator makes (server-side apply, get, list by label, merge patch) on a
+kind it writes (NetworkPolicy: plain data, no controller acts on it) against the local
+cluster's real API server, with the project's own client (clients/kube.HttpKube, the
+baseline, measured in the same run) and with lightkube, kr8s and kubernetes_asyncio. Prints
+the time per call, its ratio to the baseline, and the import cost of each library (seconds
+and resident memory, in a fresh process).
 
     make bench-clients        # installs the three libraries into the cache, not into .venv
 
@@ -31,17 +32,22 @@ LIBS = Path(os.environ.get("MLOPS_BENCH_CLIENT_LIBS", "/tmp/mlops-bench-clients"
 N = int(os.environ.get("MLOPS_BENCH_CLIENT_N", "200"))
 ROUNDS = 3
 MANAGER = "bench-clients"
+API, KIND = "networking.k8s.io/v1", "NetworkPolicy"
 
 Call = Callable[[int], Awaitable[object]]
 
 
 def cm(ns: str, i: int, value: str) -> dict[str, Any]:
     return {
-        "apiVersion": "v1",
-        "kind": "ConfigMap",
-        "metadata": {"name": f"cm-{i}", "namespace": ns, "labels": {"bench": "clients"}},
-        "data": {"value": value},
+        "apiVersion": API,
+        "kind": KIND,
+        "metadata": {"name": f"np-{i}", "namespace": ns, "labels": {"bench": "clients"}},
+        "spec": {"podSelector": {"matchLabels": {"value": value}}, "policyTypes": ["Ingress"]},
     }
+
+
+def annotation(value: str) -> dict[str, Any]:
+    return {"metadata": {"annotations": {"patched": value}}}
 
 
 async def timed(call: Call, n: int, concurrency: int) -> float:
@@ -69,15 +75,13 @@ class Ours:
         return await self.kube.apply(cm(self.ns, i, value), manager=MANAGER)
 
     async def get(self, i: int) -> object:
-        return await self.kube.get("v1", "ConfigMap", self.ns, f"cm-{i}")
+        return await self.kube.get(API, KIND, self.ns, f"np-{i}")
 
     async def list(self) -> int:
-        return len(await self.kube.list("v1", "ConfigMap", self.ns, "bench=clients"))
+        return len(await self.kube.list(API, KIND, self.ns, "bench=clients"))
 
     async def patch(self, i: int, value: str) -> object:
-        return await self.kube.patch_merge(
-            "v1", "ConfigMap", self.ns, f"cm-{i}", {"data": {"patched": value}}
-        )
+        return await self.kube.patch_merge(API, KIND, self.ns, f"np-{i}", annotation(value))
 
     async def close(self) -> None:
         await self.kube.close()
@@ -92,35 +96,35 @@ class Lightkube:
         self.ns, self.client = ns, AsyncClient(field_manager=MANAGER)
 
     async def apply(self, i: int, value: str) -> object:
-        from lightkube.resources.core_v1 import ConfigMap
+        from lightkube.resources.networking_v1 import NetworkPolicy
 
-        return await self.client.apply(ConfigMap.from_dict(cm(self.ns, i, value)), force=True)
+        return await self.client.apply(NetworkPolicy.from_dict(cm(self.ns, i, value)), force=True)
 
     async def get(self, i: int) -> object:
-        from lightkube.resources.core_v1 import ConfigMap
+        from lightkube.resources.networking_v1 import NetworkPolicy
 
-        return await self.client.get(ConfigMap, f"cm-{i}", namespace=self.ns)
+        return await self.client.get(NetworkPolicy, f"np-{i}", namespace=self.ns)
 
     async def list(self) -> int:
-        from lightkube.resources.core_v1 import ConfigMap
+        from lightkube.resources.networking_v1 import NetworkPolicy
 
         return len(
             [
                 x
                 async for x in self.client.list(
-                    ConfigMap, namespace=self.ns, labels={"bench": "clients"}
+                    NetworkPolicy, namespace=self.ns, labels={"bench": "clients"}
                 )
             ]
         )
 
     async def patch(self, i: int, value: str) -> object:
-        from lightkube.resources.core_v1 import ConfigMap
+        from lightkube.resources.networking_v1 import NetworkPolicy
         from lightkube.types import PatchType
 
         return await self.client.patch(
-            ConfigMap,
-            f"cm-{i}",
-            {"data": {"patched": value}},
+            NetworkPolicy,
+            f"np-{i}",
+            annotation(value),
             namespace=self.ns,
             patch_type=PatchType.MERGE,
         )
@@ -138,16 +142,16 @@ class Kr8s:
         self.ns, self.api = ns, await kr8s.asyncio.api()
 
     async def apply(self, i: int, value: str) -> object:
-        from kr8s.asyncio.objects import ConfigMap
+        from kr8s.asyncio.objects import NetworkPolicy
 
-        obj = await ConfigMap(cm(self.ns, i, value), api=self.api)
+        obj = await NetworkPolicy(cm(self.ns, i, value), api=self.api)
         # kr8s' server-side apply: a patch of type "apply" with a field manager
         async with self.api.call_api(
             "PATCH",
-            version="v1",
-            base="/api",
+            version="networking.k8s.io/v1",
+            base="/apis",
             namespace=self.ns,
-            url=f"configmaps/{obj.name}",
+            url=f"networkpolicies/{obj.name}",
             params={"fieldManager": MANAGER, "force": "true"},
             headers={"Content-Type": "application/apply-patch+yaml"},
             content=json.dumps(obj.raw),
@@ -155,19 +159,21 @@ class Kr8s:
             return r.json()
 
     async def get(self, i: int) -> object:
-        from kr8s.asyncio.objects import ConfigMap
+        from kr8s.asyncio.objects import NetworkPolicy
 
-        return await ConfigMap.get(f"cm-{i}", namespace=self.ns, api=self.api)
+        return await NetworkPolicy.get(f"np-{i}", namespace=self.ns, api=self.api)
 
     async def list(self) -> int:
-        found = await self.api.get("configmaps", namespace=self.ns, label_selector="bench=clients")
+        found = await self.api.get(
+            "networkpolicies", namespace=self.ns, label_selector="bench=clients"
+        )
         return len(list(found))
 
     async def patch(self, i: int, value: str) -> object:
-        from kr8s.asyncio.objects import ConfigMap
+        from kr8s.asyncio.objects import NetworkPolicy
 
-        obj = await ConfigMap.get(f"cm-{i}", namespace=self.ns, api=self.api)
-        await obj.patch({"data": {"patched": value}}, type="merge")
+        obj = await NetworkPolicy.get(f"np-{i}", namespace=self.ns, api=self.api)
+        await obj.patch(annotation(value), type="merge")
         return obj
 
     async def close(self) -> None:
@@ -182,11 +188,11 @@ class KubernetesAsyncio:
 
         await config.load_kube_config()
         self.ns, self.api_client = ns, client.ApiClient()
-        self.v1 = client.CoreV1Api(self.api_client)
+        self.v1 = client.NetworkingV1Api(self.api_client)
 
     async def apply(self, i: int, value: str) -> object:
-        return await self.v1.patch_namespaced_config_map(
-            f"cm-{i}",
+        return await self.v1.patch_namespaced_network_policy(
+            f"np-{i}",
             self.ns,
             cm(self.ns, i, value),
             field_manager=MANAGER,
@@ -195,17 +201,17 @@ class KubernetesAsyncio:
         )
 
     async def get(self, i: int) -> object:
-        return await self.v1.read_namespaced_config_map(f"cm-{i}", self.ns)
+        return await self.v1.read_namespaced_network_policy(f"np-{i}", self.ns)
 
     async def list(self) -> int:
-        out = await self.v1.list_namespaced_config_map(self.ns, label_selector="bench=clients")
+        out = await self.v1.list_namespaced_network_policy(self.ns, label_selector="bench=clients")
         return len(out.items)
 
     async def patch(self, i: int, value: str) -> object:
-        return await self.v1.patch_namespaced_config_map(
-            f"cm-{i}",
+        return await self.v1.patch_namespaced_network_policy(
+            f"np-{i}",
             self.ns,
-            {"data": {"patched": value}},
+            annotation(value),
             _content_type="application/merge-patch+json",
         )
 
@@ -216,7 +222,7 @@ class KubernetesAsyncio:
 CLIENTS: list[type[Any]] = [Ours, Lightkube, Kr8s, KubernetesAsyncio]
 IMPORTS = {
     Ours.name: "import mlops_operator.clients.kube",
-    Lightkube.name: "import lightkube, lightkube.resources.core_v1",
+    Lightkube.name: "import lightkube, lightkube.resources.networking_v1",
     Kr8s.name: "import kr8s.asyncio, kr8s.asyncio.objects",
     KubernetesAsyncio.name: "import kubernetes_asyncio.client, kubernetes_asyncio.config",
 }
@@ -292,7 +298,7 @@ def main() -> int:
     finally:
         core.delete_namespace(ns)
     base = results[Ours.name]
-    print(f"\n{N} ConfigMaps, median of {ROUNDS} rounds; ms per call (ratio to HttpKube)")
+    print(f"\n{N} NetworkPolicies, median of {ROUNDS} rounds; ms per call (ratio to HttpKube)")
     phases = list(base)
     print(f"{'client':48}" + "".join(f"{p:>18}" for p in phases) + f"{'import s':>10}{'MiB':>7}")
     for name, row in results.items():
