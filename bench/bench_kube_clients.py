@@ -164,10 +164,8 @@ class Kr8s:
         return await NetworkPolicy.get(f"np-{i}", namespace=self.ns, api=self.api)
 
     async def list(self) -> int:
-        found = await self.api.get(
-            "networkpolicies", namespace=self.ns, label_selector="bench=clients"
-        )
-        return len(list(found))
+        found = self.api.get("networkpolicies", namespace=self.ns, label_selector="bench=clients")
+        return len([x async for x in found])
 
     async def patch(self, i: int, value: str) -> object:
         from kr8s.asyncio.objects import NetworkPolicy
@@ -263,13 +261,14 @@ async def measure(client: Any, ns: str) -> dict[str, float]:
 
 
 def import_cost(statement: str) -> tuple[float, float]:
-    """(seconds, MiB of resident memory) that `statement` adds to a fresh interpreter."""
+    """(seconds, MiB of resident memory) that `statement` adds to a fresh interpreter. Current
+    RSS (VmRSS), not the high-water mark: a child inherits its parent's, which hides the cost."""
     code = (
-        "import resource, sys, time; sys.path.append(sys.argv[1]); "
-        "r0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss; t = time.perf_counter(); "
-        f"{statement}; "
-        "print(time.perf_counter() - t, "
-        "(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - r0) / 1024)"
+        "import sys, time; sys.path.append(sys.argv[1])\n"
+        "def rss(): return int(next(l for l in open('/proc/self/status') "
+        "if l.startswith('VmRSS')).split()[1]) / 1024\n"
+        f"r0 = rss(); t = time.perf_counter(); {statement}\n"
+        "print(time.perf_counter() - t, rss() - r0)"
     )
     runs = [
         subprocess.run(
