@@ -36,7 +36,7 @@ from typing import Any, Protocol
 
 import aiohttp
 
-from mlops_operator.clients.kube import Credentials
+from mlops_operator.clients.kube import Credentials, session
 
 log = logging.getLogger(__name__)
 
@@ -123,14 +123,7 @@ class HttpLeaseStore:
 
     def _http(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
-            headers = {"Accept": "application/json", "Content-Type": "application/json"}
-            if self._creds.token:
-                headers["Authorization"] = self._creds.token
-            self._session = aiohttp.ClientSession(
-                headers=headers,
-                connector=aiohttp.TCPConnector(ssl=self._creds.ssl, limit=2),
-                timeout=aiohttp.ClientTimeout(total=self._timeout),
-            )
+            self._session = session(self._creds, limit=2, timeout=self._timeout)
         return self._session
 
     async def close(self) -> None:
@@ -139,7 +132,8 @@ class HttpLeaseStore:
 
     async def _call(self, method: str, url: str, body: Any = None) -> dict[str, Any] | None:
         data = json.dumps(body) if body is not None else None
-        async with self._http().request(method, url, data=data) as r:
+        headers = {"Content-Type": "application/json"} if data is not None else {}
+        async with self._http().request(method, url, data=data, headers=headers) as r:
             text = await r.text()
             if r.status == 404 and method == "GET":
                 return None

@@ -117,6 +117,19 @@ def load_credentials() -> Credentials:
     return Credentials(server=cfg.host.rstrip("/"), ssl=ctx, token=token)
 
 
+def session(creds: Credentials, *, limit: int, timeout: float) -> aiohttp.ClientSession:
+    """The one HTTP client setup for the API server (HttpKube and leader.HttpLeaseStore): the
+    credentials' TLS context and bearer token, JSON, a bounded connection pool."""
+    headers = {"Accept": "application/json"}
+    if creds.token:
+        headers["Authorization"] = creds.token
+    return aiohttp.ClientSession(
+        headers=headers,
+        connector=aiohttp.TCPConnector(ssl=creds.ssl, limit=limit),
+        timeout=aiohttp.ClientTimeout(total=timeout),
+    )
+
+
 class HttpKube:
     def __init__(self, creds: Credentials, session: aiohttp.ClientSession | None = None) -> None:
         self._creds = creds
@@ -124,14 +137,7 @@ class HttpKube:
 
     async def _http(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
-            headers = {"Accept": "application/json"}
-            if self._creds.token:
-                headers["Authorization"] = self._creds.token
-            self._session = aiohttp.ClientSession(
-                headers=headers,
-                connector=aiohttp.TCPConnector(ssl=self._creds.ssl, limit=50),
-                timeout=aiohttp.ClientTimeout(total=30),
-            )
+            self._session = session(self._creds, limit=50, timeout=30)
         return self._session
 
     async def close(self) -> None:
