@@ -6,7 +6,7 @@ import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -22,6 +22,7 @@ NS_PREFIX = f"t{uuid.uuid4().hex[:4]}-"
 from tests.support.mlflow_server import MlflowServer, start_mlflow  # noqa: E402
 
 if TYPE_CHECKING:  # imported lazily below: a unit-test run never loads them
+    from tests.support.env import Env
     from tests.support.fake_kfp import FakeKfp
     from tests.support.operator_process import OperatorProcess
     from tests.support.prometheus import PrometheusServer
@@ -169,3 +170,11 @@ def operator(
     yield op
     op.stop()
     print(f"operator log: {root / 'operator.log'}")
+
+
+@pytest.fixture
+def env(kube: Any, namespace: str, mlflow_uri: str) -> Env:
+    """The test's namespace, what is in it, and the session's MLflow (tests/support/env.py)."""
+    from tests.support.env import Env
+
+    return Env(kube, namespace, mlflow_uri)

@@ -24,19 +24,15 @@ import numpy as np
 import pytest
 
 from tests.support.cluster import eventually
+from tests.support.env import Env
 from tests.support.fake_kfp import FakeKfp
 from tests.support.mlflow_server import free_port
 from tests.support.models import register_with_baseline
 from tests.support.objects import make_model_deployment
 from tests.support.prometheus import PrometheusServer
-from tests.support.retrain_jobs import Env, jobs_of, rtj
+from tests.support.retrain_jobs import rtj
 
 pytestmark = pytest.mark.usefixtures("operator")
-
-
-@pytest.fixture
-def env(kube: Any, namespace: str, mlflow_uri: str) -> Env:
-    return Env(kube, namespace, mlflow_uri)
 
 
 @pytest.fixture
@@ -113,7 +109,7 @@ def test_sustained_drift_creates_exactly_one_retrain_job(
         low = eventually(lambda: prometheus.query(expr), timeout=30, what="PSI scraped")
         assert float(low[0]["value"][1]) < 0.1
         time.sleep(6)
-        assert jobs_of(env, "watched") == []
+        assert env.rtj.of("watched") == []
         # then shifted traffic: every feature moves by two standard deviations
         shifted = data.sample(2000, replace=True, random_state=rng) + 2 * data.std()
         send(runtime["url"], shifted)
@@ -124,18 +120,18 @@ def test_sustained_drift_creates_exactly_one_retrain_job(
         )
         try:
             jobs = eventually(
-                lambda: jobs_of(env, "watched"), timeout=60, what="RetrainJob created by drift"
+                lambda: env.rtj.of("watched"), timeout=60, what="RetrainJob created by drift"
             )
         except AssertionError as e:
-            md = env.get("modeldeployments", "watched")
+            md = env.md.get("watched")
             raise AssertionError(f"{e}; ModelDeployment status: {md.get('status')}") from None
         assert len(jobs) == 1
         assert jobs[0]["metadata"]["labels"]["mlops.dev/trigger"] == "drift"
         assert "PSI" in jobs[0]["metadata"]["annotations"]["mlops.dev/trigger-reason"]
         # drift goes on for several more periods while the job runs: no second job
         time.sleep(10)
-        assert len(jobs_of(env, "watched")) == 1
-        md = env.get("modeldeployments", "watched")
+        assert len(env.rtj.of("watched")) == 1
+        md = env.md.get("watched")
         assert md["status"]["retraining"]["drift"]["psi"] > 0.25
     finally:
         fake_kfp.release()

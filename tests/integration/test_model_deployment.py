@@ -14,7 +14,7 @@ from kubernetes import client
 from kubernetes.client.rest import ApiException
 
 from tests.support.cluster import eventually
-from tests.support.kube import server_side_apply
+from tests.support.env import Env
 from tests.support.mlflow_server import MlflowServer
 from tests.support.models import register_iris, set_alias
 from tests.support.objects import make_model_deployment, unique
@@ -25,87 +25,13 @@ GROUP, VERSION, PLURAL = "mlops.dev", "v1alpha1", "modeldeployments"
 pytestmark = pytest.mark.usefixtures("operator")
 
 
-class Env:
-    def __init__(self, kube: client.ApiClient, ns: str) -> None:
-        self.kube, self.ns = kube, ns
-        self.custom = client.CustomObjectsApi(kube)
-        self.apps = client.AppsV1Api(kube)
-        self.core = client.CoreV1Api(kube)
-
-    def apply(self, body: dict[str, Any]) -> dict[str, Any]:
-        body = {**body, "metadata": {**body["metadata"], "namespace": self.ns}}
-        return server_side_apply(self.kube, body)
-
-    def get(self, name: str) -> dict[str, Any]:
-        return dict(self.custom.get_namespaced_custom_object(GROUP, VERSION, self.ns, PLURAL, name))
-
-    def cond(self, name: str, type_: str) -> dict[str, Any]:
-        for c in self.get(name).get("status", {}).get("conditions", []):
-            if c["type"] == type_:
-                return dict(c)
-        return {}
-
-    def wait_cond(
-        self,
-        name: str,
-        type_: str,
-        *,
-        status: str | None = None,
-        reason: str | None = None,
-        timeout: float = 60,
-    ) -> dict[str, Any]:
-        def check() -> dict[str, Any] | None:
-            c = self.cond(name, type_)
-            ok = c and (status is None or c["status"] == status)
-            return c if ok and (reason is None or c.get("reason") == reason) else None
-
-        return eventually(check, timeout, what=f"{name} {type_} status={status} reason={reason}")
-
-    def wait_ready(self, name: str, timeout: float = 60) -> dict[str, Any]:
-        def check() -> dict[str, Any] | None:
-            o = self.get(name)
-            st = o.get("status", {})
-            ok = any(
-                c["type"] == "Ready" and c["status"] == "True" for c in st.get("conditions", [])
-            )
-            gen_ok = st.get("observedGeneration") == o["metadata"]["generation"]
-            return o if ok and gen_ok else None
-
-        return eventually(check, timeout, what=f"{name} Ready")
-
-    def event_list(self, name: str) -> list[tuple[str, str, str]]:
-        """(type, reason, message) of each Event posted about ModelDeployment `name` (an
-        Event object repeated `count` times stands for that many)."""
-        items = self.core.list_namespaced_event(
-            self.ns,
-            field_selector=f"involvedObject.kind=ModelDeployment,involvedObject.name={name}",
-        ).items
-        return [(e.type, e.reason, e.message) for e in items for _ in range(e.count or 1)]
-
-    def events(self, name: str) -> set[tuple[str, str]]:
-        """(type, reason) of the Events posted about ModelDeployment `name`."""
-        return {(t, r) for t, r, _ in self.event_list(name)}
-
-    def deployment(self, name: str) -> Any:
-        return self.apps.read_namespaced_deployment(name, self.ns)
-
-    def model_uri(self, name: str) -> str:
-        env = self.deployment(name).spec.template.spec.containers[0].env
-        return str(next(e.value for e in env if e.name == "MODEL_URI"))
-
-
-@pytest.fixture
-def env(kube: client.ApiClient, namespace: str) -> Env:
-    return Env(kube, namespace)
-
-
 def test_create_becomes_ready_with_the_version_resolved(env: Env, mlflow_uri: str) -> None:
     model = unique("fraud")
     v = register_iris(mlflow_uri, model, alias="champion")
     env.apply(
         make_model_deployment("fraud", model={"name": model, "alias": "champion"}, replicas=2)
     )
-    obj = env.wait_ready("fraud")
+    obj = env.md.wait_ready("fraud")
     st = obj["status"]
     assert st["model"]["name"] == model and st["model"]["version"] == v
     assert st["model"]["alias"] == "champion" and st["model"]["source"]
@@ -129,15 +55,15 @@ def test_create_becomes_ready_with_the_version_resolved(env: Env, mlflow_uri: st
     assert obj["spec"] == {"model": {"name": model, "alias": "champion"}, "replicas": 2}
     # kubectl describe tells the story: the model resolved, then Ready (posted after the write)
     eventually(
-        lambda: {("Normal", "Resolved"), ("Normal", "Available")} <= env.events("fraud"),
+        lambda: {("Normal", "Resolved"), ("Normal", "Available")} <= env.md.events("fraud"),
         30,
         what="Resolved and Available Events",
     )
-    assert not [e for e in env.events("fraud") if e[0] == "Warning"]
+    assert not [e for e in env.md.events("fraud") if e[0] == "Warning"]
     # each transition once: a pass that starts from a watch event older than the operator's
     # own last write must not post it again (its status write is refused and redone)
     time.sleep(3)
-    posted = env.event_list("fraud")
+    posted = env.md.event_list("fraud")
     assert len(posted) == len(set(posted)) == 2, posted
 
 
@@ -166,16 +92,16 @@ def test_alias_move_rolls_forward(env: Env, mlflow_uri: str) -> None:
     model = unique("roll")
     v1 = register_iris(mlflow_uri, model, alias="champion")
     env.apply(make_model_deployment("roll", model={"name": model, "alias": "champion"}))
-    env.wait_ready("roll")
+    env.md.wait_ready("roll")
     v2 = register_iris(mlflow_uri, model, max_iter=300)
     assert env.model_uri("roll") == f"models:/{model}/{v1}"  # a new version alone: no change
     set_alias(mlflow_uri, model, "champion", v2)
     eventually(
-        lambda: env.get("roll")["status"].get("model", {}).get("version") == v2,
+        lambda: env.md.get("roll")["status"].get("model", {}).get("version") == v2,
         timeout=60,
         what="status.model.version follows the alias",
     )
-    obj = env.wait_ready("roll")
+    obj = env.md.wait_ready("roll")
     assert env.model_uri("roll") == f"models:/{model}/{v2}"
     assert obj["status"]["readyReplicas"] == 1
 
@@ -185,7 +111,7 @@ def test_pinned_version(env: Env, mlflow_uri: str) -> None:
     v1 = register_iris(mlflow_uri, model)
     register_iris(mlflow_uri, model, alias="champion")
     env.apply(make_model_deployment("pin", model={"name": model, "version": v1, "alias": None}))
-    obj = env.wait_ready("pin")
+    obj = env.md.wait_ready("pin")
     assert obj["status"]["model"]["version"] == v1
     assert "alias" not in obj["status"]["model"]
     assert env.model_uri("pin") == f"models:/{model}/{v1}"
@@ -203,7 +129,7 @@ def test_gpu_placement(env: Env, mlflow_uri: str, gpu: dict[str, Any], node_pref
     model = unique("gpu")
     register_iris(mlflow_uri, model, alias="champion")
     env.apply(make_model_deployment("gpu", model={"name": model, "alias": "champion"}, gpu=gpu))
-    env.wait_ready("gpu")
+    env.md.wait_ready("gpu")
     pods = env.core.list_namespaced_pod(
         env.ns, label_selector="mlops.dev/model-deployment=gpu"
     ).items
@@ -221,18 +147,18 @@ def test_unsatisfiable_gpu_request_is_reported(env: Env, mlflow_uri: str) -> Non
     env.apply(
         make_model_deployment("huge", model={"name": model, "alias": "champion"}, gpu={"count": 16})
     )
-    c = env.wait_cond("huge", "Available", reason="Unschedulable")
+    c = env.md.wait_cond("huge", "Available", reason="Unschedulable")
     assert c["status"] == "False"
     assert "Insufficient nvidia.com/gpu" in c["message"]
-    assert env.cond("huge", "Ready")["status"] == "False"
-    assert env.cond("huge", "Stalled")["status"] == "False"
+    assert env.md.cond("huge", "Ready")["status"] == "False"
+    assert env.md.cond("huge", "Stalled")["status"] == "False"
 
 
 def test_autoscaling_replicas_are_left_to_the_hpa(env: Env, mlflow_uri: str) -> None:
     model = unique("hpa")
     register_iris(mlflow_uri, model, alias="champion")
     env.apply(make_model_deployment("hpa", model={"name": model, "alias": "champion"}, replicas=3))
-    env.wait_ready("hpa")
+    env.md.wait_ready("hpa")
     assert env.deployment("hpa").spec.replicas == 3
     # switch to autoscaling: the operator hands `replicas` over instead of resetting it
     env.apply(
@@ -243,26 +169,26 @@ def test_autoscaling_replicas_are_left_to_the_hpa(env: Env, mlflow_uri: str) -> 
         )
     )
     eventually(lambda: _exists(env, "HorizontalPodAutoscaler", "hpa"), what="HPA created")
-    env.wait_ready("hpa")
+    env.md.wait_ready("hpa")
     assert env.deployment("hpa").spec.replicas == 3
     # no metrics-server here: act as the HPA does, through the scale subresource
     env.apps.patch_namespaced_deployment_scale(
         "hpa", env.ns, {"spec": {"replicas": 5}}, field_manager="horizontal-pod-autoscaler"
     )
     for _ in range(3):  # several resyncs (MLOPS_RESYNC_SECONDS=3) must not undo it
-        env.wait_ready("hpa")
+        env.md.wait_ready("hpa")
         import time
 
         time.sleep(3)
     assert env.deployment("hpa").spec.replicas == 5
-    assert env.get("hpa")["status"]["readyReplicas"] == 5
+    assert env.md.get("hpa")["status"]["readyReplicas"] == 5
 
 
 def test_deleted_child_is_restored_and_edited_one_reverted(env: Env, mlflow_uri: str) -> None:
     model = unique("heal")
     register_iris(mlflow_uri, model, alias="champion")
     env.apply(make_model_deployment("heal", model={"name": model, "alias": "champion"}))
-    env.wait_ready("heal")
+    env.md.wait_ready("heal")
     uid = env.core.read_namespaced_service("heal", env.ns).metadata.uid
     env.core.delete_namespaced_service("heal", env.ns)
     eventually(
@@ -367,11 +293,11 @@ def test_missing_model_alias_and_version_stall(env: Env, mlflow_uri: str) -> Non
         env.apply(make_model_deployment(name, model=m))
     expect = {"nomodel": "ModelNotFound", "noalias": "AliasNotSet", "noversion": "VersionNotFound"}
     for name, reason in expect.items():
-        c = env.wait_cond(name, "Stalled", status="True")
+        c = env.md.wait_cond(name, "Stalled", status="True")
         assert c["reason"] == reason
-        assert env.cond(name, "ModelResolved")["reason"] == reason
-        assert env.cond(name, "Ready")["status"] == "False"
-        warned = functools.partial(lambda n, r: ("Warning", r) in env.events(n), name, reason)
+        assert env.md.cond(name, "ModelResolved")["reason"] == reason
+        assert env.md.cond(name, "Ready")["status"] == "False"
+        warned = functools.partial(lambda n, r: ("Warning", r) in env.md.events(n), name, reason)
         eventually(warned, 30, what=f"a {reason} Warning Event for {name}")
     # nothing was created for them, and the operator is still serving others
     assert not env.apps.list_namespaced_deployment(env.ns).items
@@ -383,20 +309,20 @@ def test_mlflow_outage_leaves_serving_untouched(
     model = unique("outage")
     v = register_iris(mlflow_uri, model, alias="champion")
     env.apply(make_model_deployment("outage", model={"name": model, "alias": "champion"}))
-    env.wait_ready("outage")
+    env.md.wait_ready("outage")
     rv = env.deployment("outage").metadata.resource_version
     mlflow_server.stop()
     try:
-        c = env.wait_cond("outage", "ModelResolved", reason="RegistryUnavailable")
+        c = env.md.wait_cond("outage", "ModelResolved", reason="RegistryUnavailable")
         assert c["status"] == "False"
-        assert env.cond("outage", "Ready")["status"] == "True"
-        assert env.cond("outage", "Stalled")["status"] == "False"
+        assert env.md.cond("outage", "Ready")["status"] == "True"
+        assert env.md.cond("outage", "Stalled")["status"] == "False"
         assert env.model_uri("outage") == f"models:/{model}/{v}"
         assert env.deployment("outage").metadata.resource_version == rv
     finally:
         mlflow_server.restart()
     eventually(
-        lambda: env.cond("outage", "ModelResolved").get("status") == "True",
+        lambda: env.md.cond("outage", "ModelResolved").get("status") == "True",
         timeout=90,
         what="recovered after MLflow restart",
     )
@@ -406,7 +332,7 @@ def test_delete_cleans_up(env: Env, mlflow_uri: str) -> None:
     model = unique("gone")
     register_iris(mlflow_uri, model, alias="champion")
     env.apply(make_model_deployment("gone", model={"name": model, "alias": "champion"}, replicas=2))
-    env.wait_ready("gone")
+    env.md.wait_ready("gone")
     env.custom.delete_namespaced_custom_object(GROUP, VERSION, env.ns, PLURAL, "gone")
     eventually(
         lambda: not env.apps.list_namespaced_deployment(env.ns).items,
@@ -424,5 +350,5 @@ def test_examples_become_ready(env: Env, mlflow_uri: str, path: Path) -> None:
     doc = yaml.safe_load(path.read_text())
     register_iris(mlflow_uri, doc["spec"]["model"]["name"], alias="champion")
     env.apply(doc)
-    obj = env.wait_ready(doc["metadata"]["name"])
+    obj = env.md.wait_ready(doc["metadata"]["name"])
     assert obj["status"]["model"]["name"] == doc["spec"]["model"]["name"]

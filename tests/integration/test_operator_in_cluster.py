@@ -16,10 +16,10 @@ import pytest
 import requests
 from kubernetes import client
 
+from tests.support.env import Env
 from tests.support.helm import CHART, helm
 from tests.support.models import local_predict, oip, register_diabetes, rows
 from tests.support.realnode import NODE_NAME, OPERATOR_IMAGE, RUNTIME_IMAGE, SCHEDULING
-from tests.support.serving import Cluster
 
 pytestmark = [pytest.mark.realnode, pytest.mark.usefixtures("real_node")]
 
@@ -78,14 +78,14 @@ def test_the_helm_installed_operator_pod_serves_a_model_end_to_end(
     model = f"incl-{uuid.uuid4().hex[:6]}"
     version = register_diabetes(mlflow_uri, model, alpha=0.3)
     MlflowClient(mlflow_uri).set_registered_model_alias(model, "champion", version)
-    cluster = Cluster(kube, ns)
-    cluster.apply_md("served", model)
+    env = Env(kube, ns, mlflow_uri)  # the release's namespace: the pod there reconciles
+    env.apply_md("served", model)
     try:
-        cluster.wait_ready("served", version)
+        env.md.wait_serving("served", version)
     except AssertionError as e:
         log = core.read_namespaced_pod_log(op.metadata.name, ns, tail_lines=40)
         raise AssertionError(f"{e}\noperator pod log:\n{log}") from None
-    s = cluster.served("served", model)
+    s = env.served("served", model)
     df = rows(5)
     r = requests.post(f"{s.url}/v2/models/served/infer", json=oip(df), timeout=30)
     assert r.status_code == 200, r.text

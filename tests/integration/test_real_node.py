@@ -23,11 +23,12 @@ import requests
 from kubernetes import client
 
 from tests.support.cluster import eventually
+from tests.support.env import Env
+from tests.support.kube import KUBECTL, kubectl
 from tests.support.mlflow_server import MlflowServer
 from tests.support.models import local_predict, oip, register_diabetes, rows
 from tests.support.objects import unique
 from tests.support.realnode import NODE_NAME
-from tests.support.serving import KUBECTL, Cluster, kubectl
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -37,27 +38,26 @@ pytestmark = [pytest.mark.realnode, pytest.mark.usefixtures("real_node", "operat
 # ---------------------------------------------------------------- helpers
 
 
-@pytest.fixture
-def cluster(kube: client.ApiClient, namespace: str) -> Cluster:
-    c = Cluster(kube, namespace)
-    c.restrict()
-    return c
+@pytest.fixture(autouse=True)
+def restricted(env: Env) -> None:
+    """Every namespace here enforces Pod Security `restricted`, as a production one would."""
+    env.restrict()
 
 
 # ---------------------------------------------------------------- tests
 
 
 def test_predictions_through_the_cluster_ip_equal_the_models_own(
-    cluster: Cluster, mlflow_uri: str, kubeconfig: tuple[str, str | None]
+    env: Env, mlflow_uri: str, kubeconfig: tuple[str, str | None]
 ) -> None:
     from mlflow.tracking import MlflowClient
 
     model = unique("diabetes")
     version = register_diabetes(mlflow_uri, model, alpha=0.5)
     MlflowClient(mlflow_uri).set_registered_model_alias(model, "champion", version)
-    cluster.apply_md("reg", model)
-    cluster.wait_ready("reg", version)
-    s = cluster.served("reg", model)
+    env.apply_md("reg", model)
+    env.md.wait_serving("reg", version)
+    s = env.served("reg", model)
     df = rows(20)
     expected = local_predict(mlflow_uri, model, version, df)
 
@@ -72,13 +72,13 @@ def test_predictions_through_the_cluster_ip_equal_the_models_own(
     assert r.json()["predictions"] == expected
 
     # a real pod on the real node, admitted under `restricted`, non-root, read-only root fs
-    (pod,) = [p for p in cluster.pods("reg") if p.status.phase == "Running"]
+    (pod,) = [p for p in env.pods("reg") if p.status.phase == "Running"]
     assert pod.spec.node_name == NODE_NAME
     ctr = pod.spec.containers[0]
     assert ctr.security_context.read_only_root_filesystem is True
     assert pod.spec.security_context.run_as_non_root is True
     cfg = kubeconfig[0]
-    uid = kubectl(cfg, "exec", "-n", cluster.ns, pod.metadata.name, "--", "id", "-u")
+    uid = kubectl(cfg, "exec", "-n", env.ns, pod.metadata.name, "--", "id", "-u")
     run_as = pod.spec.security_context.run_as_user or 65532  # the builder's, else the image's
     assert uid.strip() == str(run_as) and run_as != 0
     denied = subprocess.run(
@@ -87,7 +87,7 @@ def test_predictions_through_the_cluster_ip_equal_the_models_own(
             f"--kubeconfig={cfg}",
             "exec",
             "-n",
-            cluster.ns,
+            env.ns,
             pod.metadata.name,
             "--",
             "touch",
@@ -98,13 +98,11 @@ def test_predictions_through_the_cluster_ip_equal_the_models_own(
         timeout=60,
     )
     assert denied.returncode != 0 and "Read-only file system" in denied.stderr
-    logs = kubectl(cfg, "logs", "-n", cluster.ns, pod.metadata.name)
+    logs = kubectl(cfg, "logs", "-n", env.ns, pod.metadata.name)
     assert f"models:/{model}/{version}" in logs, logs[-2000:]
-    assert port_forward_get(cfg, cluster.ns, pod.metadata.name, "/v2/health/ready") == 200
+    assert port_forward_get(cfg, env.ns, pod.metadata.name, "/v2/health/ready") == 200
     # nothing beyond the machine is even routable from the pod: the bridge and the Services
-    routes = kubectl(
-        cfg, "exec", "-n", cluster.ns, pod.metadata.name, "--", "cat", "/proc/net/route"
-    )
+    routes = kubectl(cfg, "exec", "-n", env.ns, pod.metadata.name, "--", "cat", "/proc/net/route")
     dests = {line.split()[1] for line in routes.splitlines()[1:] if line.strip()}
     assert "00000000" not in dests, routes  # no default route
     assert dests == {"0000580A", "0000600A"}, routes  # 10.88.0.0/16 and 10.96.0.0/16
@@ -165,7 +163,7 @@ def traffic() -> Iterator[list[Traffic]]:
 
 
 def test_a_roll_forward_under_traffic_loses_no_request(
-    cluster: Cluster, mlflow_uri: str, traffic: list[Traffic]
+    env: Env, mlflow_uri: str, traffic: list[Traffic]
 ) -> None:
     from mlflow.tracking import MlflowClient
 
@@ -174,9 +172,9 @@ def test_a_roll_forward_under_traffic_loses_no_request(
     v1 = register_diabetes(mlflow_uri, model, alpha=0.5)
     v2 = register_diabetes(mlflow_uri, model, alpha=2.0)
     reg.set_registered_model_alias(model, "champion", v1)
-    cluster.apply_md("roll", model)
-    cluster.wait_ready("roll", v1)
-    s = cluster.served("roll", model)
+    env.apply_md("roll", model)
+    env.md.wait_serving("roll", v1)
+    s = env.served("roll", model)
     t = Traffic(f"{s.url}/v2/models/roll/infer", oip(rows(5)))
     traffic.append(t)
     worker = threading.Thread(target=t.run, daemon=True)
@@ -184,12 +182,10 @@ def test_a_roll_forward_under_traffic_loses_no_request(
     eventually(lambda: t.ok >= 20, 60, 0.2, "traffic flowing before the roll")
 
     reg.set_registered_model_alias(model, "champion", v2)  # the operator rolls forward
-    cluster.wait_ready("roll", v2)
+    env.md.wait_serving("roll", v2)
     # the old pod is gone: every replica now answers with v2
     eventually(
-        lambda: all(
-            p.metadata.labels["mlops.dev/model-version"] == v2 for p in cluster.pods("roll")
-        ),
+        lambda: all(p.metadata.labels["mlops.dev/model-version"] == v2 for p in env.pods("roll")),
         120,
         0.5,
         "old pods gone",
@@ -208,7 +204,7 @@ def test_a_roll_forward_under_traffic_loses_no_request(
 
 
 def test_a_model_that_cannot_start_is_reported_not_progressing_forever(
-    cluster: Cluster, mlflow_server: MlflowServer
+    env: Env, mlflow_server: MlflowServer
 ) -> None:
     from mlflow.tracking import MlflowClient
 
@@ -221,46 +217,43 @@ def test_a_model_that_cannot_start_is_reported_not_progressing_forever(
     assert uri.startswith("mlflow-artifacts:/"), uri
     shutil.rmtree(mlflow_server.root / "artifacts" / uri.removeprefix("mlflow-artifacts:/"))
     reg.set_registered_model_alias(model, "champion", version)
-    cluster.apply_md("broken", model)
+    env.apply_md("broken", model)
 
     def failing() -> dict[str, Any]:
-        c = cluster.cond("broken", "Available")
+        c = env.md.cond("broken", "Available")
         return c if c.get("reason") == "ContainerFailing" else {}
 
-    c = eventually(failing, 180, 1, f"Available=False/ContainerFailing: {cluster.debug('broken')}")
+    c = eventually(failing, 180, 1, f"Available=False/ContainerFailing: {env.debug('broken')}")
     assert c["status"] == "False"
     assert "Error" in c["message"] or "CrashLoopBackOff" in c["message"], c["message"]
     assert "last error: mlops-runtime: model not loaded" in c["message"], c["message"]
-    assert cluster.cond("broken", "Ready")["status"] == "False"
-    assert cluster.cond("broken", "Reconciling")["status"] == "True"
+    assert env.md.cond("broken", "Ready")["status"] == "False"
+    assert env.md.cond("broken", "Reconciling")["status"] == "True"
 
     # a missing image: the kubelet cannot pull it (no registry is reachable from here)
-    cluster.apply_md(
-        "noimage", model, runtime={"image": "localhost/mlops-operator/no-such-image:1"}
-    )
+    env.apply_md("noimage", model, runtime={"image": "localhost/mlops-operator/no-such-image:1"})
 
     def no_image() -> dict[str, Any]:
-        c = cluster.cond("noimage", "Available")
+        c = env.md.cond("noimage", "Available")
         return c if c.get("reason") == "ContainerFailing" else {}
 
-    c = eventually(no_image, 120, 1, f"ContainerFailing for the image: {cluster.debug('noimage')}")
+    c = eventually(no_image, 120, 1, f"ContainerFailing for the image: {env.debug('noimage')}")
     assert "ErrImagePull" in c["message"] or "ImagePullBackOff" in c["message"], c["message"]
 
 
 def test_drift_in_real_pods_found_by_prometheus_creates_exactly_one_retrain_job(
-    cluster: Cluster, kube: client.ApiClient, mlflow_uri: str, prometheus: Any, fake_kfp: Any
+    env: Env, kube: client.ApiClient, mlflow_uri: str, prometheus: Any, fake_kfp: Any
 ) -> None:
     """Prometheus finds the model's pods through the API server (kubernetes_sd), scrapes the
     runtime's PSI from them, and the operator's drift trigger reads it from Prometheus."""
     from tests.support.models import register_with_baseline
-    from tests.support.retrain_jobs import Env, jobs_of, rtj
+    from tests.support.retrain_jobs import rtj
 
     model = unique("drift")
     version, data = register_with_baseline(mlflow_uri, model)
-    env = Env(kube, cluster.ns, mlflow_uri)
     fake_kfp.hold = True  # the job it creates stays running: a second period must not fire
     try:
-        cluster.apply_md(
+        env.apply_md(
             "watched",
             model,
             model={"name": model, "version": version, "alias": None},
@@ -270,9 +263,9 @@ def test_drift_in_real_pods_found_by_prometheus_creates_exactly_one_retrain_job(
                 "template": rtj("x", model, backend="kfp")["spec"],
             },
         )
-        cluster.wait_ready("watched", version)
-        s = cluster.served("watched", model)
-        expr = f'max(mlops_drift_psi{{namespace="{cluster.ns}",model_deployment="watched"}})'
+        env.md.wait_serving("watched", version)
+        s = env.served("watched", model)
+        expr = f'max(mlops_drift_psi{{namespace="{env.ns}",model_deployment="watched"}})'
 
         def send(df: Any) -> None:
             split = {"columns": list(df.columns), "data": df.to_numpy().tolist()}
@@ -284,15 +277,15 @@ def test_drift_in_real_pods_found_by_prometheus_creates_exactly_one_retrain_job(
             send(data.sample(500, replace=True, random_state=rng))
         low = eventually(lambda: prometheus.query(expr), 60, 0.5, "PSI scraped from the pod")
         assert float(low[0]["value"][1]) < 0.1
-        (series,) = prometheus.query(f'mlops_drift_psi{{namespace="{cluster.ns}"}}')
+        (series,) = prometheus.query(f'mlops_drift_psi{{namespace="{env.ns}"}}')
         assert series["metric"]["job"] == "pods"  # found through the cluster, not a file
         assert series["metric"]["pod"].startswith("watched-")
-        assert jobs_of(env, "watched") == []
+        assert env.rtj.of("watched") == []
         send(data.sample(2000, replace=True, random_state=rng) + 2 * data.std())
-        jobs = eventually(lambda: jobs_of(env, "watched"), 90, 0.5, "RetrainJob by drift")
+        jobs = eventually(lambda: env.rtj.of("watched"), 90, 0.5, "RetrainJob by drift")
         assert len(jobs) == 1
         assert jobs[0]["metadata"]["labels"]["mlops.dev/trigger"] == "drift"
         time.sleep(8)  # drift goes on for more periods while the job runs: no second job
-        assert len(jobs_of(env, "watched")) == 1
+        assert len(env.rtj.of("watched")) == 1
     finally:
         fake_kfp.release()

@@ -15,19 +15,15 @@ from kubernetes import client
 from mlops_operator.contract import GROUP, VERSION
 from mlops_operator.seams import AFTER_SUBMIT
 from tests.support.cluster import eventually
+from tests.support.env import Env
 from tests.support.fake_kfp import FakeKfp
 from tests.support.models import register_iris
 from tests.support.objects import make_model_deployment, unique
 from tests.support.operator_main import CRASH_EXIT
 from tests.support.operator_process import OperatorProcess
-from tests.support.retrain_jobs import Env, jobs_of, rtj, worker_pid
+from tests.support.retrain_jobs import rtj, worker_pid
 
 pytestmark = pytest.mark.usefixtures("operator")
-
-
-@pytest.fixture
-def env(kube: client.ApiClient, namespace: str, mlflow_uri: str) -> Env:
-    return Env(kube, namespace, mlflow_uri)
 
 
 def test_better_model_is_promoted_and_rolled_out(env: Env) -> None:
@@ -36,19 +32,14 @@ def test_better_model_is_promoted_and_rolled_out(env: Env) -> None:
     v1 = register_iris(env.mlflow_uri, model, alias="champion", tags={"metric.accuracy": "0.5"})
     env.apply(make_model_deployment("serve", model={"name": model, "alias": "champion"}))
     eventually(
-        lambda: (
-            (env.get("modeldeployments", "serve").get("status") or {})
-            .get("model", {})
-            .get("version")
-            == v1
-        ),
+        lambda: (env.md.get("serve").get("status") or {}).get("model", {}).get("version") == v1,
         what="serving v1",
     )
     env.apply(rtj("better", model))
-    obj = env.finished("better")
+    obj = env.rtj.finished("better")
     st = obj["status"]
-    assert env.cond("better", "Succeeded")["status"] == "True"
-    promoted = env.cond("better", "Promoted")
+    assert env.rtj.cond("better", "Succeeded")["status"] == "True"
+    promoted = env.rtj.cond("better", "Promoted")
     assert (promoted["status"], promoted["reason"]) == ("True", "Better")
     new = st["result"]["version"]
     assert st["result"]["promoted"] is True and st["result"]["previousVersion"] == v1
@@ -66,16 +57,11 @@ def test_better_model_is_promoted_and_rolled_out(env: Env) -> None:
         "mlops.dev/code-version",
     ):
         assert mv.tags.get(tag), tag
-    assert env.cond("better", "Ready")["status"] == "True"
+    assert env.rtj.cond("better", "Ready")["status"] == "True"
     assert not obj["metadata"].get("finalizers")
     # the ModelDeployment following the alias rolls forward by itself
     eventually(
-        lambda: (
-            (env.get("modeldeployments", "serve").get("status") or {})
-            .get("model", {})
-            .get("version")
-            == new
-        ),
+        lambda: (env.md.get("serve").get("status") or {}).get("model", {}).get("version") == new,
         timeout=60,
         what="rolled to the new version",
     )
@@ -85,14 +71,14 @@ def test_worse_model_is_registered_but_not_promoted(env: Env) -> None:
     model = unique("iris")
     v1 = register_iris(env.mlflow_uri, model, alias="champion", tags={"metric.accuracy": "0.999"})
     env.apply(rtj("worse", model, label_noise=0.4))
-    st = env.finished("worse")["status"]
-    promoted = env.cond("worse", "Promoted")
+    st = env.rtj.finished("worse")["status"]
+    promoted = env.rtj.cond("worse", "Promoted")
     assert (promoted["status"], promoted["reason"]) == ("False", "NotBetter")
     assert "0.999" in promoted["message"]
     assert st["result"]["promoted"] is False and st["result"]["version"] != v1
     assert env.mlflow.get_model_version_by_alias(model, "champion").version == v1
     assert len(env.versions(model)) == 2
-    assert env.cond("worse", "Ready")["status"] == "True"  # the job did its work
+    assert env.rtj.cond("worse", "Ready")["status"] == "True"  # the job did its work
 
 
 def test_invalid_data_fails_with_the_validation_reason(env: Env, tmp_path: Path) -> None:
@@ -100,13 +86,13 @@ def test_invalid_data_fails_with_the_validation_reason(env: Env, tmp_path: Path)
     data = tmp_path / "train.csv"
     data.write_text("a,b,target\n1.0,2.0,0\n,3.0,1\n" + "1.5,2.5,1\n" * 30)
     env.apply(rtj("invalid", model, data_uri=str(data)))
-    env.finished("invalid")
-    s = env.cond("invalid", "Succeeded")
+    env.rtj.finished("invalid")
+    s = env.rtj.cond("invalid", "Succeeded")
     assert s["status"] == "False" and s["reason"] == "ValidationFailed", s
     assert "null" in s["message"].lower()
-    stalled = env.cond("invalid", "Stalled")
+    stalled = env.rtj.cond("invalid", "Stalled")
     assert (stalled["status"], stalled["reason"]) == ("True", "ValidationFailed")
-    assert env.cond("invalid", "Ready")["status"] == "False"
+    assert env.rtj.cond("invalid", "Ready")["status"] == "False"
     assert not env.versions(model)
 
 
@@ -123,17 +109,17 @@ def test_unknown_pipeline_and_parameters_are_refused_before_any_run(
         ("typo", "InvalidParameters", ["n_estimator"]),
         ("nopipe", "PipelineNotFound", ["tabular-trian", "tabular-train"]),
     ):
-        env.finished(name, timeout=60)
-        s = env.cond(name, "Succeeded")
+        env.rtj.finished(name, timeout=60)
+        s = env.rtj.cond(name, "Succeeded")
         assert (s["status"], s["reason"]) == ("False", reason), s
         assert all(w in s["message"] for w in words), s["message"]
-        stalled = env.cond(name, "Stalled")
+        stalled = env.rtj.cond(name, "Stalled")
         assert (stalled["status"], stalled["reason"]) == ("True", reason)
         released = functools.partial(
-            lambda n: not env.get("retrainjobs", n)["metadata"].get("finalizers"), name
+            lambda n: not env.rtj.get(n)["metadata"].get("finalizers"), name
         )
         eventually(released, 30, what=f"{name} without a finalizer")
-        assert not (env.get("retrainjobs", name).get("status") or {}).get("run")
+        assert not (env.rtj.get(name).get("status") or {}).get("run")
     # nothing ran: no run directory, no version
     work = Path(operator.env["MLOPS_WORK_DIR"]) / env.ns
     started = [p.name for p in work.iterdir()] if work.exists() else []
@@ -145,10 +131,10 @@ def test_kfp_backend_against_the_fake_api(env: Env, fake_kfp: FakeKfp) -> None:
     model = unique("kfp")
     before = len(fake_kfp.runs)
     env.apply(rtj("on-kfp", model, backend="kfp"))
-    obj = env.finished("on-kfp")
+    obj = env.rtj.finished("on-kfp")
     st = obj["status"]
-    assert env.cond("on-kfp", "Succeeded")["status"] == "True"
-    assert env.cond("on-kfp", "Promoted")["reason"] == "NoHolder"
+    assert env.rtj.cond("on-kfp", "Succeeded")["status"] == "True"
+    assert env.rtj.cond("on-kfp", "Promoted")["reason"] == "NoHolder"
     assert st["run"]["backend"] == "kfp" and st["run"]["id"] in fake_kfp.runs
     assert st["run"]["name"].endswith(obj["metadata"]["uid"])
     assert st["run"]["state"] == "SUCCEEDED"
@@ -188,10 +174,10 @@ def test_kfp_task_pods_get_the_credentials_secret(env: Env, fake_kfp: FakeKfp) -
     fake_kfp.read_secret = read_secret
     try:
         env.apply(job)
-        st = env.finished("with-creds")["status"]
+        st = env.rtj.finished("with-creds")["status"]
     finally:
         fake_kfp.read_secret = None
-    assert env.cond("with-creds", "Succeeded")["status"] == "True"
+    assert env.rtj.cond("with-creds", "Succeeded")["status"] == "True"
     run = fake_kfp.runs[st["run"]["id"]]
     # every task of the pipeline, each credential key mapped, all of them optional
     assert sorted(run.executors) == [
@@ -222,10 +208,10 @@ def test_deleting_a_running_job_stops_its_worker(env: Env, operator: OperatorPro
     env.apply(rtj("slow", model, model_type="random_forest", n_estimators=3000))
     work = Path(operator.env["MLOPS_WORK_DIR"]) / env.ns
     pids = eventually(lambda: _worker_pids(work), timeout=60, what="worker running")
-    assert env.get("retrainjobs", "slow")["metadata"]["finalizers"] == ["mlops.dev/stop-run"]
+    assert env.rtj.get("slow")["metadata"]["finalizers"] == ["mlops.dev/stop-run"]
     env.custom.delete_namespaced_custom_object(GROUP, VERSION, env.ns, "retrainjobs", "slow")
     eventually(lambda: not _worker_pids(work), timeout=30, what="worker stopped")
-    eventually(lambda: not env.list("retrainjobs"), timeout=30, what="RetrainJob gone")
+    eventually(lambda: not env.rtj.list(), timeout=30, what="RetrainJob gone")
     for pid in pids:  # gone, or at most a zombie nobody has collected yet
         try:
             state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
@@ -248,11 +234,11 @@ def test_operator_killed_right_after_submit_runs_once(
         env.apply(rtj("crash", model, backend=backend))
         operator.process.wait(60)
         assert operator.process.returncode == CRASH_EXIT
-        assert not (env.get("retrainjobs", "crash").get("status") or {}).get("run")
+        assert not (env.rtj.get("crash").get("status") or {}).get("run")
     finally:
         operator.start_again()
-    st = env.finished("crash")["status"]
-    assert env.cond("crash", "Succeeded")["status"] == "True"
+    st = env.rtj.finished("crash")["status"]
+    assert env.rtj.cond("crash", "Succeeded")["status"] == "True"
     assert len(env.versions(model)) == 1
     assert st["result"]["version"] == env.versions(model)[0].version
     if backend == "kfp":
@@ -289,12 +275,12 @@ def test_schedule_trigger_creates_one_job_no_overlap_and_prunes(
             )
         )
         time.sleep(8)  # a few resyncs at t0: nothing is due
-        assert jobs_of(env, "sched") == []
+        assert env.rtj.of("sched") == []
         first_due = (t0 + dt.timedelta(days=1)).replace(hour=3, minute=0, second=0)
         _set_now(now_file, first_due + dt.timedelta(minutes=1))
-        jobs = eventually(lambda: jobs_of(env, "sched"), timeout=30, what="one RetrainJob")
+        jobs = eventually(lambda: env.rtj.of("sched"), timeout=30, what="one RetrainJob")
         time.sleep(8)
-        jobs = jobs_of(env, "sched")
+        jobs = env.rtj.of("sched")
         assert len(jobs) == 1
         j = jobs[0]
         assert j["metadata"]["labels"]["mlops.dev/trigger"] == "schedule"
@@ -302,28 +288,24 @@ def test_schedule_trigger_creates_one_job_no_overlap_and_prunes(
         # the next firing comes while the first still runs: skipped, no overlap
         _set_now(now_file, first_due + dt.timedelta(days=1, minutes=1))
         time.sleep(8)
-        assert len(jobs_of(env, "sched")) == 1
-        md = env.get("modeldeployments", "sched")
+        assert len(env.rtj.of("sched")) == 1
+        md = env.md.get("sched")
         assert "still running" in md["status"]["retraining"]["message"]
     finally:
         fake_kfp.release()
-    env.finished(j["metadata"]["name"])
+    env.rtj.finished(j["metadata"]["name"])
     # a third firing creates a second job; with historyLimit 1 the first is pruned
     _set_now(now_file, first_due + dt.timedelta(days=2, minutes=1))
     eventually(
-        lambda: [
-            x for x in jobs_of(env, "sched") if x["metadata"]["name"] != j["metadata"]["name"]
-        ],
+        lambda: [x for x in env.rtj.of("sched") if x["metadata"]["name"] != j["metadata"]["name"]],
         timeout=30,
         what="second RetrainJob",
     )
-    second = next(
-        x for x in jobs_of(env, "sched") if x["metadata"]["name"] != j["metadata"]["name"]
-    )
-    env.finished(second["metadata"]["name"])
+    second = next(x for x in env.rtj.of("sched") if x["metadata"]["name"] != j["metadata"]["name"])
+    env.rtj.finished(second["metadata"]["name"])
     eventually(
         lambda: (
-            [x["metadata"]["name"] for x in jobs_of(env, "sched")] == [second["metadata"]["name"]]
+            [x["metadata"]["name"] for x in env.rtj.of("sched")] == [second["metadata"]["name"]]
         ),
         timeout=30,
         what="history pruned to 1",

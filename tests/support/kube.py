@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import subprocess
 import time
 import uuid
 from collections.abc import Iterator
@@ -11,6 +12,8 @@ from typing import Any
 
 import yaml
 from kubernetes import client
+
+from tests.support.helm import find_binary
 
 
 def apply_crds(api: client.ApiClient, files: list[Path], timeout: float = 30) -> None:
@@ -69,3 +72,14 @@ def fresh_namespace(api: client.ApiClient, prefix: str) -> Iterator[str]:
         yield name
     finally:
         core.delete_namespace(name, propagation_policy="Background")
+
+
+KUBECTL = find_binary("kubectl") or "kubectl"  # the project's build, of the cluster's version
+
+
+def kubectl(kubeconfig: str, *args: str) -> str:
+    r = subprocess.run(
+        [KUBECTL, f"--kubeconfig={kubeconfig}", *args], capture_output=True, text=True, timeout=60
+    )
+    assert r.returncode == 0, f"kubectl {' '.join(args)}: {r.stderr}"
+    return r.stdout

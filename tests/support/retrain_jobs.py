@@ -3,7 +3,6 @@ versions they make), the wait for the end of a job, and the local backend's run 
 
 from __future__ import annotations
 
-import builtins
 import contextlib
 import os
 import signal
@@ -11,19 +10,16 @@ from pathlib import Path
 from typing import Any
 
 from kubernetes import client
-from mlflow.tracking import MlflowClient
 
 from mlops_operator.clients.pipelines import live_worker_pid
 from mlops_operator.contract import (
     API_VERSION,
     GROUP,
-    LABEL_MODEL_DEPLOYMENT,
     RETRAIN_JOB_KIND,
     RETRAIN_JOB_PLURAL,
     VERSION,
 )
 from tests.support.cluster import eventually
-from tests.support.kube import server_side_apply
 
 PLURAL = RETRAIN_JOB_PLURAL
 WORKER_STARTED = "worker pid"  # the local worker's first line, once per process started
@@ -135,50 +131,3 @@ def rtj(
             "promotion": {"metric": metric, "minDelta": min_delta, "alias": "champion"},
         },
     }
-
-
-class Env:
-    def __init__(self, kube: client.ApiClient, ns: str, mlflow_uri: str) -> None:
-        self.kube, self.ns, self.mlflow_uri = kube, ns, mlflow_uri
-        self.custom = client.CustomObjectsApi(kube)
-        self.core = client.CoreV1Api(kube)
-        self.mlflow = MlflowClient(tracking_uri=mlflow_uri, registry_uri=mlflow_uri)
-
-    def apply(self, body: dict[str, Any]) -> None:
-        server_side_apply(
-            self.kube, {**body, "metadata": {**body["metadata"], "namespace": self.ns}}
-        )
-
-    def get(self, plural: str, name: str) -> dict[str, Any]:
-        return dict(self.custom.get_namespaced_custom_object(GROUP, VERSION, self.ns, plural, name))
-
-    def list(self, plural: str) -> list[dict[str, Any]]:
-        return list(
-            self.custom.list_namespaced_custom_object(GROUP, VERSION, self.ns, plural)["items"]
-        )
-
-    def cond(self, name: str, type_: str) -> dict[str, Any]:
-        st = self.get("retrainjobs", name).get("status") or {}
-        return next((c for c in st.get("conditions", []) if c["type"] == type_), {})
-
-    def finished(self, name: str, timeout: float = 180) -> dict[str, Any]:
-        def check() -> dict[str, Any] | None:
-            o = self.get("retrainjobs", name)
-            conds = {c["type"]: c for c in (o.get("status") or {}).get("conditions", [])}
-            s = conds.get("Succeeded")
-            if s and (s["status"] == "False" or "Promoted" in conds):
-                return o
-            return None
-
-        return eventually(check, timeout, interval=1, what=f"RetrainJob {name} finished")
-
-    def versions(self, model: str) -> builtins.list[Any]:
-        return builtins.list(self.mlflow.search_model_versions(f"name = '{model}'"))
-
-
-def jobs_of(env: Env, md: str) -> list[dict[str, Any]]:
-    return [
-        j
-        for j in env.list("retrainjobs")
-        if (j["metadata"].get("labels") or {}).get(LABEL_MODEL_DEPLOYMENT) == md
-    ]
