@@ -9,7 +9,7 @@ import pytest
 from mlops_operator.clients.kfp_backend import KfpBackend
 from mlops_operator.clients.pipelines import LocalBackend, RunState, Traits
 from mlops_operator.contract import CondType, Requeue
-from mlops_operator.reconcilers.retrain_plan import Observed, Step, plan
+from mlops_operator.reconcilers.retrain_plan import Observed, Start, Step, plan, plan_start
 
 pytestmark = pytest.mark.unit
 
@@ -141,3 +141,46 @@ def test_the_recorded_run_is_never_mutated() -> None:
 def test_backends_declare_how_they_are_treated() -> None:
     assert LOCAL.can_restart and not LOCAL.poll_backoff
     assert not KFP.can_restart and KFP.poll_backoff
+
+
+def start(**changes: Any) -> Step:
+    base: dict[str, Any] = {
+        "generation": 2,
+        "deleting": False,
+        "finished": False,
+        "spec_error": None,
+        "backend": "local",
+        "configured": True,
+    }
+    return plan_start(Start(**{**base, **changes}))
+
+
+@pytest.mark.parametrize(
+    ("changes", "action", "release", "failed_for"),
+    [
+        ({}, "run", False, None),
+        # deletion comes first, even for a finished or an invalid job: its run may still go
+        ({"deleting": True, "finished": True, "spec_error": "x"}, "stop", False, None),
+        ({"finished": True}, None, True, None),
+        ({"spec_error": "spec.model: Field required"}, None, False, "InvalidSpec"),
+        ({"backend": "kfp", "configured": False}, None, False, "BackendUnavailable"),
+    ],
+)
+def test_plan_start(
+    changes: dict[str, Any], action: str | None, release: bool, failed_for: str | None
+) -> None:
+    s = start(**changes)
+    assert s.action == action and s.release_finalizer is release and s.requeue is None
+    if failed_for is None:
+        assert s.conditions is None
+    else:
+        got = conditions(s)
+        assert got[CondType.SUCCEEDED] == ("False", failed_for)
+        assert got[CondType.STALLED] == ("True", failed_for)
+        assert all(c.observed_generation == 2 for c in s.conditions or [])
+
+
+def test_a_missing_backend_says_which_and_why() -> None:
+    s = start(backend="kfp", configured=False)
+    [ready] = [c for c in s.conditions or [] if c.type == CondType.READY]
+    assert "'kfp'" in ready.message and "MLOPS_KFP_HOST" in ready.message

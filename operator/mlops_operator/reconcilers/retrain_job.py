@@ -39,7 +39,7 @@ from mlops_operator.contract import (
 )
 from mlops_operator.gate import Decision, decide
 from mlops_operator.pipelines import catalog
-from mlops_operator.reconcilers.retrain_plan import Observed, plan
+from mlops_operator.reconcilers.retrain_plan import Observed, Start, Step, plan, plan_start
 from mlops_operator.reconcilers.status_write import EventSink, StaleBody, checked, write_status
 from mlops_operator.seams import AFTER_SUBMIT, CrashPoint, no_crash
 from mlops_operator.status import conditions as cond
@@ -146,33 +146,28 @@ async def _reconcile(body: dict[str, Any], deps: Deps, now: dt.datetime) -> Requ
     status = body.get("status", {}) or {}
     job = job_id(body)
 
-    if m.get("deletionTimestamp"):
-        return await _on_delete(body, deps, status)
-    if rs.is_finished(status.get("conditions", []) or []):
-        await _set_finalizer(deps, body, present=False)
-        return None
+    spec: RetrainJobSpec | None = None
+    spec_error = None
     try:
         spec = RetrainJobSpec.model_validate(body.get("spec", {}))
     except ValidationError as e:
-        msg = "; ".join(f"{'.'.join(map(str, x['loc']))}: {x['msg']}" for x in e.errors())
-        await _patch_status(deps, body, {}, rs.failed(gen, Reason.INVALID_SPEC, msg), now)
-        return None
-    backend_name = spec.backend or deps.default_backend
+        spec_error = "; ".join(f"{'.'.join(map(str, x['loc']))}: {x['msg']}" for x in e.errors())
+    backend_name = (spec.backend if spec else None) or deps.default_backend
     backend = deps.backends.get(backend_name)
-    if backend is None:
-        await _patch_status(
-            deps,
-            body,
-            {},
-            rs.failed(
-                gen,
-                Reason.BACKEND_UNAVAILABLE,
-                f"backend {backend_name!r} is not configured in this "
-                "operator (MLOPS_KFP_HOST unset?)",
-            ),
-            now,
+    start = plan_start(
+        Start(
+            generation=gen,
+            deleting=bool(m.get("deletionTimestamp")),
+            finished=rs.is_finished(status.get("conditions", []) or []),
+            spec_error=spec_error,
+            backend=backend_name,
+            configured=backend is not None,
         )
-        return None
+    )
+    if start.action == "stop":
+        return await _on_delete(body, deps, status)
+    if start.action != "run" or spec is None or backend is None:
+        return await _apply(deps, body, start, now)
 
     try:
         ref = _run_ref(status) or await _submit(body, deps, spec, backend, job, gen, now)
@@ -200,6 +195,11 @@ async def _reconcile(body: dict[str, Any], deps: Deps, now: dt.datetime) -> Requ
             pending = rs.pending(gen, Reason.REGISTRY_UNAVAILABLE, e.message)
             await _patch_status(deps, body, {"run": run}, pending, now)
             return Requeue(5.0, "registry unavailable", backoff=True)
+    return await _apply(deps, body, step, now)
+
+
+async def _apply(deps: Deps, body: dict[str, Any], step: Step, now: dt.datetime) -> Requeue | None:
+    """Write what a planned step says: conditions and run record, then the finalizer."""
     if step.writes:
         patch = {"run": step.run} if step.run is not None else {}
         await _patch_status(deps, body, patch, step.conditions, now)

@@ -1,6 +1,8 @@
-"""PURE: what a RetrainJob pass does once its run has been polled.
+"""PURE: what a RetrainJob pass does, before its run is touched and once it has been polled.
 
-plan(observed) -> Step says which conditions and run record to write, whether the finalizer
+plan_start(start) -> Step decides whether the pass goes on to the run at all (a deleted, a
+finished, an invalid job, or one for a backend this operator lacks, does not). plan(observed)
+-> Step says, after a poll, which conditions and run record to write, whether the finalizer
 stays, what to do next (restart an orphaned run once, or gate the registered version) and
 when to look again. reconcilers/retrain_job.py gathers the observation and applies the step;
 the decisions are table-tested here (tests/unit/test_retrain_plan.py).
@@ -12,12 +14,22 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from mlops_operator.clients.pipelines import RunState, Traits
-from mlops_operator.contract import Requeue
+from mlops_operator.contract import Reason, Requeue
 from mlops_operator.status import retrain_job as rs
 from mlops_operator.status.conditions import Condition
 
-Action = Literal["restart", "gate"]
+Action = Literal["stop", "run", "restart", "gate"]
 MAX_RESTARTS = 1  # an orphaned local run is started again once; a second loss fails the job
+
+
+@dataclass(frozen=True)
+class Start:
+    generation: int
+    deleting: bool  # metadata.deletionTimestamp is set
+    finished: bool  # Succeeded decided (and, on success, Promoted)
+    spec_error: str | None  # what the typed model refused, or None
+    backend: str  # the backend the job asks for (or the operator's default)
+    configured: bool  # this operator has that backend
 
 
 @dataclass(frozen=True)
@@ -40,6 +52,22 @@ class Step:
     @property
     def writes(self) -> bool:
         return self.conditions is not None or self.run is not None
+
+
+def plan_start(s: Start) -> Step:
+    if s.deleting:
+        return Step(action="stop")  # stop the run if it still goes, then let the object go
+    if s.finished:
+        return Step(release_finalizer=True)  # nothing left to stop
+    gen = s.generation
+    if s.spec_error is not None:
+        return Step(rs.failed(gen, Reason.INVALID_SPEC, s.spec_error))
+    if not s.configured:
+        message = (
+            f"backend {s.backend!r} is not configured in this operator (MLOPS_KFP_HOST unset?)"
+        )
+        return Step(rs.failed(gen, Reason.BACKEND_UNAVAILABLE, message))
+    return Step(action="run")
 
 
 def plan(o: Observed) -> Step:
