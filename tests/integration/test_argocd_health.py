@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from kubernetes import client
 
+from mlops_operator.contract import GROUP, MODEL_DEPLOYMENT_PLURAL, VERSION
 from tests.support.argocd_lua import health
 from tests.support.cluster import eventually
 from tests.support.kube import server_side_apply
@@ -22,7 +23,7 @@ from tests.support.objects import make_model_deployment
 from tests.support.operator_launch import launch
 from tests.support.operator_process import OperatorProcess
 
-GROUP, VERSION, PLURAL = "mlops.dev", "v1alpha1", "modeldeployments"
+PLURAL = MODEL_DEPLOYMENT_PLURAL
 
 
 @pytest.fixture(scope="module")

@@ -21,6 +21,7 @@ import yaml
 from kubernetes import client, config
 from kubernetes.client.rest import ApiException
 
+from mlops_operator.contract import GROUP, MODEL_DEPLOYMENT_PLURAL, VERSION
 from tests.support.cluster import eventually
 from tests.support.helm import CHART, find_binary, helm
 from tests.support.kube import server_side_apply
@@ -37,7 +38,7 @@ from tests.support.retrain_jobs import (
     wait_released,
 )
 
-GROUP, VERSION, PLURAL = "mlops.dev", "v1alpha1", "modeldeployments"
+PLURAL = MODEL_DEPLOYMENT_PLURAL
 PSS = {
     "pod-security.kubernetes.io/enforce": "restricted",
     "pod-security.kubernetes.io/warn": "restricted",

@@ -19,12 +19,12 @@ import pytest
 import yaml
 from kubernetes import client, dynamic
 
+from mlops_operator.contract import GROUP, VERSION
 from tests.support.cluster import eventually
 from tests.support.models import register_iris
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = sorted((ROOT / "examples").glob("*.yaml"))
-GROUP, VERSION = "mlops.dev", "v1alpha1"
 MANAGER = "gitops-sync"  # one field manager, as a GitOps controller has
 
 pytestmark = pytest.mark.usefixtures("operator")

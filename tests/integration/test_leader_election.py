@@ -28,6 +28,7 @@ import pytest
 from kubernetes import client
 from mlflow.tracking import MlflowClient
 
+from mlops_operator.contract import GROUP, MODEL_DEPLOYMENT_PLURAL, VERSION
 from tests.support.cluster import eventually
 from tests.support.kube import fresh_namespace, server_side_apply
 from tests.support.models import register_iris
@@ -48,7 +49,7 @@ from tests.support.retrain_jobs import (
 )
 from tests.support.retrain_jobs import get as get_retrain_job
 
-GROUP, VERSION, PLURAL = "mlops.dev", "v1alpha1", "modeldeployments"
+PLURAL = MODEL_DEPLOYMENT_PLURAL
 LEASE_SECONDS = 15  # the default, so the takeover measured is the one users get
 
 

@@ -13,6 +13,7 @@ import yaml
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
+from mlops_operator.contract import GROUP, MODEL_DEPLOYMENT_PLURAL, VERSION
 from tests.support.cluster import eventually
 from tests.support.env import Env
 from tests.support.mlflow_server import MlflowServer
@@ -20,7 +21,7 @@ from tests.support.models import register_iris, set_alias
 from tests.support.objects import make_model_deployment, unique
 
 ROOT = Path(__file__).resolve().parents[2]
-GROUP, VERSION, PLURAL = "mlops.dev", "v1alpha1", "modeldeployments"
+PLURAL = MODEL_DEPLOYMENT_PLURAL
 
 pytestmark = pytest.mark.usefixtures("operator")
 

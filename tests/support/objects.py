@@ -8,7 +8,7 @@ from typing import Any
 
 from mlops_operator.api.model_deployment import ModelDeploymentSpec
 from mlops_operator.builders.model_deployment import BuildContext
-from mlops_operator.contract import Owner, ResolvedModel
+from mlops_operator.contract import API_VERSION, MODEL_DEPLOYMENT_KIND, Owner, ResolvedModel
 
 OWNER = Owner(name="fraud", namespace="ml", uid="1111-2222")
 MODEL = ResolvedModel(
@@ -45,8 +45,8 @@ def make_model_deployment(
     name: str = "fraud", namespace: str = "ml", **overrides: Any
 ) -> dict[str, Any]:
     return {
-        "apiVersion": "mlops.dev/v1alpha1",
-        "kind": "ModelDeployment",
+        "apiVersion": API_VERSION,
+        "kind": MODEL_DEPLOYMENT_KIND,
         "metadata": {"name": name, "namespace": namespace},
         "spec": md_spec_dict(**overrides),
     }
