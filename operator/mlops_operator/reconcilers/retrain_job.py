@@ -17,7 +17,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from mlops_operator.api.retrain_job import RetrainJobSpec, RetrainJobStatus
+from mlops_operator.api.retrain_job import RetrainJobSpec, RetrainJobStatus, RunStatus
 from mlops_operator.clients.kube import ApiError, Kube
 from mlops_operator.clients.pipelines import (
     BackendUnavailable,
@@ -246,16 +246,15 @@ async def _submit(
             return None
         log.info("%s/%s: submitted run %s (%s)", job.namespace, job.name, ref.id, backend.name)
         deps.crash_point(AFTER_SUBMIT)
-    run = {
-        "id": ref.id,
-        "name": ref.name,
-        "url": ref.url,
-        "backend": backend.name,
-        "startedAt": stamp(now),
-        "state": "Submitted",
-    }
-    if ref.logs:
-        run["logs"] = ref.logs
+    run = RunStatus(
+        id=ref.id,
+        name=ref.name,
+        url=ref.url,
+        logs=ref.logs or None,
+        backend=backend.name,
+        started_at=stamp(now),
+        state="Submitted",
+    ).to_wire()
     await _patch_status(
         deps,
         body,
