@@ -1,0 +1,161 @@
+"""PURE: the canary step machine (spec.rollout, issue "Safe rollouts").
+
+Given the steps, what status.rollout recorded, the time, and this interval's analysis verdict,
+advance() says where the rollout is now: its phase, step, weight and the replica split, what to
+record and which Event to post. Weight is carried by replica ratio (no service mesh needed):
+the canary Deployment gets ceil(weight x replicas) pods, the stable one the rest and at least
+one until 100%.
+
+Analysis runs throughout the canary: every Fail counts, and failureLimit of them roll back; a
+NoData interval pauses until measurements return. Nothing moves traffic up blind: a higher
+weight, and the final 100%, need at least one passing interval at the current weight.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from dataclasses import dataclass, replace
+from typing import Literal
+
+from mlops_operator.analysis import Verdict
+
+Phase = Literal["Progressing", "Paused", "Succeeded", "RolledBack", "Aborted"]
+Action = Literal["promote", "abort"]
+
+
+@dataclass(frozen=True)
+class SetWeight:
+    weight: int  # percent of the replicas on the canary
+
+
+@dataclass(frozen=True)
+class Pause:
+    seconds: float | None  # None: until a person promotes or unpauses
+
+
+@dataclass(frozen=True)
+class Analysis:
+    """Wait for a passing analysis interval before the next step."""
+
+
+Step = SetWeight | Pause | Analysis
+
+# Canary's default, as the issue states it: 20% -> 1m -> 50% -> 1m -> 100%, analysis throughout
+DEFAULT_STEPS: tuple[Step, ...] = (SetWeight(20), Pause(60), SetWeight(50), Pause(60))
+
+
+@dataclass(frozen=True)
+class State:
+    """What status.rollout records between passes (the operator resumes from it)."""
+
+    phase: Phase = "Progressing"
+    step: int = 0  # index of the step being worked on; len(steps) = all done
+    weight: int = 0
+    step_started: dt.datetime | None = None
+    failures: int = 0
+    passed_since_step: bool = False  # an analysis passed since the current step began
+    passed_at_weight: bool = False  # an analysis passed since the weight last changed
+
+
+@dataclass(frozen=True)
+class Outcome:
+    state: State
+    stable_replicas: int
+    canary_replicas: int
+    event: tuple[str, str, str] | None = None  # (type, reason, message) when something moved
+    message: str = ""
+
+
+def split(replicas: int, weight: int) -> tuple[int, int]:
+    """(stable, canary) pods for `weight` percent on the canary."""
+    if weight >= 100:
+        return 0, replicas
+    if weight <= 0:
+        return replicas, 0
+    canary = math.ceil(weight * replicas / 100)
+    return max(1, replicas - canary), canary
+
+
+def advance(
+    steps: tuple[Step, ...],
+    state: State,
+    now: dt.datetime,
+    verdict: Verdict | None,  # None: no analysis was due in this pass
+    *,
+    replicas: int,
+    failure_limit: int,
+    paused: bool = False,
+    action: Action | None = None,
+) -> Outcome:
+    def out(s: State, event: tuple[str, str, str] | None = None, message: str = "") -> Outcome:
+        stable, canary = split(replicas, s.weight)
+        return Outcome(s, stable, canary, event, message)
+
+    if state.phase in ("Succeeded", "RolledBack", "Aborted"):
+        return out(state)  # finished: only a new version starts a new rollout
+    if action == "abort":
+        s = replace(state, phase="Aborted", weight=0)
+        return out(s, ("Warning", "RolloutAborted", "aborted by request"), "aborted by request")
+    if action == "promote":
+        s = replace(state, phase="Succeeded", step=len(steps), weight=100)
+        return out(s, ("Normal", "RolloutPromoted", "promoted by request"), "promoted by request")
+
+    failures = state.failures
+    if verdict is not None and verdict.result == "Fail":
+        failures += 1
+        if failures >= failure_limit:
+            s = replace(state, phase="RolledBack", weight=0, failures=failures)
+            msg = f"analysis failed {failures} time(s): {verdict.message}"
+            return out(s, ("Warning", "RolledBack", msg), msg)
+    state = replace(state, failures=failures)
+    if verdict is not None and verdict.result == "NoData":
+        s = replace(state, phase="Paused")
+        return out(s, None, f"waiting for measurements: {verdict.message}")
+    if paused:
+        return out(replace(state, phase="Paused"), None, "paused (spec.rollout.paused)")
+
+    ok = verdict is not None and verdict.result == "Pass"
+    state = replace(
+        state,
+        phase="Progressing",
+        passed_since_step=state.passed_since_step or ok,
+        passed_at_weight=state.passed_at_weight or ok,
+    )
+    event = None
+    # take every step that can be taken now (a weight change is immediate)
+    while state.step < len(steps):
+        step = steps[state.step]
+        started = state.step_started or now
+        if isinstance(step, SetWeight):
+            if state.weight > 0 and step.weight > state.weight and not state.passed_at_weight:
+                msg = f"waiting for a passing analysis at {state.weight}%"
+                return out(replace(state, step_started=started), event, msg)
+            moved = step.weight != state.weight
+            state = _next(replace(state, weight=step.weight), now)
+            if moved:
+                state = replace(state, passed_at_weight=False)
+                event = ("Normal", "RolloutStep", f"canary at {step.weight}%")
+            continue
+        if isinstance(step, Pause):
+            if step.seconds is None:
+                s = replace(state, phase="Paused", step_started=started)
+                return out(s, event, "paused until promoted")
+            if (now - started).total_seconds() < step.seconds:
+                left = step.seconds - (now - started).total_seconds()
+                return out(replace(state, step_started=started), event, f"pause, {left:.0f}s left")
+            state = _next(state, now)
+            continue
+        if not state.passed_since_step:
+            return out(
+                replace(state, step_started=started), event, "waiting for a passing analysis"
+            )
+        state = _next(state, now)
+    if state.weight < 100 and not state.passed_at_weight:
+        return out(state, event, f"waiting for a passing analysis at {state.weight}% before 100%")
+    s = replace(state, phase="Succeeded", weight=100)
+    return out(s, ("Normal", "RolloutSucceeded", "canary at 100%: promoted"), "promoted")
+
+
+def _next(state: State, now: dt.datetime) -> State:
+    return replace(state, step=state.step + 1, step_started=now, passed_since_step=False)
