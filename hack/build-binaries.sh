@@ -17,6 +17,8 @@ K8S_VERSION="$(required k8s k8s.io/kubernetes)"
 KWOK_VERSION="$(required kwok sigs.k8s.io/kwok)"
 HELM_VERSION="$(required helm helm.sh/helm/v3)"
 PROM_MODULE_VERSION="$(required prometheus github.com/prometheus/prometheus)"  # v0.316.0 = 3.16.0
+# the Prometheus Operator whose PrometheusRule CRD the tests install (spec.slo's alerts)
+PROM_OPERATOR_VERSION=v0.85.0
 cache="${MLOPS_CACHE_DIR:-$HOME/.cache/mlops-operator}"
 
 key() { cat "$@" | sha256sum | cut -c1-12; }
@@ -100,7 +102,15 @@ d="$(build_one prometheus prometheus github.com/prometheus/prometheus/cmd/promet
   remove_all_sd,enable_kubernetes_sd)"; link_all "$d"
 # kwok run standalone needs its Stages: take the defaults kwokctl uses (fast node
 # initialisation, heartbeat with lease, fast pod lifecycle) from the kwok module itself.
-if $check; then [[ -f "$bin/kwok-stages.yaml" ]]; exit; fi
+rule_crd="$bin/prometheusrules-crd-$PROM_OPERATOR_VERSION.yaml"
+if $check; then [[ -f "$bin/kwok-stages.yaml" && -f "$rule_crd" ]]; exit; fi
+if [[ ! -f "$rule_crd" ]]; then
+  # the CRD as the Prometheus Operator publishes it, from its Go module (the module proxy)
+  op_src="$(go mod download -json "github.com/prometheus-operator/prometheus-operator@$PROM_OPERATOR_VERSION" \
+    | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')"
+  cp "$op_src/example/prometheus-operator-crd/monitoring.coreos.com_prometheusrules.yaml" "$rule_crd.tmp"
+  mv "$rule_crd.tmp" "$rule_crd"
+fi
 kwok_src="$(cd "$here/kwok" && go list -m -f '{{.Dir}}' sigs.k8s.io/kwok)"
 {
   for f in node/fast/node-initialize.yaml node/heartbeat-with-lease/node-heartbeat-with-lease.yaml \

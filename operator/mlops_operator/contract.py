@@ -38,6 +38,10 @@ ANNOTATION_MODEL_URI: Final = "mlops.dev/model-uri"  # on the Deployment: the pi
 ANNOTATION_TRIGGER_REASON: Final = "mlops.dev/trigger-reason"
 FINALIZER_STOP_RUN: Final = "mlops.dev/stop-run"  # a RetrainJob whose run must be stopped first
 
+# the Prometheus Operator's alerting rules (written only where the kind is served)
+PROMETHEUS_RULE_API_VERSION: Final = "monitoring.coreos.com/v1"
+PROMETHEUS_RULE_KIND: Final = "PrometheusRule"
+
 # GPU Feature Discovery and the NVIDIA device plugin, as the GPU nodes carry them
 GPU_RESOURCE: Final = "nvidia.com/gpu"  # also the taint key GPU nodes carry
 GPU_PRODUCT_LABEL: Final = "nvidia.com/gpu.product"
@@ -61,6 +65,14 @@ ENV_PORT: Final = "PORT"  # a custom runtime's serving port
 SERVING_PORT: Final = 8080
 
 # -- metrics the runtime exports and the operator queries ------------------------------------
+METRIC_REQUESTS: Final = "mlops_runtime_requests"  # a counter: _total on the wire
+METRIC_REQUEST_DURATION: Final = "mlops_runtime_request_duration_seconds"  # a histogram
+# the route label of the prediction routes (the others are health, metadata and /metrics)
+ROUTE_INVOCATIONS: Final = "/invocations"
+ROUTE_INFER: Final = "/v2/models/{model}/infer"
+# the pod's preStop hook (builders/): from then on answers close their connections, so clients
+# reconnect to the pods that stay before SIGTERM closes the idle ones under them
+ROUTE_DRAIN: Final = "/-/drain"
 METRIC_DRIFT_PSI: Final = "mlops_drift_psi"
 METRIC_FEATURE_DRIFT_PSI: Final = "mlops_feature_drift_psi"
 METRIC_PREDICTION_DRIFT_PSI: Final = "mlops_prediction_drift_psi"
@@ -79,6 +91,7 @@ class CondType:
     AVAILABLE: Final = "Available"
     SUCCEEDED: Final = "Succeeded"
     PROMOTED: Final = "Promoted"
+    SLO_RULES: Final = "SLORules"  # whether spec.slo's alerting rules are written
 
 
 class Reason:
@@ -103,6 +116,9 @@ class Reason:
     NOT_STALLED: Final = "NotStalled"
     INVALID_SPEC: Final = "InvalidSpec"
     NAME_CONFLICT: Final = "NameConflict"
+    # SLORules
+    RULES_WRITTEN: Final = "RulesWritten"
+    PROMETHEUS_RULE_UNAVAILABLE: Final = "PrometheusRuleUnavailable"
     # RetrainJob
     RUNNING: Final = "Running"
     COMPLETED: Final = "Completed"

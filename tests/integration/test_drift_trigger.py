@@ -8,13 +8,7 @@ the operator's pods would be (MLOPS_MODEL_DEPLOYMENT, POD_NAMESPACE).
 
 from __future__ import annotations
 
-import json
-import os
-import signal
-import subprocess
-import sys
 import time
-import urllib.request
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,11 +20,11 @@ import pytest
 from tests.support.cluster import eventually
 from tests.support.env import Env
 from tests.support.fake_kfp import FakeKfp
-from tests.support.mlflow_server import free_port
 from tests.support.models import register_with_baseline
 from tests.support.objects import make_model_deployment
 from tests.support.prometheus import PrometheusServer
 from tests.support.retrain_jobs import rtj
+from tests.support.runtime_process import RuntimeProcess, start_runtime
 
 pytestmark = pytest.mark.usefixtures("operator")
 
@@ -39,47 +33,20 @@ pytestmark = pytest.mark.usefixtures("operator")
 def runtime(env: Env, tmp_path: Path) -> Iterator[dict[str, Any]]:
     model = f"drift-{uuid.uuid4().hex[:6]}"
     version, data = register_with_baseline(env.mlflow_uri, model)
-    port = free_port()
-    log = open(tmp_path / "runtime.log", "ab")  # noqa: SIM115
-    p = subprocess.Popen(
-        [sys.executable, "-m", "mlops_operator.runtime.cli"],
-        env={
-            **os.environ,
-            "MODEL_URI": f"models:/{model}/{version}",
-            "MODEL_NAME": "watched",
-            "MLOPS_MODEL_DEPLOYMENT": "watched",
-            "POD_NAMESPACE": env.ns,
-            "MLFLOW_TRACKING_URI": env.mlflow_uri,
-            "PORT": str(port),
-            "MLOPS_HOST": "127.0.0.1",
-            "MLOPS_DRIFT_MIN_ROWS": "100",
-        },
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
+    rt = start_runtime(
+        f"models:/{model}/{version}",
+        "watched",
+        env.ns,
+        env.mlflow_uri,
+        tmp_path / "runtime.log",
+        MLOPS_DRIFT_MIN_ROWS="100",
     )
-    url = f"http://127.0.0.1:{port}"
-
-    def ready() -> bool:
-        try:
-            with urllib.request.urlopen(f"{url}/v2/health/ready", timeout=2) as r:
-                return bool(r.status == 200)
-        except OSError:
-            return False
-
-    eventually(ready, timeout=120, what="runtime ready")
-    yield {"url": url, "port": port, "model": model, "data": data}
-    os.killpg(p.pid, signal.SIGTERM)
-    p.wait(30)
+    yield {"url": rt.url, "port": rt.port, "model": model, "data": data, "process": rt}
+    rt.stop()
 
 
-def send(url: str, rows: Any) -> None:
-    body = json.dumps(
-        {"dataframe_split": {"columns": list(rows.columns), "data": rows.values.tolist()}}
-    ).encode()
-    req = urllib.request.Request(f"{url}/invocations", body, {"Content-Type": "application/json"})
-    with urllib.request.urlopen(req, timeout=30) as r:
-        assert r.status == 200
+def send(rt: RuntimeProcess, rows: Any) -> None:
+    assert rt.invocations(rows) == 200
 
 
 def test_sustained_drift_creates_exactly_one_retrain_job(
@@ -104,7 +71,7 @@ def test_sustained_drift_creates_exactly_one_retrain_job(
         rng = np.random.default_rng(0)
         # in-distribution traffic first: PSI stays low, nothing fires
         for _ in range(4):
-            send(runtime["url"], data.sample(500, replace=True, random_state=rng))
+            send(runtime["process"], data.sample(500, replace=True, random_state=rng))
         expr = f'max(mlops_drift_psi{{namespace="{env.ns}",model_deployment="watched"}})'
         low = eventually(lambda: prometheus.query(expr), timeout=30, what="PSI scraped")
         assert float(low[0]["value"][1]) < 0.1
@@ -112,7 +79,7 @@ def test_sustained_drift_creates_exactly_one_retrain_job(
         assert env.rtj.of("watched") == []
         # then shifted traffic: every feature moves by two standard deviations
         shifted = data.sample(2000, replace=True, random_state=rng) + 2 * data.std()
-        send(runtime["url"], shifted)
+        send(runtime["process"], shifted)
         eventually(
             lambda: float((prometheus.query(expr) or [{"value": [0, "0"]}])[0]["value"][1]) > 0.25,
             timeout=30,

@@ -6,7 +6,9 @@ milliseconds. They are not the contract: the integration tests run the same reco
 against the real kube-apiserver and a real `mlflow server`, and those decide. What they
 model of the real thing, and no more:
 
-- FakeKube: objects by (apiVersion, kind, namespace, name); a resourceVersion that grows on
+- FakeKube: objects by (apiVersion, kind, namespace, name); kinds it does not serve
+  (`unserved`, by default the Prometheus Operator's PrometheusRule, as on a plain cluster);
+  a resourceVersion that grows on
   every write; metadata.generation that grows when the spec changes; merge patches (RFC 7386)
   with the resourceVersion precondition (409 when stale); server-side apply as "the applied
   object replaces the fields it names" (no field ownership); equality label selectors
@@ -23,7 +25,12 @@ from typing import Any
 
 from mlops_operator.clients.kube import ApiError
 from mlops_operator.clients.registry import RegistryError, VersionInfo
-from mlops_operator.contract import Reason, ResolvedModel
+from mlops_operator.contract import (
+    PROMETHEUS_RULE_API_VERSION,
+    PROMETHEUS_RULE_KIND,
+    Reason,
+    ResolvedModel,
+)
 
 Key = tuple[str, str, str | None, str]
 
@@ -54,6 +61,7 @@ class FakeKube:
     def __init__(self) -> None:
         self.objects: dict[Key, dict[str, Any]] = {}
         self.writes: list[Write] = []
+        self.unserved: set[tuple[str, str]] = {(PROMETHEUS_RULE_API_VERSION, PROMETHEUS_RULE_KIND)}
         self._rv = itertools.count(1)
         self._uid = itertools.count(1)
 
@@ -76,6 +84,8 @@ class FakeKube:
         self, obj: dict[str, Any], manager: str = "mlops-operator", subresource: str | None = None
     ) -> dict[str, Any]:
         key = self._key(obj)
+        if (key[0], key[1]) in self.unserved:
+            raise ApiError(404, "NotFound", f"the server could not find the kind {key[1]}")
         self.writes.append(Write("apply", obj["kind"], key[3], subresource, copy.deepcopy(obj)))
         old = self.objects.get(key)
         if old is None:
@@ -145,6 +155,9 @@ class FakeKube:
             new["metadata"].pop("resourceVersion", None)
             new["metadata"] = {**new["metadata"]}
         return self._store(old, new)
+
+    async def serves(self, api_version: str, kind: str) -> bool:
+        return (api_version, kind) not in self.unserved
 
     async def close(self) -> None:
         pass

@@ -38,6 +38,18 @@ class PrometheusServer:
         with urllib.request.urlopen(f"{self.url}/api/v1/query?{q}", timeout=5) as r:
             return list(json.load(r)["data"]["result"])
 
+    def alerts(self) -> dict[str, str]:
+        """alertname -> state (pending | firing) of the alerts active now."""
+        with urllib.request.urlopen(f"{self.url}/api/v1/alerts", timeout=5) as r:
+            found = json.load(r)["data"]["alerts"]
+        return {a["labels"]["alertname"]: a["state"] for a in found}
+
+    def rule_health(self) -> list[tuple[str, str]]:
+        """(rule name, health) of every loaded rule: a rule Prometheus cannot evaluate says so."""
+        with urllib.request.urlopen(f"{self.url}/api/v1/rules", timeout=5) as r:
+            groups = json.load(r)["data"]["groups"]
+        return [(rule["name"], rule["health"]) for g in groups for rule in g["rules"]]
+
     def stop(self) -> None:
         if self.process.poll() is None:
             os.killpg(self.process.pid, signal.SIGTERM)
@@ -95,18 +107,27 @@ class PodDiscovery:
         }
 
 
-def start_prometheus(root: Path, pods: PodDiscovery | None = None) -> PrometheusServer:
+def start_prometheus(
+    root: Path, pods: PodDiscovery | None = None, rule_groups: list[dict[str, Any]] | None = None
+) -> PrometheusServer:
+    """A real Prometheus scraping targets.json (set_targets) and, with `pods`, the real node's
+    pods; `rule_groups` (a rule file's groups, e.g. a PrometheusRule's spec) are evaluated."""
     # the project's build (hack/build-binaries.sh), which has the Kubernetes discovery
     binary = find_binary("prometheus")
     if binary is None:
         raise RuntimeError("prometheus is not built: run `make setup` (hack/build-binaries.sh)")
     root.mkdir(parents=True, exist_ok=True)
     (root / "targets.json").write_text("[]")
+    rule_files = []
+    if rule_groups is not None:
+        (root / "rules.json").write_text(json.dumps({"groups": rule_groups}))
+        rule_files = [str(root / "rules.json")]
     (root / "prometheus.yml").write_text(
         json.dumps(
             {
                 # one-second scrapes: tests should not wait for the usual 15-60 s
                 "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
+                "rule_files": rule_files,
                 "scrape_configs": [
                     {
                         "job_name": "runtime",

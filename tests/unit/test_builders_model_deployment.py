@@ -145,6 +145,8 @@ def test_custom_runtime_uses_its_image_args_port_and_probe_paths() -> None:
     assert c["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": 9000}
     # a custom server's crash is quoted from its log tail as well
     assert c["terminationMessagePolicy"] == "FallbackToLogsOnError"
+    # a server we do not know gets the plain wait before SIGTERM
+    assert c["lifecycle"] == {"preStop": {"sleep": {"seconds": 5}}}
     assert b.get_service(OWNER, spec)["spec"]["ports"][0]["port"] == 9000
     assert b.endpoint(OWNER, spec) == "http://fraud.ml.svc:9000"
 
@@ -180,3 +182,11 @@ def test_network_policy_admits_only_the_serving_port() -> None:
     np = b.get_network_policy(OWNER, make_spec())
     assert np["spec"]["policyTypes"] == ["Ingress"]
     assert np["spec"]["ingress"] == [{"ports": [{"protocol": "TCP", "port": 8080}]}]
+
+
+def test_our_runtime_drains_in_its_prestop_hook() -> None:
+    # GET /-/drain: the runtime closes every connection it answers until SIGTERM comes
+    c = b.get_deployment(OWNER, make_spec(), MODEL, CTX)["spec"]["template"]["spec"]["containers"][
+        0
+    ]
+    assert c["lifecycle"] == {"preStop": {"httpGet": {"path": "/-/drain", "port": 8080}}}

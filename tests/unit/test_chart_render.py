@@ -38,6 +38,7 @@ EXPECTED_CLUSTER_RULES = [
     (["autoscaling"], ["horizontalpodautoscalers"], CRUD),
     (["policy"], ["poddisruptionbudgets"], CRUD),
     (["networking.k8s.io"], ["networkpolicies"], CRUD),
+    (["monitoring.coreos.com"], ["prometheusrules"], CRUD),  # spec.slo's alerts
     ([""], ["pods"], ["get", "list", "watch"]),
     ([""], ["events"], ["create", "patch"]),
     (["events.k8s.io"], ["events"], ["create", "patch"]),

@@ -179,3 +179,33 @@ def test_the_fake_refuses_a_stale_status_write() -> None:
                 "status",
             )
         )
+
+
+SLO = {"latency": {"p99": "200ms"}, "errorRate": 0.01}
+RULE = ("monitoring.coreos.com/v1", "PrometheusRule", NS, "fraud")
+
+
+def test_an_slo_on_a_cluster_without_prometheus_rules_says_so_and_serves_anyway() -> None:
+    w = World(slo=SLO)
+    w.reconcile()
+    w.roll_out()
+    w.reconcile()
+    assert w.conditions()["SLORules"] == ("False", Reason.PROMETHEUS_RULE_UNAVAILABLE)
+    assert w.conditions()["Ready"] == ("True", Reason.AVAILABLE)
+    assert RULE not in w.kube.objects and not w.kube.writes_of("apply", "PrometheusRule")
+
+
+def test_an_slo_where_prometheus_rules_are_served_gets_its_rule_and_loses_it_with_the_slo() -> None:
+    w = World(slo=SLO)
+    w.kube.unserved.clear()
+    w.reconcile()
+    assert w.conditions()["SLORules"] == ("True", Reason.RULES_WRITTEN)
+    rule = w.kube.objects[RULE]
+    assert rule["metadata"]["ownerReferences"][0]["uid"] == w.body()["metadata"]["uid"]
+    # the spec drops its SLO: the rule and the condition go
+    body = w.body()
+    del body["spec"]["slo"]
+    w.kube.objects[(API_VERSION, MODEL_DEPLOYMENT_KIND, NS, "fraud")] = body
+    w.reconcile()
+    assert RULE not in w.kube.objects
+    assert "SLORules" not in w.conditions()

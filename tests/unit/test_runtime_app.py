@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import MutableMapping
 from pathlib import Path
 from typing import Any
@@ -58,6 +59,17 @@ def call(
     body: bytes = b"",
     content_type: str = "application/json",
 ) -> tuple[int, bytes]:
+    status, _, out = call_with_headers(app, method, path, body, content_type)
+    return status, out
+
+
+def call_with_headers(
+    app: RuntimeApp,
+    method: str,
+    path: str,
+    body: bytes = b"",
+    content_type: str = "application/json",
+) -> tuple[int, dict[bytes, bytes], bytes]:
     sent: list[dict[str, Any]] = []
     chunks = [body[:5], body[5:]] if len(body) > 5 else [body]
 
@@ -75,7 +87,7 @@ def call(
         "headers": [(b"content-type", content_type.encode())],
     }
     asyncio.run(app(scope, receive, send))
-    return sent[0]["status"], sent[1]["body"]
+    return sent[0]["status"], dict(sent[0]["headers"]), sent[1]["body"]
 
 
 def split(rows: list[list[Any]]) -> bytes:
@@ -262,3 +274,25 @@ def test_the_runtime_docs_table_is_generated_from_the_model() -> None:
 
     set_by_operator = {e["name"] for e in get_env(OWNER, make_spec(), MODEL, CTX)} - {"HOME"}
     assert set_by_operator <= set(RuntimeConfig.documented())
+
+
+def test_the_prestop_drain_turns_readiness_off_and_closes_every_connection() -> None:
+    app = make_app(MLOPS_DRAIN_DELAY_SECONDS="0.05")
+    app.state.model = FakeModel()  # type: ignore[assignment]
+    status, headers, _ = call_with_headers(app, "GET", "/v2/health/ready")
+    assert status == 200 and b"connection" not in headers  # keep-alive as usual
+    started = time.perf_counter()
+    status, _, body = call_with_headers(app, "GET", "/-/drain")
+    assert status == 200 and body == b'{"drained":true}'
+    assert time.perf_counter() - started >= 0.05  # it holds the preStop hook that long
+    status, headers, _ = call_with_headers(app, "GET", "/v2/health/ready")
+    assert status == 503 and headers[b"connection"] == b"close"
+    # predictions still answer (the client's request in flight), and close their connection
+    status, headers, _ = call_with_headers(
+        app,
+        "POST",
+        "/invocations",
+        b'{"dataframe_split": {"columns": ["a", "b"], "data": [[1, 2]]}}',
+    )
+    assert status == 200 and headers[b"connection"] == b"close"
+    assert call(app, "POST", "/-/drain")[0] == 405

@@ -20,6 +20,7 @@ from mlops_operator.api.common import (
     cel,
 )
 from mlops_operator.api.retrain_job import RetrainJobSpec
+from mlops_operator.api.slo import Slo
 from mlops_operator.contract import MODEL_DEPLOYMENT_KIND, MODEL_DEPLOYMENT_PLURAL
 
 KIND = MODEL_DEPLOYMENT_KIND
@@ -291,6 +292,12 @@ class ModelDeploymentSpec(ApiModel):
         default=None,
         description="Triggers that create RetrainJobs owned by this object, the way a CronJob "
         "owns its Jobs: a schedule, drift over a threshold, or both.",
+    )
+    slo: Slo | None = Field(
+        default=None,
+        description="The endpoint's service level. Where the monitoring.coreos.com "
+        "PrometheusRule kind is served, the operator writes the matching alerts (owned by "
+        "this object); status condition SLORules says whether it could.",
     )
 
 

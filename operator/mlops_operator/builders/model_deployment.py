@@ -27,6 +27,7 @@ from mlops_operator.contract import (
     LABEL_NAME,
     MANAGER,
     MODEL_DEPLOYMENT_KIND,
+    ROUTE_DRAIN,
     SERVING_PORT,
     Owner,
     ResolvedModel,
@@ -175,6 +176,9 @@ def get_container(
     }
     if rt.kind == "mlflow":
         c["args"] = rt.args or []
+        # ours closes every connection it answers in those seconds, so that no client keeps an
+        # idle one to this pod for SIGTERM to close under its next request
+        c["lifecycle"] = {"preStop": {"httpGet": {"path": ROUTE_DRAIN, "port": port}}}
     else:
         if rt.command:
             c["command"] = rt.command

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import ssl
+import time
 from dataclasses import dataclass
 from typing import Any, Protocol
 from urllib.parse import urlencode
@@ -16,7 +17,7 @@ from urllib.parse import urlencode
 import aiohttp
 
 from mlops_operator import metrics
-from mlops_operator.contract import MANAGER
+from mlops_operator.contract import MANAGER, PROMETHEUS_RULE_API_VERSION, PROMETHEUS_RULE_KIND
 
 FIELD_MANAGER = MANAGER
 
@@ -34,7 +35,9 @@ PLURALS: dict[tuple[str, str], str] = {
     ("coordination.k8s.io/v1", "Lease"): "leases",
     ("mlops.dev/v1alpha1", "ModelDeployment"): "modeldeployments",
     ("mlops.dev/v1alpha1", "RetrainJob"): "retrainjobs",
+    (PROMETHEUS_RULE_API_VERSION, PROMETHEUS_RULE_KIND): "prometheusrules",
 }
+DISCOVERY_SECONDS = 10.0  # how long an answer of serves() is reused (a CRD may appear)
 
 
 class ApiError(Exception):
@@ -76,6 +79,10 @@ class Kube(Protocol):
         self, api_version: str, kind: str, namespace: str | None, name: str, uid: str | None = None
     ) -> bool: ...
     async def create(self, obj: dict[str, Any]) -> dict[str, Any]: ...
+    async def serves(self, api_version: str, kind: str) -> bool:
+        """Whether the API server serves this kind (e.g. a CRD that may not be installed)."""
+        ...
+
     async def patch_merge(
         self,
         api_version: str,
@@ -134,6 +141,7 @@ class HttpKube:
     def __init__(self, creds: Credentials, session: aiohttp.ClientSession | None = None) -> None:
         self._creds = creds
         self._session = session
+        self._served: dict[tuple[str, str], tuple[bool, float]] = {}
 
     async def _http(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
@@ -143,6 +151,18 @@ class HttpKube:
     async def close(self) -> None:
         if self._session:
             await self._session.close()
+
+    async def serves(self, api_version: str, kind: str) -> bool:
+        key = (api_version, kind)
+        hit = self._served.get(key)
+        if hit is not None and hit[1] > time.monotonic():
+            return hit[0]
+        base = f"/api/{api_version}" if "/" not in api_version else f"/apis/{api_version}"
+        found = await self._request("GET", base, ok_missing=True)
+        plural = PLURALS[key]
+        served = any(r.get("name") == plural for r in (found or {}).get("resources", []))
+        self._served[key] = (served, time.monotonic() + DISCOVERY_SECONDS)
+        return served
 
     async def _request(
         self,

@@ -23,6 +23,7 @@ CHILDREN = [
     "policy/v1/poddisruptionbudgets",
     "networking.k8s.io/v1/networkpolicies",
     "v1/pods",
+    "monitoring.coreos.com/v1/prometheusrules",  # spec.slo's alerts, where the kind is served
 ]
 
 

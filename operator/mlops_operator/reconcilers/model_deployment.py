@@ -19,12 +19,16 @@ from pydantic import ValidationError
 
 from mlops_operator.api.model_deployment import ModelDeploymentSpec, ModelDeploymentStatus
 from mlops_operator.builders import model_deployment as b
+from mlops_operator.builders import slo
 from mlops_operator.clients.kube import ApiError, Kube
 from mlops_operator.clients.registry import Registry, RegistryError
 from mlops_operator.contract import (
     HANDOVER_MANAGER,
     LABEL_MODEL_DEPLOYMENT,
     MANAGER,
+    PROMETHEUS_RULE_API_VERSION,
+    PROMETHEUS_RULE_KIND,
+    CondType,
     Owner,
     Reason,
     Requeue,
@@ -36,6 +40,7 @@ from mlops_operator.status import conditions as cond
 from mlops_operator.status import events
 from mlops_operator.status.model_deployment import (
     Resolution,
+    SloRules,
     StatusInput,
     compute,
     stalled_status,
@@ -68,6 +73,13 @@ class Deps:
     applied: AppliedCache = field(default_factory=AppliedCache)
 
 
+def _slo_rules(spec: ModelDeploymentSpec, owner: Owner, served: bool) -> SloRules | None:
+    if spec.slo is None:
+        return None
+    alerts = sum(len(g["rules"]) for g in slo.rule_groups(owner, spec.slo)) if served else 0
+    return SloRules(served=served, name=owner.name if served else "", alerts=alerts)
+
+
 def owner_of(body: dict[str, Any]) -> Owner:
     m = body["metadata"]
     return Owner(name=m["name"], namespace=m["namespace"], uid=m["uid"])
@@ -87,9 +99,15 @@ async def _apply_children(
     spec: ModelDeploymentSpec,
     model: ResolvedModel,
     existing_dep: dict[str, Any] | None,
+    rules_served: bool,
 ) -> bool:
     """Apply what differs from the last apply; True when anything was written."""
     children = b.get_children(owner, spec, model, deps.build)
+    if rules_served:  # spec.slo's alerts; where the kind is not served there is nothing to do
+        if spec.slo:
+            children.apply.append(slo.prometheus_rule(owner, spec.slo))
+        else:
+            children.absent.append((PROMETHEUS_RULE_API_VERSION, PROMETHEUS_RULE_KIND))
     key = (owner.namespace, owner.name)
     fingerprint = hashlib.sha256(
         json.dumps([children.apply, children.absent, owner.uid], sort_keys=True).encode()
@@ -141,8 +159,11 @@ async def _write_status(
     # only the keys a pass writes: status.retraining stays as it is when the triggers did not run
     mine = {k: v for k, v in old.items() if (k in new or k == "model") and k != "conditions"}
     patch = cond.merge_patch(mine, new)
+    # a condition whose feature is off goes (SLORules without spec.slo)
+    types = {c.type for c in status.conditions or []}
+    drop = frozenset({CondType.SLO_RULES} - types) if status.conditions else frozenset()
     written = await write_status(
-        deps.kube, deps.event, body, patch, status.conditions, now, events.MODEL_DEPLOYMENT
+        deps.kube, deps.event, body, patch, status.conditions, now, events.MODEL_DEPLOYMENT, drop
     )
     return written is not None
 
@@ -191,9 +212,10 @@ async def _reconcile(body: dict[str, Any], deps: Deps, now: dt.datetime) -> Requ
     # A registry failure never touches what serves: keep applying the pinned version (so
     # edited or deleted children still come back), never roll to nothing.
     target = resolution.model if resolution.ok else serving
+    rules_served = await deps.kube.serves(PROMETHEUS_RULE_API_VERSION, PROMETHEUS_RULE_KIND)
     if target is not None:
         try:
-            applied = await _apply_children(deps, owner, spec, target, dep)
+            applied = await _apply_children(deps, owner, spec, target, dep, rules_served)
         except ApiError as e:
             if e.status in (400, 403, 422):
                 await _write_status(
@@ -227,6 +249,7 @@ async def _reconcile(body: dict[str, Any], deps: Deps, now: dt.datetime) -> Requ
             endpoint=b.endpoint(owner, spec),
             selector=f"{LABEL_MODEL_DEPLOYMENT}={owner.name}",
             served=served,
+            slo=_slo_rules(spec, owner, rules_served) if target is not None else None,
         )
     )
     # one guarded status write per pass: the triggers return their part of the status

@@ -46,6 +46,7 @@ async def write_status(
     conditions: list[cond.Condition] | None,  # typed (status/), merged over the stored ones
     now: dt.datetime,
     policy: Mapping[str, events.Severity],
+    drop: frozenset[str] = frozenset(),  # condition types to remove (their feature is off)
 ) -> dict[str, Any] | None:
     """Merge-patch `patch` and `conditions` (merged over the current ones) into the status
     subresource of `body`; the object as written, or None when nothing would change."""
@@ -54,7 +55,9 @@ async def write_status(
     merged = old_conditions
     if conditions is not None:
         merged, changed = cond.merge_all(old_conditions, conditions, now)
-        if changed:
+        kept = [c for c in merged if c.get("type") not in drop]
+        if changed or len(kept) != len(merged):
+            merged = kept
             patch = {**patch, "conditions": merged}
     if all(old.get(k) == v for k, v in patch.items()):
         return None

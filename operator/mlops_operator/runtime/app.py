@@ -29,6 +29,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
+from mlops_operator.contract import ROUTE_DRAIN, ROUTE_INFER, ROUTE_INVOCATIONS
 from mlops_operator.runtime import codec, oip
 from mlops_operator.runtime.codec import BadRequest
 from mlops_operator.runtime.config import RuntimeConfig
@@ -123,23 +124,26 @@ class RuntimeApp:
             resp = _error(500, "internal error while serving the request (see server log)", route)
         finally:
             self.metrics.in_flight.dec()
-        await send(
-            {
-                "type": "http.response.start",
-                "status": resp.status,
-                "headers": [
-                    (b"content-type", resp.content_type),
-                    (b"content-length", str(len(resp.body)).encode()),
-                ],
-            }
-        )
+        headers = [
+            (b"content-type", resp.content_type),
+            (b"content-length", str(len(resp.body)).encode()),
+        ]
+        if self.state.draining:
+            # the client reconnects, to a pod that stays, instead of keeping this connection
+            # until the server closes it under a request in flight
+            headers.append((b"connection", b"close"))
+        await send({"type": "http.response.start", "status": resp.status, "headers": headers})
         await send({"type": "http.response.body", "body": resp.body})
         self.metrics.observe(route, resp.status, time.perf_counter() - start, resp.rows)
 
     def _resolve(self, method: str, path: str) -> tuple[str, Handler]:
         """The route template (the metrics label) and its handler, or HttpError."""
-        if path == "/invocations":
+        if path == ROUTE_INVOCATIONS:
             return path, self._post(method, self._invocations)
+        if path == ROUTE_DRAIN:
+            if method not in ("GET", "HEAD"):
+                raise HttpError(405, "method not allowed; use GET")
+            return path, self._drain
         hit = self._get.get(path.rstrip("/") or path)
         if hit is not None:
             route, fn = hit
@@ -164,7 +168,7 @@ class RuntimeApp:
         if rest == ["ready"]:
             return "/v2/models/{model}/ready", self._get_only(method, self._model_ready)
         if rest == ["infer"]:
-            return "/v2/models/{model}/infer", self._post(method, self._infer_oip)
+            return ROUTE_INFER, self._post(method, self._infer_oip)
         raise HttpError(404, f"no route for {method} {path}")
 
     @staticmethod
@@ -184,6 +188,16 @@ class RuntimeApp:
         return handler
 
     # --- health and metadata -------------------------------------------------------------
+
+    async def _drain(self, scope: Scope, receive: Receive) -> Response:
+        """The preStop hook: stop being ready, answer everything with Connection: close for
+        drain_delay_seconds (clients move to the other pods), then let SIGTERM come."""
+        if not self.state.draining:
+            log.info("preStop: draining for %.0fs before SIGTERM", self.config.drain_delay_seconds)
+        self.state.draining = True
+        self.metrics.ready.set(0)
+        await asyncio.sleep(self.config.drain_delay_seconds)
+        return Response(200, b'{"drained":true}')
 
     def _live(self) -> Response:
         return Response(200, b'{"live":true}')

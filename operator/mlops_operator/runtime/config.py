@@ -74,6 +74,12 @@ class RuntimeConfig(EnvSettings):
     drain_seconds: float = var(
         "MLOPS_DRAIN_SECONDS", "30", "On SIGTERM, how long in-flight requests may take."
     )
+    drain_delay_seconds: float = var(
+        "MLOPS_DRAIN_DELAY_SECONDS",
+        "5",
+        "On the preStop call (GET /-/drain): how long to keep answering, every answer closing "
+        "its connection, before SIGTERM comes.",
+    )
     keep_alive_seconds: float = var(
         "MLOPS_KEEP_ALIVE_SECONDS", "75", "Idle keep-alive timeout; above proxies' 60 s."
     )
@@ -129,7 +135,7 @@ def _parse(attr: str, key: str, raw: str) -> object:
         if not lo <= value <= hi:
             raise ConfigError(f"{key} must be between {lo} and {hi}, got {value}")
         return value
-    if attr in ("drain_seconds", "keep_alive_seconds"):
+    if attr in ("drain_seconds", "drain_delay_seconds", "keep_alive_seconds"):
         try:
             seconds = float(raw)
         except ValueError:

@@ -33,6 +33,8 @@ from mlops_operator.contract import (
     METRIC_LABEL_MODEL_DEPLOYMENT,
     METRIC_LABEL_NAMESPACE,
     METRIC_PREDICTION_DRIFT_PSI,
+    METRIC_REQUEST_DURATION,
+    METRIC_REQUESTS,
 )
 from mlops_operator.runtime.drift import DriftMonitor
 
@@ -55,13 +57,13 @@ class RuntimeMetrics:
         self.base = (model_deployment, namespace)
         r = self.registry
         self.requests = Counter(
-            "mlops_runtime_requests",
+            METRIC_REQUESTS,
             "HTTP requests by route template and status code.",
             [*BASE, "route", "status"],
             registry=r,
         )
         self.latency = Histogram(
-            "mlops_runtime_request_duration_seconds",
+            METRIC_REQUEST_DURATION,
             "Time from request to response, by route template.",
             [*BASE, "route"],
             buckets=LATENCY_BUCKETS,

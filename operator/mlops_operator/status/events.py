@@ -59,6 +59,7 @@ MODEL_DEPLOYMENT: Mapping[str, Severity] = {
     ),
     CondType.STALLED: lambda c: WARNING if _true(c) else None,
     CondType.MODEL_RESOLVED: lambda c: NORMAL if _true(c) else WARNING,
+    CondType.SLO_RULES: lambda c: NORMAL if _true(c) else WARNING,
 }
 
 RETRAIN_JOB: Mapping[str, Severity] = {

@@ -57,6 +57,33 @@ class StatusInput:
     endpoint: str
     selector: str
     served: ResolvedModel | None  # what the pods are pinned to (for status.model)
+    slo: SloRules | None = None  # spec.slo's alerting rules; None when spec.slo is not set
+
+
+@dataclass(frozen=True)
+class SloRules:
+    served: bool  # the cluster serves the PrometheusRule kind
+    name: str = ""  # the PrometheusRule written
+    alerts: int = 0
+
+
+def slo_rules_condition(s: SloRules, gen: int) -> Condition:
+    if not s.served:
+        return make(
+            CondType.SLO_RULES,
+            False,
+            Reason.PROMETHEUS_RULE_UNAVAILABLE,
+            "this cluster does not serve monitoring.coreos.com/v1 PrometheusRule (the "
+            "Prometheus Operator's CRDs are not installed): no alerting rules were written",
+            gen,
+        )
+    return make(
+        CondType.SLO_RULES,
+        True,
+        Reason.RULES_WRITTEN,
+        f"PrometheusRule {s.name} holds {s.alerts} alert(s) for spec.slo",
+        gen,
+    )
 
 
 def _available(d: DeploymentState, want_version: str | None, gen: int) -> Condition:
@@ -179,9 +206,12 @@ def compute(i: StatusInput) -> ModelDeploymentStatus:
             source=m.source or None,
             run_id=m.run_id or None,
         )
+    conditions = [ready, reconciling, stalled, resolved, available]
+    if i.slo is not None:
+        conditions.append(slo_rules_condition(i.slo, gen))
     return ModelDeploymentStatus(
         observed_generation=gen,
-        conditions=[ready, reconciling, stalled, resolved, available],
+        conditions=conditions,
         endpoint=i.endpoint,
         replicas=d.replicas,
         ready_replicas=d.ready,
