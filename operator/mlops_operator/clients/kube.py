@@ -158,7 +158,12 @@ class HttpKube:
         if hit is not None and hit[1] > time.monotonic():
             return hit[0]
         base = f"/api/{api_version}" if "/" not in api_version else f"/apis/{api_version}"
-        found = await self._request("GET", base, ok_missing=True)
+        try:
+            found = await self._request("GET", base, ok_missing=True)
+        except (ApiError, aiohttp.ClientError, TimeoutError):
+            # discovery is a side matter (what serves does not depend on it): keep the last
+            # answer, or say no, and ask again on a later pass
+            return hit[0] if hit is not None else False
         plural = PLURALS[key]
         served = any(r.get("name") == plural for r in (found or {}).get("resources", []))
         self._served[key] = (served, time.monotonic() + DISCOVERY_SECONDS)

@@ -212,7 +212,11 @@ async def _reconcile(body: dict[str, Any], deps: Deps, now: dt.datetime) -> Requ
     # A registry failure never touches what serves: keep applying the pinned version (so
     # edited or deleted children still come back), never roll to nothing.
     target = resolution.model if resolution.ok else serving
-    rules_served = await deps.kube.serves(PROMETHEUS_RULE_API_VERSION, PROMETHEUS_RULE_KIND)
+    # ask only when there are alerts to write, or a rule written before to remove
+    had_rules = any(c.get("type") == CondType.SLO_RULES for c in status.get("conditions") or [])
+    rules_served = (spec.slo is not None or had_rules) and await deps.kube.serves(
+        PROMETHEUS_RULE_API_VERSION, PROMETHEUS_RULE_KIND
+    )
     if target is not None:
         try:
             applied = await _apply_children(deps, owner, spec, target, dep, rules_served)
