@@ -1,0 +1,61 @@
+"""HttpKube.serves(): whether the API server serves a kind, asked of a small real HTTP server
+(aiohttp) that answers like the discovery endpoints do. The real API server's answer is
+exercised by tests/integration/test_slo.py (with and without the PrometheusRule CRD)."""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+from typing import Any
+
+import pytest
+from aiohttp import web
+
+from mlops_operator.clients import kube
+from mlops_operator.clients.kube import Credentials, HttpKube
+from mlops_operator.contract import PROMETHEUS_RULE_API_VERSION, PROMETHEUS_RULE_KIND
+
+pytestmark = pytest.mark.unit
+
+KIND = (PROMETHEUS_RULE_API_VERSION, PROMETHEUS_RULE_KIND)
+
+
+async def scenario(answers: list[Any], monkeypatch: pytest.MonkeyPatch) -> list[bool]:
+    """serves() once per answer: a dict is the group's resource list, an int a status code."""
+    hits: list[int] = []
+
+    async def group(_: web.Request) -> web.Response:
+        hits.append(1)
+        answer = answers[len(hits) - 1]
+        if isinstance(answer, int):
+            return web.json_response({"reason": "x", "message": "x"}, status=answer)
+        return web.json_response(answer)
+
+    app = web.Application()
+    app.router.add_get("/apis/monitoring.coreos.com/v1", group)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    client = HttpKube(Credentials(f"http://127.0.0.1:{port}", ssl.create_default_context(), None))
+    monkeypatch.setattr(kube, "DISCOVERY_SECONDS", 0.0)  # ask every time
+    try:
+        return [await client.serves(*KIND) for _ in answers]
+    finally:
+        await client.close()
+        await runner.cleanup()
+
+
+def test_served_only_when_the_group_lists_the_kind(monkeypatch: pytest.MonkeyPatch) -> None:
+    listed = {"resources": [{"name": "prometheusrules"}, {"name": "servicemonitors"}]}
+    other = {"resources": [{"name": "servicemonitors"}]}
+    got = asyncio.run(scenario([listed, other, 404], monkeypatch))
+    assert got == [True, False, False]
+
+
+def test_a_discovery_error_keeps_the_last_answer(monkeypatch: pytest.MonkeyPatch) -> None:
+    listed = {"resources": [{"name": "prometheusrules"}]}
+    # a 503 after a yes stays yes (what serves does not flap on a blip); a first error says no
+    assert asyncio.run(scenario([listed, 503], monkeypatch)) == [True, True]
+    assert asyncio.run(scenario([503], monkeypatch)) == [False]
