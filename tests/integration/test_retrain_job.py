@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
-import functools
 import time
 from pathlib import Path
 
@@ -115,10 +114,7 @@ def test_unknown_pipeline_and_parameters_are_refused_before_any_run(
         assert all(w in s["message"] for w in words), s["message"]
         stalled = env.rtj.cond(name, "Stalled")
         assert (stalled["status"], stalled["reason"]) == ("True", reason)
-        released = functools.partial(
-            lambda n: not env.rtj.get(n)["metadata"].get("finalizers"), name
-        )
-        eventually(released, 30, what=f"{name} without a finalizer")
+        env.rtj.released(name)
         assert not (env.rtj.get(name).get("status") or {}).get("run")
     # nothing ran: no run directory, no version
     work = Path(operator.env["MLOPS_WORK_DIR"]) / env.ns

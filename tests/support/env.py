@@ -29,6 +29,7 @@ from mlops_operator.contract import (
     RETRAIN_JOB_PLURAL,
     VERSION,
 )
+from tests.support import retrain_jobs
 from tests.support.cluster import eventually
 from tests.support.kube import server_side_apply
 from tests.support.objects import make_model_deployment
@@ -115,16 +116,11 @@ class ModelDeployments(Objects):
 class RetrainJobs(Objects):
     def finished(self, name: str, timeout: float = 180) -> dict[str, Any]:
         """The job once it failed, or succeeded and decided the promotion."""
+        return retrain_jobs.wait_finished(self.env.kube, self.env.ns, name, timeout)
 
-        def check() -> dict[str, Any] | None:
-            o = self.get(name)
-            conds = {c["type"]: c for c in (o.get("status") or {}).get("conditions", [])}
-            s = conds.get("Succeeded")
-            if s and (s["status"] == "False" or "Promoted" in conds):
-                return o
-            return None
-
-        return eventually(check, timeout, interval=1, what=f"RetrainJob {name} finished")
+    def released(self, name: str, timeout: float = 30) -> dict[str, Any]:
+        """The job once its finalizer is gone."""
+        return retrain_jobs.wait_released(self.env.kube, self.env.ns, name, timeout)
 
     def of(self, md: str) -> builtins.list[dict[str, Any]]:
         """The jobs labelled with ModelDeployment `md` (its triggers' jobs)."""
