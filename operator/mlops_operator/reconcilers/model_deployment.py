@@ -73,11 +73,13 @@ class Deps:
     applied: AppliedCache = field(default_factory=AppliedCache)
 
 
-def _slo_rules(spec: ModelDeploymentSpec, owner: Owner, served: bool) -> SloRules | None:
+def _slo_rules(spec: ModelDeploymentSpec, rule: dict[str, Any] | None) -> SloRules | None:
     if spec.slo is None:
         return None
-    alerts = sum(len(g["rules"]) for g in slo.rule_groups(owner, spec.slo)) if served else 0
-    return SloRules(served=served, name=owner.name if served else "", alerts=alerts)
+    if rule is None:
+        return SloRules(served=False)
+    alerts = sum(len(g["rules"]) for g in rule["spec"]["groups"])
+    return SloRules(served=True, name=rule["metadata"]["name"], alerts=alerts)
 
 
 def owner_of(body: dict[str, Any]) -> Owner:
@@ -100,14 +102,15 @@ async def _apply_children(
     model: ResolvedModel,
     existing_dep: dict[str, Any] | None,
     rules_served: bool,
+    rule: dict[str, Any] | None,
 ) -> bool:
     """Apply what differs from the last apply; True when anything was written."""
     children = b.get_children(owner, spec, model, deps.build)
-    if rules_served:  # spec.slo's alerts; where the kind is not served there is nothing to do
-        if spec.slo:
-            children.apply.append(slo.prometheus_rule(owner, spec.slo))
-        else:
-            children.absent.append((PROMETHEUS_RULE_API_VERSION, PROMETHEUS_RULE_KIND))
+    # spec.slo's alerts; where the kind is not served there is nothing to write or remove
+    if rule is not None:
+        children.apply.append(rule)
+    elif rules_served:
+        children.absent.append((PROMETHEUS_RULE_API_VERSION, PROMETHEUS_RULE_KIND))
     key = (owner.namespace, owner.name)
     fingerprint = hashlib.sha256(
         json.dumps([children.apply, children.absent, owner.uid], sort_keys=True).encode()
@@ -217,9 +220,10 @@ async def _reconcile(body: dict[str, Any], deps: Deps, now: dt.datetime) -> Requ
     rules_served = (spec.slo is not None or had_rules) and await deps.kube.serves(
         PROMETHEUS_RULE_API_VERSION, PROMETHEUS_RULE_KIND
     )
+    rule = slo.prometheus_rule(owner, spec.slo) if spec.slo and rules_served else None
     if target is not None:
         try:
-            applied = await _apply_children(deps, owner, spec, target, dep, rules_served)
+            applied = await _apply_children(deps, owner, spec, target, dep, rules_served, rule)
         except ApiError as e:
             if e.status in (400, 403, 422):
                 await _write_status(
@@ -253,7 +257,7 @@ async def _reconcile(body: dict[str, Any], deps: Deps, now: dt.datetime) -> Requ
             endpoint=b.endpoint(owner, spec),
             selector=f"{LABEL_MODEL_DEPLOYMENT}={owner.name}",
             served=served,
-            slo=_slo_rules(spec, owner, rules_served) if target is not None else None,
+            slo=_slo_rules(spec, rule) if target is not None else None,
         )
     )
     # one guarded status write per pass: the triggers return their part of the status
