@@ -178,3 +178,11 @@ def env(kube: Any, namespace: str, mlflow_uri: str) -> Env:
     from tests.support.env import Env
 
     return Env(kube, namespace, mlflow_uri)
+
+
+@pytest.fixture
+def traffic() -> Iterator[Any]:
+    """traffic(url, *bodies) starts requests to url from a thread; they stop after the test."""
+    from tests.support.traffic import traffic_fixture
+
+    yield from traffic_fixture()

@@ -29,6 +29,8 @@ RETRAIN_JOB_PLURAL: Final = "retrainjobs"
 # -- labels, annotations, finalizers, field managers ------------------------------------------
 LABEL_MODEL_DEPLOYMENT: Final = "mlops.dev/model-deployment"  # children and RetrainJobs
 LABEL_MODEL_VERSION: Final = "mlops.dev/model-version"  # pod template: the version it serves
+LABEL_TRACK: Final = "mlops.dev/track"  # the canary Deployment's pods: canary
+TRACK_CANARY: Final = "canary"
 LABEL_TRIGGER: Final = "mlops.dev/trigger"  # a triggered RetrainJob: schedule | drift
 LABEL_NAME: Final = "app.kubernetes.io/name"
 LABEL_MANAGED_BY: Final = "app.kubernetes.io/managed-by"
@@ -53,6 +55,7 @@ TAG_DATA_SHA256: Final = "mlops.dev/data-sha256"
 TAG_DATA_TRANSFORM: Final = "mlops.dev/data-transform"
 TAG_PIPELINE: Final = "mlops.dev/pipeline"
 TAG_CODE_VERSION: Final = "mlops.dev/code-version"
+TAG_ROLLED_BACK: Final = "mlops.dev/rolled-back"  # <ns>/<ModelDeployment>: why, on the version
 TAG_METRIC_PREFIX: Final = "metric."  # metric.<name> = the evaluation metric, repr(float)
 
 # -- the runtime's environment (set by builders/, read by runtime/config.py) -----------------
@@ -60,6 +63,7 @@ ENV_MODEL_URI: Final = "MODEL_URI"
 ENV_MODEL_NAME: Final = "MODEL_NAME"
 ENV_MLFLOW_TRACKING_URI: Final = "MLFLOW_TRACKING_URI"
 ENV_MODEL_DEPLOYMENT: Final = "MLOPS_MODEL_DEPLOYMENT"
+ENV_MODEL_VERSION: Final = "MLOPS_MODEL_VERSION"
 ENV_POD_NAMESPACE: Final = "POD_NAMESPACE"
 ENV_PORT: Final = "PORT"  # a custom runtime's serving port
 SERVING_PORT: Final = 8080
@@ -79,6 +83,7 @@ METRIC_PREDICTION_DRIFT_PSI: Final = "mlops_prediction_drift_psi"
 METRIC_DRIFT_WINDOW_ROWS: Final = "mlops_drift_window_rows"
 METRIC_LABEL_NAMESPACE: Final = "namespace"
 METRIC_LABEL_MODEL_DEPLOYMENT: Final = "model_deployment"
+METRIC_LABEL_MODEL_VERSION: Final = "model_version"  # a canary's analysis reads its own version
 
 
 class CondType:
@@ -117,6 +122,11 @@ class Reason:
     INVALID_SPEC: Final = "InvalidSpec"
     NAME_CONFLICT: Final = "NameConflict"
     # SLORules
+    ROLLOUT_PROGRESSING: Final = "RolloutProgressing"  # spec.rollout Canary: a canary runs
+    ROLLOUT_PAUSED: Final = "RolloutPaused"
+    ROLLED_BACK: Final = "RolledBack"  # its analysis failed: the stable version serves
+    ROLLOUT_ABORTED: Final = "RolloutAborted"  # by mlops.dev/rollout-action: abort
+    ROLLOUT_UNAVAILABLE: Final = "RolloutUnavailable"  # a Canary the operator cannot judge
     RULES_WRITTEN: Final = "RulesWritten"
     PROMETHEUS_RULE_UNAVAILABLE: Final = "PrometheusRuleUnavailable"
     # RetrainJob

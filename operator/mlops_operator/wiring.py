@@ -147,6 +147,7 @@ def build(cfg: Settings, seams: Seams, observer: QueueObserver | None) -> Wired:
         build=BuildContext(runtime_image=cfg.runtime_image, mlflow_uri=cfg.pod_mlflow_uri),
         event=post_event,
         triggers=TriggerDeps(kube=kube, prometheus=prometheus),
+        prometheus=prometheus,
         applied=applied,
     )
 

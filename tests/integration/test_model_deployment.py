@@ -229,6 +229,17 @@ def _svc_uid(env: Env, name: str) -> str | None:
         return None
 
 
+def weight(w: int) -> dict[str, Any]:
+    return {"setWeight": w}
+
+
+CANARY: dict[str, Any] = {
+    "model": {"name": "m", "alias": "a"},
+    "slo": {"latency": {"p99": "200ms"}, "errorRate": 0.01},
+    "rollout": {"strategy": "Canary"},
+}
+
+
 @pytest.mark.parametrize(
     ("spec", "message"),
     [
@@ -264,6 +275,41 @@ def _svc_uid(env: Env, name: str) -> str | None:
         (
             {"model": {"name": "m", "alias": "a"}, "runtime": {"kind": "vllm"}},
             'Unsupported value: "vllm"',
+        ),
+        # spec.rollout: steps that cannot work
+        (
+            {k: v for k, v in CANARY.items() if k != "slo"},
+            "judged against spec.slo: set spec.slo",
+        ),
+        (
+            {**CANARY, "rollout": {"strategy": "Canary", "steps": [weight(50), weight(20)]}},
+            "setWeight values must increase",
+        ),
+        (
+            {**CANARY, "rollout": {"strategy": "Canary", "steps": [weight(50), weight(50)]}},
+            "setWeight values must increase",
+        ),
+        (
+            {**CANARY, "rollout": {"strategy": "Canary", "steps": [{"pause": {}}]}},
+            "spec.rollout.steps[0].pause.duration: Required value",
+        ),
+        (
+            {
+                **CANARY,
+                "rollout": {
+                    "strategy": "Canary",
+                    "steps": [{**weight(20), "pause": {"duration": "1m"}}],
+                },
+            },
+            "exactly one of setWeight, pause or analysis",
+        ),
+        (
+            {**CANARY, "rollout": {"steps": [weight(20)]}},
+            "apply to strategy Canary only",
+        ),
+        (
+            {**CANARY, "rollout": {"strategy": "Canary", "steps": [weight(120)]}},
+            "spec.rollout.steps[0].setWeight",
         ),
     ],
 )

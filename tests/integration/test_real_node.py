@@ -10,10 +10,8 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-import threading
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +27,7 @@ from tests.support.mlflow_server import MlflowServer
 from tests.support.models import local_predict, oip, register_diabetes, rows
 from tests.support.objects import unique
 from tests.support.realnode import NODE_NAME
+from tests.support.traffic import Traffic
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -128,42 +127,8 @@ def port_forward_get(kubeconfig: str, ns: str, pod: str, path: str) -> int:
         p.wait(10)
 
 
-@dataclass
-class Traffic:
-    url: str
-    body: dict[str, Any]
-    ok: int = 0
-    failed: list[str] = field(default_factory=list)
-    latencies: list[float] = field(default_factory=list)
-    versions: set[str] = field(default_factory=set)
-    stop: threading.Event = field(default_factory=threading.Event)
-
-    def run(self) -> None:
-        with requests.Session() as http:
-            while not self.stop.is_set():
-                t = time.perf_counter()
-                try:
-                    r = http.post(self.url, json=self.body, timeout=10)
-                    if r.status_code == 200:
-                        self.ok += 1
-                        self.versions.add(r.json()["model_version"])
-                    else:
-                        self.failed.append(f"{r.status_code} {r.text[:200]}")
-                except requests.RequestException as e:
-                    self.failed.append(repr(e))
-                self.latencies.append(time.perf_counter() - t)
-
-
-@pytest.fixture
-def traffic() -> Iterator[list[Traffic]]:
-    started: list[Traffic] = []
-    yield started
-    for t in started:
-        t.stop.set()
-
-
 def test_a_roll_forward_under_traffic_loses_no_request(
-    env: Env, mlflow_uri: str, traffic: list[Traffic]
+    env: Env, mlflow_uri: str, traffic: Callable[..., Traffic]
 ) -> None:
     from mlflow.tracking import MlflowClient
 
@@ -175,10 +140,7 @@ def test_a_roll_forward_under_traffic_loses_no_request(
     env.apply_md("roll", model)
     env.md.wait_serving("roll", v1)
     s = env.served("roll", model)
-    t = Traffic(f"{s.url}/v2/models/roll/infer", oip(rows(5)))
-    traffic.append(t)
-    worker = threading.Thread(target=t.run, daemon=True)
-    worker.start()
+    t = traffic(f"{s.url}/v2/models/roll/infer", oip(rows(5)))
     eventually(lambda: t.ok >= 20, 60, 0.2, "traffic flowing before the roll")
 
     reg.set_registered_model_alias(model, "champion", v2)  # the operator rolls forward
@@ -192,8 +154,7 @@ def test_a_roll_forward_under_traffic_loses_no_request(
     )
     during = t.ok
     eventually(lambda: t.ok >= max(500, during + 50), 120, 0.2, "500 requests across the roll")
-    t.stop.set()
-    worker.join(15)
+    t.finish()
     lat = sorted(t.latencies)
     print(
         f"roll-forward under traffic: {t.ok} ok, {len(t.failed)} failed, "

@@ -166,6 +166,8 @@ class Runtime:
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = log
         self.name = env.pop("MODEL_NAME", "my-deployment")
+        # the model_version label of its series: the version in a models:/<name>/<n> URI
+        self.version = model_uri.rsplit("/", 1)[-1] if model_uri.startswith("models:/") else ""
         full_env = dict(
             os.environ,
             MODEL_URI=model_uri,
@@ -243,8 +245,14 @@ def request(
         return e.code, e.read()
 
 
-def labels(name: str, **extra: str) -> str:
-    pairs = {"model_deployment": name, "namespace": NAMESPACE, **extra}
+def labels(rt: Runtime, **extra: str) -> str:
+    """The label set of a series of `rt` (the runtime sorts label names)."""
+    pairs = {
+        "model_deployment": rt.name,
+        "namespace": NAMESPACE,
+        "model_version": rt.version,
+        **extra,
+    }
     return "{" + ",".join(f'{k}="{v}"' for k, v in sorted(pairs.items())) + "}"
 
 
@@ -426,13 +434,13 @@ def test_oip_datatype_mismatch_is_400(tabular: Runtime) -> None:
 
 def test_metrics_count_what_was_sent(tabular: Runtime) -> None:
     name = tabular.name
-    ok = "mlops_runtime_requests_total" + labels(name, route="/invocations", status="200")
-    bad = "mlops_runtime_requests_total" + labels(name, route="/invocations", status="400")
+    ok = "mlops_runtime_requests_total" + labels(tabular, route="/invocations", status="200")
+    bad = "mlops_runtime_requests_total" + labels(tabular, route="/invocations", status="400")
     oip = "mlops_runtime_requests_total" + labels(
-        name, route="/v2/models/{model}/infer", status="200"
+        tabular, route="/v2/models/{model}/infer", status="200"
     )
-    rows = "mlops_runtime_predicted_rows_total" + labels(name, route="/invocations")
-    hist = "mlops_runtime_request_duration_seconds_count" + labels(name, route="/invocations")
+    rows = "mlops_runtime_predicted_rows_total" + labels(tabular, route="/invocations")
+    hist = "mlops_runtime_request_duration_seconds_count" + labels(tabular, route="/invocations")
     before = tabular.metrics()
     for i in range(4):
         tabular.post("/invocations", {"dataframe_split": as_split(draw(5, seed=20 + i))})
@@ -450,7 +458,7 @@ def test_metrics_count_what_was_sent(tabular: Runtime) -> None:
     assert delta(oip) == 2
     assert delta(rows) == 20
     assert delta(hist) == 7
-    base = labels(name)
+    base = labels(tabular)
     assert after["mlops_runtime_requests_in_flight" + base] == 1  # this scrape
     assert after["mlops_runtime_model_ready" + base] == 1
     assert after["mlops_runtime_model_load_seconds" + base] > 0
@@ -466,24 +474,24 @@ def test_drift_stable_then_significant(tabular: Runtime) -> None:
         )
         assert status == 200
     m = tabular.metrics()
-    overall = m["mlops_drift_psi" + labels(name)]
+    overall = m["mlops_drift_psi" + labels(tabular)]
     features = {
-        f: m["mlops_feature_drift_psi" + labels(name, feature=f)]
+        f: m["mlops_feature_drift_psi" + labels(tabular, feature=f)]
         for f in ["income", "score", "ratio", "items", "color"]
     }
     assert overall < 0.1, features
     assert overall == max(features.values())
-    assert m["mlops_prediction_drift_psi" + labels(name)] < 0.1
+    assert m["mlops_prediction_drift_psi" + labels(tabular)] < 0.1
 
     for i in range(20):  # 2,000 shifted rows, through OIP this time
         body = oip_columns(draw(100, seed=200 + i, shift=1.0))
         status, _ = tabular.post(f"/v2/models/{name}/infer", body)
         assert status == 200
     m = tabular.metrics()
-    assert m["mlops_drift_window_rows" + labels(name)] == 2000
-    assert m["mlops_drift_psi" + labels(name)] > 0.25
-    assert m["mlops_feature_drift_psi" + labels(name, feature="color")] > 0.25
-    assert m["mlops_prediction_drift_psi" + labels(name)] > 0.1
+    assert m["mlops_drift_window_rows" + labels(tabular)] == 2000
+    assert m["mlops_drift_psi" + labels(tabular)] > 0.25
+    assert m["mlops_feature_drift_psi" + labels(tabular, feature="color")] > 0.25
+    assert m["mlops_prediction_drift_psi" + labels(tabular)] > 0.1
 
 
 def test_no_baseline_no_drift_metrics_and_one_log_line(doubles: Runtime) -> None:
@@ -542,7 +550,7 @@ def test_ready_only_after_load_and_sigterm_drains(registered: Registered, tmp_pa
 
         caller = threading.Thread(target=slow_call)
         caller.start()
-        in_flight = "mlops_runtime_requests_in_flight" + labels("slow")
+        in_flight = "mlops_runtime_requests_in_flight" + labels(rt)
         deadline = time.monotonic() + 10
         while rt.metrics()[in_flight] < 2:  # the slow request and this scrape
             assert time.monotonic() < deadline

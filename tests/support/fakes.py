@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mlops_operator.clients.kube import ApiError
+from mlops_operator.clients.prometheus import PrometheusError
 from mlops_operator.clients.registry import RegistryError, VersionInfo
 from mlops_operator.contract import (
     PROMETHEUS_RULE_API_VERSION,
@@ -232,3 +233,29 @@ class FakeRegistry:
     async def set_alias(self, name: str, alias: str, version: str) -> None:
         self._up()
         self.aliases[(name, alias)] = version
+
+    async def set_version_tag(self, name: str, version: str, key: str, value: str) -> None:
+        self._up()
+        next(v for v in self.models[name] if v.version == version).tags[key] = value
+
+
+class FakePrometheus:
+    """Answers a canary analysis' queries (builders/slo.py) from values a test sets; the real
+    Prometheus judges real pods in tests/integration/test_canary.py."""
+
+    def __init__(self) -> None:
+        self.values: dict[str, float | None] = {"requests": 100.0, "errors": 0.0, "p99": 0.05}
+        self.down = False
+        self.queries: list[str] = []
+
+    async def scalar(self, expr: str) -> float | None:
+        self.queries.append(expr)
+        if self.down:
+            raise PrometheusError("connection refused (fake outage)")
+        if expr.startswith("sum(increase("):
+            return self.values["requests"]
+        if expr.startswith("histogram_quantile("):
+            return self.values["p99"]
+        if expr.startswith("max("):
+            return self.values.get("drift")
+        return self.values["errors"]

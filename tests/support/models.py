@@ -121,3 +121,60 @@ def register_with_baseline(mlflow_uri: str, name: str) -> tuple[str, Any]:
         )
     log_baseline(compute_profile(x, predictions=model.predict(x)), info.model_id)
     return str(info.registered_model_version), x
+
+
+def register_misbehaving(
+    tracking_uri: str,
+    name: str,
+    *,
+    fail_on_negative_age: bool = False,
+    sleep_seconds: float = 0.0,
+    tags: dict[str, str] | None = None,
+) -> str:
+    """A version of a diabetes model (same columns) that predicts the sum of its inputs but
+    misbehaves as a bad release would: it raises RuntimeError (the runtime answers 500) on a
+    request whose first row has a negative age, and/or sleeps `sleep_seconds` per request.
+    The class is defined here, in a function, so that cloudpickle stores it by value and a
+    model pod, which has no tests/ package, can load it."""
+    import mlflow
+    import pandas as pd
+    from mlflow.models import infer_signature
+    from mlflow.pyfunc.model import PythonModel
+    from mlflow.tracking import MlflowClient
+
+    fail, sleep = fail_on_negative_age, sleep_seconds
+
+    class Misbehaving(PythonModel):
+        def predict(self, context: Any, model_input: pd.DataFrame, params: Any = None) -> Any:
+            import time
+
+            if sleep:
+                time.sleep(sleep)
+            if fail and float(model_input["age"].iloc[0]) < 0:
+                raise RuntimeError("the release broke on a negative age")
+            return model_input.sum(axis=1)
+
+    x = rows(50)
+    mlflow.set_tracking_uri(tracking_uri)
+    with mlflow.start_run():
+        info: Any = mlflow.pyfunc.log_model(
+            name="model",
+            python_model=Misbehaving(),
+            signature=infer_signature(x, x.sum(axis=1)),
+            registered_model_name=name,
+            pip_requirements=["pandas"],
+        )
+    version = str(info.registered_model_version)
+    client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+    for k, v in (tags or {}).items():
+        client.set_model_version_tag(name, version, k, v)
+    return version
+
+
+def body_with_age(negative: bool, n: int = 5) -> dict[str, Any]:
+    """An OIP request of n diabetes rows whose first row's age is negative or not."""
+    import pandas as pd
+
+    x = rows(60)
+    first = x[(x["age"] < 0) if negative else (x["age"] >= 0)].head(1)
+    return oip(pd.concat([first, x.head(n - 1)], ignore_index=True))

@@ -108,6 +108,25 @@ READY = cond("Ready", "True", "Available", "serving fraud version 7 at http://fr
             "Degraded",
             "CrashLoopBackOff",
         ),
+        (
+            md(READY, cond("Reconciling", "True", "RolloutProgressing", "canary version 8 at 20%")),
+            "Progressing",
+            "canary version 8 at 20%",
+        ),
+        (
+            md(READY, cond("Reconciling", "True", "RolloutPaused", "waiting for measurements")),
+            "Suspended",
+            "waiting for measurements",
+        ),
+        (
+            md(
+                READY,
+                cond("Reconciling", "False", "RolledBack"),
+                cond("Stalled", "True", "RolledBack", "version 8 rolled back: error rate 9%"),
+            ),
+            "Degraded",
+            "RolledBack: version 8 rolled back",
+        ),
     ],
     ids=[
         "new",
@@ -118,6 +137,9 @@ READY = cond("Ready", "True", "Available", "serving fraud version 7 at http://fr
         "unschedulable",
         "deadline",
         "container-failing",
+        "canary",
+        "canary-paused",
+        "rolled-back",
     ],
 )
 def test_model_deployment(o: dict[str, Any], status: str, words: str) -> None:

@@ -4,6 +4,7 @@ from typing import Any
 
 import pytest
 
+from mlops_operator.builders import meta, policies
 from mlops_operator.builders import model_deployment as b
 from tests.support.objects import CTX, MODEL, OWNER, make_spec
 
@@ -148,7 +149,7 @@ def test_custom_runtime_uses_its_image_args_port_and_probe_paths() -> None:
     # a server we do not know gets the plain wait before SIGTERM
     assert c["lifecycle"] == {"preStop": {"sleep": {"seconds": 5}}}
     assert b.get_service(OWNER, spec)["spec"]["ports"][0]["port"] == 9000
-    assert b.endpoint(OWNER, spec) == "http://fraud.ml.svc:9000"
+    assert meta.endpoint(OWNER, spec) == "http://fraud.ml.svc:9000"
 
 
 def test_autoscaling_leaves_replicas_to_the_hpa() -> None:
@@ -175,11 +176,11 @@ def test_pdb_only_when_more_than_one_replica_can_run(overrides: dict[str, Any], 
     children = b.get_children(OWNER, make_spec(**overrides), MODEL, CTX)
     kinds = {o["kind"] for o in children.apply}
     assert ("PodDisruptionBudget" in kinds) is pdb
-    assert (("policy/v1", "PodDisruptionBudget") in children.absent) is (not pdb)
+    assert (("policy/v1", "PodDisruptionBudget", OWNER.name) in children.absent) is (not pdb)
 
 
 def test_network_policy_admits_only_the_serving_port() -> None:
-    np = b.get_network_policy(OWNER, make_spec())
+    np = policies.get_network_policy(OWNER, make_spec())
     assert np["spec"]["policyTypes"] == ["Ingress"]
     assert np["spec"]["ingress"] == [{"ports": [{"protocol": "TCP", "port": 8080}]}]
 

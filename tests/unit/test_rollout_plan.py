@@ -89,10 +89,12 @@ def test_no_data_pauses_and_never_promotes_blind() -> None:
     outs = run(DEFAULT_STEPS, [(0, None), (61, NODATA), (200, NODATA), (201, None)])
     assert [o.state.weight for o in outs] == [20, 20, 20, 20]
     assert outs[1].state.phase == "Paused" and "waiting for measurements" in outs[1].message
-    assert outs[3].state.phase == "Progressing" and "passing analysis at 20%" in outs[3].message
+    # a pass without a verdict holds too: the rollout waits until an interval is judged
+    assert outs[3].state.phase == "Paused" and "waiting for measurements" in outs[3].message
     # measurements return and pass: it goes on from where it was
     more = advance(DEFAULT_STEPS, outs[3].state, at(202), PASS, replicas=4, failure_limit=2)
-    assert more.state.weight == 50
+    assert more.state.weight == 50 and more.state.phase == "Progressing"
+    assert not more.state.no_data
 
 
 def test_an_analysis_step_waits_for_a_pass_after_it_began() -> None:
@@ -102,14 +104,27 @@ def test_an_analysis_step_waits_for_a_pass_after_it_began() -> None:
     assert "waiting for a passing analysis" in outs[1].message
 
 
-def test_an_indefinite_pause_holds_until_promoted() -> None:
-    steps: tuple[Step, ...] = (SetWeight(20), Pause(None))
-    outs = run(steps, [(0, None), (3600, PASS)])
-    assert outs[-1].state.phase == "Paused" and outs[-1].state.weight == 20
-    done = advance(
-        steps, outs[-1].state, at(3601), None, replicas=4, failure_limit=2, action="promote"
-    )
+def test_paused_holds_until_promoted() -> None:
+    steps: tuple[Step, ...] = (SetWeight(20), Pause(60))
+    state = run(steps, [(0, None)])[0].state
+    held = advance(steps, state, at(3600), PASS, replicas=4, failure_limit=2, paused=True)
+    assert held.state.phase == "Paused" and held.state.weight == 20
+    done = advance(steps, held.state, at(3601), None, replicas=4, failure_limit=2, action="promote")
     assert done.state.phase == "Succeeded" and done.state.weight == 100
+
+
+def test_the_step_clock_starts_once_the_pods_run() -> None:
+    steps: tuple[Step, ...] = (SetWeight(20), Pause(60), SetWeight(50))
+    first = run(steps, [(0, None)])[0]
+    # the canary pod takes 100 s to start: the pause has not begun, whatever the clock says
+    waiting = advance(steps, first.state, at(100), PASS, replicas=4, failure_limit=2, settled=False)
+    assert waiting.state.weight == 20 and waiting.state.step_started is None
+    assert "waiting for the pods of 20%" in waiting.message
+    ready = advance(steps, waiting.state, at(101), None, replicas=4, failure_limit=2)
+    assert ready.state.step_started == at(101) and ready.state.weight == 20
+    assert "pause until 2026-12-01T12:02:41Z" in ready.message
+    later = advance(steps, ready.state, at(162), PASS, replicas=4, failure_limit=2)
+    assert later.state.weight == 50
 
 
 def test_abort_and_paused_and_finished_states() -> None:

@@ -49,7 +49,7 @@ def make_app(**env: str) -> RuntimeApp:
             **env,
         }
     )
-    return RuntimeApp(cfg, RuntimeMetrics(cfg.model_deployment, cfg.namespace))
+    return RuntimeApp(cfg, RuntimeMetrics(cfg.model_deployment, cfg.namespace, cfg.model_version))
 
 
 def call(
@@ -193,7 +193,8 @@ def test_metrics_count_requests_rows_and_drift() -> None:
         assert len(hits) == 1, (prefix, hits)
         return float(hits[0].rsplit(" ", 1)[1])
 
-    base_labels = 'model_deployment="iris-prod",namespace="ml"'
+    # the version comes from MODEL_URI: a canary's analysis selects its pods by it
+    base_labels = 'model_deployment="iris-prod",model_version="3",namespace="ml"'
     ok = f'mlops_runtime_requests_total{{{base_labels},route="/invocations",status="200"}}'
     bad = f'mlops_runtime_requests_total{{{base_labels},route="/invocations",status="400"}}'
     assert value(ok) == 3
@@ -212,6 +213,10 @@ def test_settings_defaults_and_names() -> None:
     cfg = RuntimeConfig.from_env({"MODEL_URI": "models:/fraud/7"})
     assert cfg.model_name == "fraud" and cfg.model_deployment == "fraud"
     assert cfg.port == 8080 and cfg.drift and cfg.namespace == ""
+    assert cfg.model_version == "7"
+    assert RuntimeConfig.from_env({"MODEL_URI": "models:/fraud@champion"}).model_version == ""
+    pinned = {"MODEL_URI": "/models/fraud", "MLOPS_MODEL_VERSION": "12"}
+    assert RuntimeConfig.from_env(pinned).model_version == "12"
     cfg = RuntimeConfig.from_env(
         {
             "MODEL_URI": "models:/fraud/7",

@@ -26,6 +26,8 @@ CRDS = [
             {"name": "Model", "type": "string", "jsonPath": ".spec.model.name"},
             {"name": "Version", "type": "string", "jsonPath": ".status.model.version"},
             {"name": "Replicas", "type": "integer", "jsonPath": ".status.readyReplicas"},
+            {"name": "Rollout", "type": "string", "jsonPath": ".status.rollout.phase"},
+            {"name": "Weight", "type": "integer", "jsonPath": ".status.rollout.weight"},
             {"name": "Endpoint", "type": "string", "jsonPath": ".status.endpoint"},
             {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
         ],

@@ -10,80 +10,53 @@ from dataclasses import dataclass
 from typing import Any
 
 from mlops_operator.api.model_deployment import ModelDeploymentSpec
+from mlops_operator.builders import policies
+from mlops_operator.builders.meta import (
+    labels,
+    meta,
+    selector,
+    serving_port,
+)
 from mlops_operator.contract import (
     ANNOTATION_MODEL_URI,
-    API_VERSION,
     ENV_MLFLOW_TRACKING_URI,
     ENV_MODEL_DEPLOYMENT,
     ENV_MODEL_NAME,
     ENV_MODEL_URI,
+    ENV_MODEL_VERSION,
     ENV_POD_NAMESPACE,
     ENV_PORT,
     GPU_PRODUCT_LABEL,
     GPU_RESOURCE,
-    LABEL_MANAGED_BY,
-    LABEL_MODEL_DEPLOYMENT,
     LABEL_MODEL_VERSION,
-    LABEL_NAME,
-    MANAGER,
-    MODEL_DEPLOYMENT_KIND,
+    LABEL_TRACK,
     ROUTE_DRAIN,
-    SERVING_PORT,
+    TRACK_CANARY,
     Owner,
     ResolvedModel,
 )
 
 TMP_VOLUME = "tmp"
+CANARY_SUFFIX = "-canary"
+
+
+@dataclass(frozen=True)
+class Canary:
+    """spec.rollout Canary in progress: the new version beside the stable one."""
+
+    model: ResolvedModel
+    replicas: int  # pods of <name>-canary
+    stable_replicas: int  # pods the stable Deployment keeps meanwhile
+
+
+def canary_name(name: str) -> str:
+    return f"{name}{CANARY_SUFFIX}"
 
 
 @dataclass(frozen=True)
 class BuildContext:
     runtime_image: str
     mlflow_uri: str
-
-
-def labels(name: str) -> dict[str, str]:
-    return {LABEL_MODEL_DEPLOYMENT: name, LABEL_NAME: name, LABEL_MANAGED_BY: MANAGER}
-
-
-def selector(name: str) -> dict[str, str]:
-    # selectors are immutable: never put the version here
-    return {LABEL_MODEL_DEPLOYMENT: name}
-
-
-def endpoint(owner: Owner, spec: ModelDeploymentSpec) -> str:
-    return f"http://{owner.name}.{owner.namespace}.svc:{serving_port(spec)}"
-
-
-def serving_port(spec: ModelDeploymentSpec) -> int:
-    if spec.runtime.kind == "custom" and spec.runtime.port:
-        return spec.runtime.port
-    return SERVING_PORT
-
-
-def owner_reference(owner: Owner) -> dict[str, Any]:
-    return {
-        "apiVersion": API_VERSION,
-        "kind": MODEL_DEPLOYMENT_KIND,
-        "name": owner.name,
-        "uid": owner.uid,
-        "controller": True,
-        "blockOwnerDeletion": True,
-    }
-
-
-def _meta(owner: Owner) -> dict[str, Any]:
-    return {
-        "name": owner.name,
-        "namespace": owner.namespace,
-        "labels": labels(owner.name),
-        "ownerReferences": [owner_reference(owner)],
-    }
-
-
-def pdb_wanted(spec: ModelDeploymentSpec) -> bool:
-    most = spec.autoscaling.max_replicas if spec.autoscaling else spec.replicas
-    return most > 1
 
 
 def get_env(
@@ -94,6 +67,7 @@ def get_env(
         {"name": ENV_MODEL_NAME, "value": owner.name},
         {"name": ENV_MLFLOW_TRACKING_URI, "value": ctx.mlflow_uri},
         {"name": ENV_MODEL_DEPLOYMENT, "value": owner.name},
+        {"name": ENV_MODEL_VERSION, "value": model.version},
         {"name": ENV_POD_NAMESPACE, "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
         # model downloads and caches go to the writable emptyDir, the root fs is read-only
         {"name": "HOME", "value": "/tmp"},
@@ -229,8 +203,13 @@ def get_pod_template(
 
 
 def get_deployment(
-    owner: Owner, spec: ModelDeploymentSpec, model: ResolvedModel, ctx: BuildContext
+    owner: Owner,
+    spec: ModelDeploymentSpec,
+    model: ResolvedModel,
+    ctx: BuildContext,
+    replicas: int | None = None,
 ) -> dict[str, Any]:
+    """The stable Deployment; `replicas` is its share while a canary runs."""
     dspec: dict[str, Any] = {
         "selector": {"matchLabels": selector(owner.name)},
         "revisionHistoryLimit": 5,
@@ -242,13 +221,30 @@ def get_deployment(
         "template": get_pod_template(owner, spec, model, ctx),
     }
     if spec.autoscaling is None:
-        dspec["replicas"] = spec.replicas
+        dspec["replicas"] = spec.replicas if replicas is None else replicas
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
-        "metadata": {**_meta(owner), "annotations": {ANNOTATION_MODEL_URI: model.uri}},
+        "metadata": {**meta(owner), "annotations": {ANNOTATION_MODEL_URI: model.uri}},
         "spec": dspec,
     }
+
+
+def get_canary_deployment(
+    owner: Owner, spec: ModelDeploymentSpec, canary: Canary, ctx: BuildContext
+) -> dict[str, Any]:
+    """<name>-canary: the new version's pods, behind the same Service (its selector matches
+    them too). Their extra track label keeps the two Deployments' selectors apart, and the
+    controllerRef their ReplicaSets."""
+    dep = get_deployment(owner, spec, canary.model, ctx)
+    track = {LABEL_TRACK: TRACK_CANARY}
+    dep["metadata"]["name"] = canary_name(owner.name)
+    dep["metadata"]["labels"] = {**dep["metadata"]["labels"], **track}
+    dep["spec"]["selector"] = {"matchLabels": {**selector(owner.name), **track}}
+    template = dep["spec"]["template"]["metadata"]
+    template["labels"] = {**template["labels"], **track}
+    dep["spec"]["replicas"] = canary.replicas
+    return dep
 
 
 def get_service(owner: Owner, spec: ModelDeploymentSpec) -> dict[str, Any]:
@@ -256,78 +252,11 @@ def get_service(owner: Owner, spec: ModelDeploymentSpec) -> dict[str, Any]:
     return {
         "apiVersion": "v1",
         "kind": "Service",
-        "metadata": _meta(owner),
+        "metadata": meta(owner),
         "spec": {
             "type": "ClusterIP",
             "selector": selector(owner.name),
             "ports": [{"name": "http", "port": port, "targetPort": "http", "protocol": "TCP"}],
-        },
-    }
-
-
-def get_hpa(owner: Owner, spec: ModelDeploymentSpec) -> dict[str, Any] | None:
-    a = spec.autoscaling
-    if a is None:
-        return None
-    metrics = a.metrics or [
-        {
-            "type": "Resource",
-            "resource": {
-                "name": "cpu",
-                "target": {
-                    "type": "Utilization",
-                    "averageUtilization": a.target_cpu_utilization or 80,
-                },
-            },
-        }
-    ]
-    if a.metrics and a.target_cpu_utilization:
-        metrics = [
-            *a.metrics,
-            {
-                "type": "Resource",
-                "resource": {
-                    "name": "cpu",
-                    "target": {
-                        "type": "Utilization",
-                        "averageUtilization": a.target_cpu_utilization,
-                    },
-                },
-            },
-        ]
-    return {
-        "apiVersion": "autoscaling/v2",
-        "kind": "HorizontalPodAutoscaler",
-        "metadata": _meta(owner),
-        "spec": {
-            "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": owner.name},
-            "minReplicas": a.min_replicas,
-            "maxReplicas": a.max_replicas,
-            "metrics": metrics,
-        },
-    }
-
-
-def get_pdb(owner: Owner, spec: ModelDeploymentSpec) -> dict[str, Any] | None:
-    if not pdb_wanted(spec):
-        return None
-    return {
-        "apiVersion": "policy/v1",
-        "kind": "PodDisruptionBudget",
-        "metadata": _meta(owner),
-        "spec": {"maxUnavailable": 1, "selector": {"matchLabels": selector(owner.name)}},
-    }
-
-
-def get_network_policy(owner: Owner, spec: ModelDeploymentSpec) -> dict[str, Any]:
-    return {
-        "apiVersion": "networking.k8s.io/v1",
-        "kind": "NetworkPolicy",
-        "metadata": _meta(owner),
-        "spec": {
-            "podSelector": {"matchLabels": selector(owner.name)},
-            "policyTypes": ["Ingress"],
-            "ingress": [{"ports": [{"protocol": "TCP", "port": serving_port(spec)}]}],
         },
     }
 
@@ -337,24 +266,32 @@ class Children:
     """What should exist (apply) and which optional kinds should not (delete if ours)."""
 
     apply: list[dict[str, Any]]
-    absent: list[tuple[str, str]]  # (apiVersion, kind)
+    absent: list[tuple[str, str, str]]  # (apiVersion, kind, name)
 
 
 def get_children(
-    owner: Owner, spec: ModelDeploymentSpec, model: ResolvedModel, ctx: BuildContext
+    owner: Owner,
+    spec: ModelDeploymentSpec,
+    model: ResolvedModel,
+    ctx: BuildContext,
+    canary: Canary | None = None,
 ) -> Children:
+    """`model` is what the stable Deployment serves; `canary` the new version beside it."""
+    stable_replicas = canary.stable_replicas if canary else None
     apply = [
-        get_deployment(owner, spec, model, ctx),
+        get_deployment(owner, spec, model, ctx, stable_replicas),
         get_service(owner, spec),
-        get_network_policy(owner, spec),
+        policies.get_network_policy(owner, spec),
     ]
-    absent: list[tuple[str, str]] = []
+    absent: list[tuple[str, str, str]] = []
+    if canary is not None:
+        apply.append(get_canary_deployment(owner, spec, canary, ctx))
     for obj, kind in (
-        (get_hpa(owner, spec), ("autoscaling/v2", "HorizontalPodAutoscaler")),
-        (get_pdb(owner, spec), ("policy/v1", "PodDisruptionBudget")),
+        (policies.get_hpa(owner, spec), ("autoscaling/v2", "HorizontalPodAutoscaler")),
+        (policies.get_pdb(owner, spec), ("policy/v1", "PodDisruptionBudget")),
     ):
         if obj is None:
-            absent.append(kind)
+            absent.append((*kind, owner.name))
         else:
             apply.append(obj)
     return Children(apply=apply, absent=absent)

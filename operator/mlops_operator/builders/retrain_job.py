@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from mlops_operator.api.model_deployment import Retraining
-from mlops_operator.builders.model_deployment import owner_reference
+from mlops_operator.builders.meta import owner_reference
 from mlops_operator.contract import (
     ANNOTATION_TRIGGER_REASON,
     API_VERSION,

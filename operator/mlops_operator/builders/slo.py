@@ -11,9 +11,10 @@ import re
 from typing import Any
 
 from mlops_operator.api.slo import Slo, seconds
-from mlops_operator.builders.model_deployment import labels, owner_reference
+from mlops_operator.builders.meta import labels, owner_reference
 from mlops_operator.contract import (
     METRIC_LABEL_MODEL_DEPLOYMENT,
+    METRIC_LABEL_MODEL_VERSION,
     METRIC_LABEL_NAMESPACE,
     METRIC_PREDICTION_DRIFT_PSI,
     METRIC_REQUEST_DURATION,
@@ -44,24 +45,37 @@ def selector(owner: Owner, *extra: str) -> str:
     return "{" + ",".join(parts) + "}"
 
 
-def error_rate(owner: Owner, window: str) -> str:
+def version(v: str) -> str:
+    """The matcher of one model version's pods (a canary's analysis)."""
+    return f'{METRIC_LABEL_MODEL_VERSION}="{v}"'
+
+
+def requests(owner: Owner, window: str, *extra: str) -> str:
+    """Prediction requests answered over `window`."""
+    answered = selector(owner, f'route=~"{_routes()}"', *extra)
+    return f"sum(increase({METRIC_REQUESTS}_total{answered}[{window}]))"
+
+
+def error_rate(owner: Owner, window: str, *extra: str) -> str:
     """The 5xx share of the prediction requests over `window`."""
     routes = f'route=~"{_routes()}"'
-    errors = selector(owner, routes, 'status=~"5.."')
+    errors = selector(owner, routes, 'status=~"5.."', *extra)
+    # `or vector(0)`: no 5xx at all is a share of 0, not a missing one
     return (
-        f"sum(rate({METRIC_REQUESTS}_total{errors}[{window}])) / "
-        f"sum(rate({METRIC_REQUESTS}_total{selector(owner, routes)}[{window}]))"
+        f"(sum(rate({METRIC_REQUESTS}_total{errors}[{window}])) or vector(0)) / "
+        f"sum(rate({METRIC_REQUESTS}_total{selector(owner, routes, *extra)}[{window}]))"
     )
 
 
-def p99(owner: Owner, window: str) -> str:
+def p99(owner: Owner, window: str, *extra: str) -> str:
     """The 99th percentile of the prediction requests' duration over `window`, in seconds."""
-    bucket = f"{METRIC_REQUEST_DURATION}_bucket{selector(owner, f'route=~{_q(_routes())}')}"
+    matchers = selector(owner, f"route=~{_q(_routes())}", *extra)
+    bucket = f"{METRIC_REQUEST_DURATION}_bucket{matchers}"
     return f"histogram_quantile(0.99, sum by (le) (rate({bucket}[{window}])))"
 
 
-def prediction_drift(owner: Owner) -> str:
-    return f"max({METRIC_PREDICTION_DRIFT_PSI}{selector(owner)})"
+def prediction_drift(owner: Owner, *extra: str) -> str:
+    return f"max({METRIC_PREDICTION_DRIFT_PSI}{selector(owner, *extra)})"
 
 
 def _q(s: str) -> str:

@@ -43,6 +43,8 @@ class Registry(Protocol):
 
     async def set_alias(self, name: str, alias: str, version: str) -> None: ...
 
+    async def set_version_tag(self, name: str, version: str, key: str, value: str) -> None: ...
+
 
 CACHE_SECONDS = 1.0
 
@@ -156,6 +158,16 @@ class MlflowRegistry:
         def put() -> None:
             self._call(
                 lambda: self._client.set_registered_model_alias(name, alias, version),
+                name,
+                version=version,
+            )
+
+        await asyncio.to_thread(put)
+
+    async def set_version_tag(self, name: str, version: str, key: str, value: str) -> None:
+        def put() -> None:
+            self._call(
+                lambda: self._client.set_model_version_tag(name, version, key, value),
                 name,
                 version=version,
             )

@@ -20,7 +20,9 @@ from pydantic import ValidationError
 from mlops_operator.api.model_deployment import ModelDeploymentSpec, ModelDeploymentStatus
 from mlops_operator.builders import model_deployment as b
 from mlops_operator.builders import slo
+from mlops_operator.builders.meta import endpoint
 from mlops_operator.clients.kube import ApiError, Kube
+from mlops_operator.clients.prometheus import Prometheus
 from mlops_operator.clients.registry import Registry, RegistryError
 from mlops_operator.contract import (
     HANDOVER_MANAGER,
@@ -34,7 +36,7 @@ from mlops_operator.contract import (
     Requeue,
     ResolvedModel,
 )
-from mlops_operator.reconcilers import triggers
+from mlops_operator.reconcilers import rollout, triggers
 from mlops_operator.reconcilers.status_write import EventSink, StaleBody, write_status
 from mlops_operator.status import conditions as cond
 from mlops_operator.status import events
@@ -70,6 +72,7 @@ class Deps:
     build: b.BuildContext
     event: EventSink
     triggers: triggers.TriggerDeps | None = None
+    prometheus: Prometheus | None = None  # a canary's analysis; None: Canary cannot run
     applied: AppliedCache = field(default_factory=AppliedCache)
 
 
@@ -103,14 +106,17 @@ async def _apply_children(
     existing_dep: dict[str, Any] | None,
     rules_served: bool,
     rule: dict[str, Any] | None,
+    ro: rollout.Plan,
 ) -> bool:
     """Apply what differs from the last apply; True when anything was written."""
-    children = b.get_children(owner, spec, model, deps.build)
+    children = b.get_children(owner, spec, model, deps.build, ro.canary)
     # spec.slo's alerts; where the kind is not served there is nothing to write or remove
     if rule is not None:
         children.apply.append(rule)
     elif rules_served:
-        children.absent.append((PROMETHEUS_RULE_API_VERSION, PROMETHEUS_RULE_KIND))
+        children.absent.append((PROMETHEUS_RULE_API_VERSION, PROMETHEUS_RULE_KIND, owner.name))
+    if ro.remove_canary:
+        children.absent.append(("apps/v1", "Deployment", b.canary_name(owner.name)))
     key = (owner.namespace, owner.name)
     fingerprint = hashlib.sha256(
         json.dumps([children.apply, children.absent, owner.uid], sort_keys=True).encode()
@@ -137,11 +143,11 @@ async def _apply_children(
         )
     # independent objects: one round trip for all of them, not one after another
     await asyncio.gather(*(deps.kube.apply(obj) for obj in children.apply))
-    for api_version, kind in children.absent:
-        cur = await deps.kube.get(api_version, kind, owner.namespace, owner.name)
+    for api_version, kind, name in children.absent:
+        cur = await deps.kube.get(api_version, kind, owner.namespace, name)
         if cur and _is_ours(cur, owner):
             await deps.kube.delete(
-                api_version, kind, owner.namespace, owner.name, uid=cur["metadata"]["uid"]
+                api_version, kind, owner.namespace, name, uid=cur["metadata"]["uid"]
             )
     deps.applied.last[key] = fingerprint
     return True
@@ -155,20 +161,20 @@ def _is_ours(obj: dict[str, Any], owner: Owner) -> bool:
 
 async def _write_status(
     deps: Deps, body: dict[str, Any], status: ModelDeploymentStatus, now: dt.datetime
-) -> bool:
+) -> dict[str, Any] | None:
     old = body.get("status", {}) or {}
     new = status.to_wire()
     new.pop("conditions", None)
     # only the keys a pass writes: status.retraining stays as it is when the triggers did not run
     mine = {k: v for k, v in old.items() if (k in new or k == "model") and k != "conditions"}
+    mine.pop("rollout", None)  # written when the pass has one, kept otherwise
     patch = cond.merge_patch(mine, new)
     # a condition whose feature is off goes (SLORules without spec.slo)
     types = {c.type for c in status.conditions or []}
     drop = frozenset({CondType.SLO_RULES} - types) if status.conditions else frozenset()
-    written = await write_status(
+    return await write_status(
         deps.kube, deps.event, body, patch, status.conditions, now, events.MODEL_DEPLOYMENT, drop
     )
-    return written is not None
 
 
 async def reconcile(body: dict[str, Any], deps: Deps, now: dt.datetime) -> Requeue | None:
@@ -212,9 +218,34 @@ async def _reconcile(body: dict[str, Any], deps: Deps, now: dt.datetime) -> Requ
         await _write_status(deps, body, stalled_status(gen, Reason.NAME_CONFLICT, msg), now)
         return None
     serving = served_model(dep, status)
+    canary_dep = None
+    if (spec.rollout and spec.rollout.strategy == "Canary") or status.get("rollout"):
+        canary_dep = await deps.kube.get(
+            "apps/v1", "Deployment", owner.namespace, b.canary_name(owner.name)
+        )
+        if canary_dep and not _is_ours(canary_dep, owner):
+            msg = f"a Deployment named {b.canary_name(owner.name)} exists and is not ours"
+            await _write_status(deps, body, stalled_status(gen, Reason.NAME_CONFLICT, msg), now)
+            return None
     # A registry failure never touches what serves: keep applying the pinned version (so
-    # edited or deleted children still come back), never roll to nothing.
-    target = resolution.model if resolution.ok else serving
+    # edited or deleted children still come back), never roll to nothing. A canary says
+    # which version the stable Deployment keeps meanwhile.
+    ro = await rollout.plan(
+        rollout.Inputs(
+            owner=owner,
+            spec=spec,
+            status=status,
+            annotations=body["metadata"].get("annotations") or {},
+            serving=serving,
+            target=resolution.model if resolution.ok else None,
+            stable_dep=dep,
+            canary_dep=canary_dep,
+            now=now,
+        ),
+        deps.prometheus,
+        deps.registry,
+    )
+    target = ro.stable
     # ask only when there are alerts to write, or a rule written before to remove
     had_rules = any(c.get("type") == CondType.SLO_RULES for c in status.get("conditions") or [])
     rules_served = (spec.slo is not None or had_rules) and await deps.kube.serves(
@@ -223,7 +254,7 @@ async def _reconcile(body: dict[str, Any], deps: Deps, now: dt.datetime) -> Requ
     rule = slo.prometheus_rule(owner, spec.slo) if spec.slo and rules_served else None
     if target is not None:
         try:
-            applied = await _apply_children(deps, owner, spec, target, dep, rules_served, rule)
+            applied = await _apply_children(deps, owner, spec, target, dep, rules_served, rule, ro)
         except ApiError as e:
             if e.status in (400, 403, 422):
                 await _write_status(
@@ -254,12 +285,15 @@ async def _reconcile(body: dict[str, Any], deps: Deps, now: dt.datetime) -> Requ
             alias=spec.model.alias,
             resolution=resolution,
             deployment=state,
-            endpoint=b.endpoint(owner, spec),
+            endpoint=endpoint(owner, spec),
             selector=f"{LABEL_MODEL_DEPLOYMENT}={owner.name}",
             served=served,
             slo=_slo_rules(spec, rule) if target is not None else None,
+            rollout=ro.view,
         )
     )
+    if ro.record is not None:
+        new = new.model_copy(update={"rollout": ro.record})
     # one guarded status write per pass: the triggers return their part of the status
     trigger_error: Exception | None = None
     if spec.retraining and deps.triggers:
@@ -270,9 +304,17 @@ async def _reconcile(body: dict[str, Any], deps: Deps, now: dt.datetime) -> Requ
             new = new.model_copy(update={"retraining": retraining})
         except Exception as e:  # what serves is reported all the same; the queue retries
             trigger_error = e
-    await _write_status(deps, body, new, now)
+    written = await _write_status(deps, body, new, now)
+    if written is not None:
+        for type_, reason, message in ro.events:
+            deps.event(body, type_, reason, message)
+    if ro.after is not None:  # a rollback's registry work, once its record is written
+        done = await ro.after()
+        await _write_status(deps, written or body, new.model_copy(update={"rollout": done}), now)
     if trigger_error is not None:
         raise trigger_error
     if resolution.reason == Reason.REGISTRY_UNAVAILABLE:
         return Requeue(5.0, "registry unavailable", backoff=True)
+    if ro.requeue is not None:
+        return Requeue(ro.requeue, "rollout")
     return None

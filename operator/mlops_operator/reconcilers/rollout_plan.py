@@ -7,7 +7,8 @@ the canary Deployment gets ceil(weight x replicas) pods, the stable one the rest
 one until 100%.
 
 Analysis runs throughout the canary: every Fail counts, and failureLimit of them roll back; a
-NoData interval pauses until measurements return. Nothing moves traffic up blind: a higher
+NoData interval pauses until an interval is judged again. The clock of a step starts once both
+Deployments run their share of pods (settled). Nothing moves traffic up blind: a higher
 weight, and the final 100%, need at least one passing interval at the current weight.
 """
 
@@ -19,6 +20,7 @@ from dataclasses import dataclass, replace
 from typing import Literal
 
 from mlops_operator.analysis import Verdict
+from mlops_operator.contract import format_time
 
 Phase = Literal["Progressing", "Paused", "Succeeded", "RolledBack", "Aborted"]
 Action = Literal["promote", "abort"]
@@ -31,7 +33,7 @@ class SetWeight:
 
 @dataclass(frozen=True)
 class Pause:
-    seconds: float | None  # None: until a person promotes or unpauses
+    seconds: float  # to hold until a person decides there is spec.rollout.paused
 
 
 @dataclass(frozen=True)
@@ -56,6 +58,7 @@ class State:
     failures: int = 0
     passed_since_step: bool = False  # an analysis passed since the current step began
     passed_at_weight: bool = False  # an analysis passed since the weight last changed
+    no_data: bool = False  # the last interval could not be judged: hold until one can
 
 
 @dataclass(frozen=True)
@@ -87,6 +90,7 @@ def advance(
     failure_limit: int,
     paused: bool = False,
     action: Action | None = None,
+    settled: bool = True,  # both Deployments run the pods of the current weight
 ) -> Outcome:
     def out(s: State, event: tuple[str, str, str] | None = None, message: str = "") -> Outcome:
         stable, canary = split(replicas, s.weight)
@@ -110,10 +114,18 @@ def advance(
             return out(s, ("Warning", "RolledBack", msg), msg)
     state = replace(state, failures=failures)
     if verdict is not None and verdict.result == "NoData":
-        s = replace(state, phase="Paused")
+        s = replace(state, phase="Paused", no_data=True)
         return out(s, None, f"waiting for measurements: {verdict.message}")
+    if verdict is not None:
+        state = replace(state, no_data=False)
+    elif state.no_data:
+        return out(replace(state, phase="Paused"), None, "waiting for measurements")
     if paused:
         return out(replace(state, phase="Paused"), None, "paused (spec.rollout.paused)")
+    if not settled:
+        # the step's clock starts once the pods of this weight run
+        s = replace(state, phase="Progressing", step_started=None)
+        return out(s, None, f"waiting for the pods of {state.weight}%")
 
     ok = verdict is not None and verdict.result == "Pass"
     state = replace(
@@ -138,12 +150,10 @@ def advance(
                 event = ("Normal", "RolloutStep", f"canary at {step.weight}%")
             continue
         if isinstance(step, Pause):
-            if step.seconds is None:
-                s = replace(state, phase="Paused", step_started=started)
-                return out(s, event, "paused until promoted")
             if (now - started).total_seconds() < step.seconds:
-                left = step.seconds - (now - started).total_seconds()
-                return out(replace(state, step_started=started), event, f"pause, {left:.0f}s left")
+                until = format_time(started + dt.timedelta(seconds=step.seconds))
+                msg = f"canary at {state.weight}%, pause until {until}"
+                return out(replace(state, step_started=started), event, msg)
             state = _next(state, now)
             continue
         if not state.passed_since_step:

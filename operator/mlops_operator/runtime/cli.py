@@ -57,6 +57,16 @@ class RuntimeServer(uvicorn.Server):
         super().handle_exit(sig, frame)
 
 
+def _loader(app: RuntimeApp, server: RuntimeServer) -> None:
+    # a loader that dies leaves a pod that is never ready and says nothing: exit instead
+    try:
+        load_in_background(app, server)
+    except Exception as e:
+        log.exception("model loader failed")
+        app.state.load_error = one_line(f"{type(e).__name__}: {e}")
+        server.should_exit = True
+
+
 def load_in_background(app: RuntimeApp, server: RuntimeServer) -> None:
     """Load the model, flip readiness, then set up drift; on load failure stop the server."""
     cfg = app.config
@@ -76,13 +86,8 @@ def load_in_background(app: RuntimeApp, server: RuntimeServer) -> None:
         return
     m = app.metrics
     m.load_seconds.set(loaded.load_seconds)
-    m.info.info(
-        {
-            "model_name": loaded.ref.name,
-            "model_version": loaded.ref.version,
-            "model_uri": loaded.ref.uri,
-        }
-    )
+    # the version is a label of every series already (model_version)
+    m.info.info({"model_name": loaded.ref.name, "model_uri": loaded.ref.uri})
     app.state.model = loaded
     if not app.state.draining:
         m.ready.set(1)
@@ -115,7 +120,7 @@ def load_in_background(app: RuntimeApp, server: RuntimeServer) -> None:
 
 
 def build(cfg: RuntimeConfig) -> tuple[RuntimeApp, RuntimeServer]:
-    app = RuntimeApp(cfg, RuntimeMetrics(cfg.model_deployment, cfg.namespace))
+    app = RuntimeApp(cfg, RuntimeMetrics(cfg.model_deployment, cfg.namespace, cfg.model_version))
     ucfg = uvicorn.Config(
         app,
         host=cfg.host,
@@ -164,9 +169,7 @@ def main(argv: list[str] | None = None) -> int:
         cfg.model_deployment,
         cfg.namespace or "-",
     )
-    threading.Thread(
-        target=load_in_background, args=(app, server), name="model-loader", daemon=True
-    ).start()
+    threading.Thread(target=_loader, args=(app, server), name="model-loader", daemon=True).start()
     # uvicorn re-raises the signal it caught once it has shut down; with this no-op handler in
     # place that ends in a normal return (exit 0) instead of death by SIGTERM.
     signal.signal(signal.SIGTERM, lambda *_: None)

@@ -21,6 +21,7 @@ from mlops_operator.contract import (
     ENV_MODEL_DEPLOYMENT,
     ENV_MODEL_NAME,
     ENV_MODEL_URI,
+    ENV_MODEL_VERSION,
     ENV_POD_NAMESPACE,
     ENV_PORT,
 )
@@ -54,6 +55,12 @@ class RuntimeConfig(EnvSettings):
         ENV_MODEL_DEPLOYMENT,
         "",
         f"Value of the model_deployment metric label; empty = {ENV_MODEL_NAME}.",
+    )
+    model_version: str = var(
+        ENV_MODEL_VERSION,
+        "",
+        "Value of the model_version metric label; empty = the version in "
+        f"{ENV_MODEL_URI} (models:/<name>/<version>).",
     )
     namespace: str = var(
         ENV_POD_NAMESPACE, "", "Value of the namespace metric label (the downward API sets it)."
@@ -111,6 +118,9 @@ class RuntimeConfig(EnvSettings):
             raise ConfigError(f"{ENV_MODEL_NAME} must be a non-empty name without '/': {name!r}")
         object.__setattr__(self, "model_name", name)
         object.__setattr__(self, "model_deployment", self.model_deployment or name)
+        version = self.model_version or parse_model_uri(self.model_uri).version
+        # models:/<name>@<alias> names no version: the label stays empty
+        object.__setattr__(self, "model_version", "" if version.startswith("@") else version)
         return self
 
 

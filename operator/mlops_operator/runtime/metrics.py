@@ -1,7 +1,8 @@
 """Prometheus metrics of the runtime, in a registry of its own.
 
-Every series carries ``model_deployment`` and ``namespace`` (the contract in DESIGN.md), so one
-Prometheus query can pick a ModelDeployment's pods whatever their pod names. The drift gauges
+Every series carries ``model_deployment``, ``namespace`` and ``model_version`` (the contract in
+DESIGN.md), so one Prometheus query can pick a ModelDeployment's pods whatever their pod names,
+and a canary's analysis the pods of one version. The drift gauges
 ``mlops_feature_drift_psi{feature}``, ``mlops_drift_psi`` and ``mlops_prediction_drift_psi``
 are what the operator's drift trigger reads; they are computed when scraped (drift.py) and
 absent while there is no baseline or too little data.
@@ -31,6 +32,7 @@ from mlops_operator.contract import (
     METRIC_DRIFT_WINDOW_ROWS,
     METRIC_FEATURE_DRIFT_PSI,
     METRIC_LABEL_MODEL_DEPLOYMENT,
+    METRIC_LABEL_MODEL_VERSION,
     METRIC_LABEL_NAMESPACE,
     METRIC_PREDICTION_DRIFT_PSI,
     METRIC_REQUEST_DURATION,
@@ -42,7 +44,7 @@ from mlops_operator.runtime.drift import DriftMonitor
 disable_created_metrics()  # type: ignore[no-untyped-call]
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
-BASE = (METRIC_LABEL_MODEL_DEPLOYMENT, METRIC_LABEL_NAMESPACE)
+BASE = (METRIC_LABEL_MODEL_DEPLOYMENT, METRIC_LABEL_NAMESPACE, METRIC_LABEL_MODEL_VERSION)
 # Request latency buckets: sub-millisecond resolution for small models, up to 10 s.
 LATENCY_BUCKETS = (
     0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.5, 1.0, 2.5, 5.0, 10.0,
@@ -50,11 +52,11 @@ LATENCY_BUCKETS = (
 
 
 class RuntimeMetrics:
-    """The runtime's metrics; label values for the two contract labels are fixed at start."""
+    """The runtime's metrics; label values for the contract labels are fixed at start."""
 
-    def __init__(self, model_deployment: str, namespace: str) -> None:
+    def __init__(self, model_deployment: str, namespace: str, model_version: str = "") -> None:
         self.registry = CollectorRegistry(auto_describe=True)
-        self.base = (model_deployment, namespace)
+        self.base = (model_deployment, namespace, model_version)
         r = self.registry
         self.requests = Counter(
             METRIC_REQUESTS,
@@ -131,7 +133,7 @@ class RuntimeMetrics:
 class DriftCollector(Collector):
     """Computes the drift gauges from the window when Prometheus scrapes."""
 
-    def __init__(self, monitor: DriftMonitor, base: tuple[str, str]) -> None:
+    def __init__(self, monitor: DriftMonitor, base: tuple[str, str, str]) -> None:
         self.monitor = monitor
         self.base = list(base)
 

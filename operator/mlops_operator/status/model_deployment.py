@@ -58,6 +58,18 @@ class StatusInput:
     selector: str
     served: ResolvedModel | None  # what the pods are pinned to (for status.model)
     slo: SloRules | None = None  # spec.slo's alerting rules; None when spec.slo is not set
+    rollout: RolloutView | None = None  # a canary in progress, or one that failed
+
+
+@dataclass(frozen=True)
+class RolloutView:
+    """What status says of a canary: the stable Deployment is judged at stable_version while
+    it runs (the new version is the canary's), and a failed one stalls the object."""
+
+    stable_version: str
+    reason: str  # Reason.ROLLOUT_PROGRESSING | ROLLOUT_PAUSED | ROLLED_BACK | ...
+    message: str
+    stalled: bool = False
 
 
 @dataclass(frozen=True)
@@ -86,7 +98,9 @@ def slo_rules_condition(s: SloRules, gen: int) -> Condition:
     )
 
 
-def _available(d: DeploymentState, want_version: str | None, gen: int) -> Condition:
+def _available(
+    d: DeploymentState, want_version: str | None, gen: int, rollout: bool = False
+) -> Condition:
     if not d.exists:
         return make(
             CondType.AVAILABLE, False, Reason.PROGRESSING, "waiting for the Deployment", gen
@@ -106,6 +120,9 @@ def _available(d: DeploymentState, want_version: str | None, gen: int) -> Condit
         and d.available >= d.desired
     )
     at_version = want_version is None or d.serving_version == want_version
+    # beside a canary the stable share grows and shrinks: its pods serving is what counts
+    if rollout:
+        settled = d.available > 0
     if settled and at_version:
         return make(
             CondType.AVAILABLE,
@@ -159,7 +176,9 @@ def compute(i: StatusInput) -> ModelDeploymentStatus:
     gen, d, r = i.generation, i.deployment, i.resolution
     resolved = _model_resolved(i)
     target = r.model.version if r.ok and r.model else d.serving_version
-    available = _available(d, target, gen)
+    if i.rollout is not None:
+        target = i.rollout.stable_version  # the new version runs beside, in <name>-canary
+    available = _available(d, target, gen, rollout=i.rollout is not None)
     stalled_reason = r.reason if not r.ok and r.reason in STALLING_REASONS else None
     # a registry outage keeps the last version serving: still Ready, and said so
     model_ok = r.ok or (r.reason == Reason.REGISTRY_UNAVAILABLE and d.serving_version is not None)
@@ -188,6 +207,14 @@ def compute(i: StatusInput) -> ModelDeploymentStatus:
         reconciling = make(
             CondType.RECONCILING, False, stalled_reason, "stalled; fix the spec", gen
         )
+    elif i.rollout is not None and i.rollout.stalled:
+        # kstatus reads this as Failed (Argo CD: Degraded) while the stable version serves
+        ro = i.rollout
+        stalled = make(CondType.STALLED, True, ro.reason, ro.message, gen)
+        reconciling = make(CondType.RECONCILING, False, ro.reason, ro.message, gen)
+    elif i.rollout is not None and ready.status == "True":
+        stalled = make(CondType.STALLED, False, Reason.NOT_STALLED, "", gen)
+        reconciling = make(CondType.RECONCILING, True, i.rollout.reason, i.rollout.message, gen)
     else:
         stalled = make(CondType.STALLED, False, Reason.NOT_STALLED, "", gen)
         if ready.status == "True":

@@ -5,7 +5,10 @@
 --   Degraded     Stalled=True (model, version or alias missing, invalid spec), the
 --                rollout hit its progress deadline, or its pods cannot start
 --                (ContainerFailing: a crash loop, an image that is not there)
---   Progressing  not reconciled yet, rolling out, or waiting for capacity (Unschedulable)
+--   Progressing  not reconciled yet, rolling out (a canary too: the stable version serves
+--                meanwhile), or waiting for capacity (Unschedulable)
+--   Suspended    a canary paused (spec.rollout.paused, or no measurements to judge it by)
+--   Degraded     also a canary rolled back or aborted (Stalled=True, reason RolledBack)
 local hs = {}
 
 local function condition(ctype)
@@ -53,6 +56,20 @@ if stalled ~= nil and stalled.status == "True" then
   hs.status = "Degraded"
   hs.message = describe(stalled, "Stalled")
   return hs
+end
+
+local reconciling = condition("Reconciling")
+if reconciling ~= nil and reconciling.status == "True" then
+  if reconciling.reason == "RolloutPaused" then
+    hs.status = "Suspended"
+    hs.message = describe(reconciling, "Canary paused")
+    return hs
+  end
+  if reconciling.reason == "RolloutProgressing" then
+    hs.status = "Progressing"
+    hs.message = describe(reconciling, "Canary in progress")
+    return hs
+  end
 end
 
 local ready = condition("Ready")

@@ -1,0 +1,398 @@
+"""A ModelDeployment's version change under spec.rollout, one pass at a time.
+
+plan() reads status.rollout, measures the canary's last interval in Prometheus when one is
+due, lets the step machine (rollout_plan, pure) say where the rollout is, and returns what the
+pass applies: the stable Deployment's version and share, the canary beside it or its removal,
+the new status.rollout, the Events, and the registry work of a rollback (after() runs it once
+the status that records the rollback is written).
+
+Everything needed to resume lives in status.rollout: a restarted operator goes on from there.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+import math
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, cast
+
+from mlops_operator.analysis import Measured, Slo, Verdict, judge
+from mlops_operator.api.model_deployment import Analysis, ModelDeploymentSpec, RolloutStatus
+from mlops_operator.api.rollout import ACTION_ANNOTATION, AnalysisSpec
+from mlops_operator.api.slo import seconds
+from mlops_operator.builders import model_deployment as b
+from mlops_operator.builders import slo as q
+from mlops_operator.clients.prometheus import Prometheus, PrometheusError
+from mlops_operator.clients.registry import Registry, RegistryError
+from mlops_operator.contract import (
+    TAG_RETRAINJOB,
+    TAG_ROLLED_BACK,
+    Owner,
+    Reason,
+    ResolvedModel,
+    format_time,
+    parse_time,
+)
+from mlops_operator.reconcilers import rollout_plan as rp
+from mlops_operator.status.model_deployment import RolloutView
+
+log = logging.getLogger(__name__)
+FINISHED = ("Succeeded", "RolledBack", "Aborted")
+Event = tuple[str, str, str]  # (type, reason, message)
+
+
+@dataclass(frozen=True)
+class Plan:
+    stable: ResolvedModel | None  # the version the stable Deployment is to serve
+    canary: b.Canary | None = None  # apply <name>-canary so
+    remove_canary: bool = False  # delete <name>-canary (when it is ours)
+    record: RolloutStatus | None = None  # status.rollout to write; None leaves it as it is
+    view: RolloutView | None = None  # what the conditions say of the rollout
+    events: list[Event] = field(default_factory=list)
+    requeue: float | None = None  # seconds until the rollout needs another pass
+    # the registry side of a rollback, run after the status recording it is written; it
+    # returns status.rollout as it then is
+    after: Callable[[], Awaitable[RolloutStatus]] | None = None
+
+
+@dataclass(frozen=True)
+class Inputs:
+    owner: Owner
+    spec: ModelDeploymentSpec
+    status: dict[str, Any]
+    annotations: dict[str, str]
+    serving: ResolvedModel | None  # what the stable Deployment's pods are pinned to
+    target: ResolvedModel | None  # what the registry says to serve (None: unknown now)
+    stable_dep: dict[str, Any] | None
+    canary_dep: dict[str, Any] | None
+    now: dt.datetime
+
+
+def steps_of(spec: ModelDeploymentSpec) -> tuple[rp.Step, ...]:
+    if spec.rollout is None or not spec.rollout.steps:
+        return rp.DEFAULT_STEPS
+    out: list[rp.Step] = []
+    for s in spec.rollout.steps:
+        if s.set_weight is not None:
+            out.append(rp.SetWeight(s.set_weight))
+        elif s.pause is not None:
+            out.append(rp.Pause(seconds(s.pause.duration)))
+        else:
+            out.append(rp.Analysis())
+    return tuple(out)
+
+
+def settled(dep: dict[str, Any] | None, replicas: int) -> bool:
+    """The Deployment runs `replicas` available pods of its current template, and no others."""
+    if replicas == 0:
+        return True
+    if not dep:
+        return False
+    st: dict[str, int] = dep.get("status") or {}
+    return bool(
+        st.get("observedGeneration", 0) >= dep["metadata"].get("generation", 1)
+        and st.get("updatedReplicas", 0) >= replicas
+        and st.get("availableReplicas", 0) >= replicas
+        and st.get("replicas", 0) <= replicas
+    )
+
+
+def _state(rec: RolloutStatus) -> rp.State:
+    return rp.State(
+        phase=rec.phase,
+        step=rec.step,
+        weight=rec.weight,
+        step_started=parse_time(rec.step_started_at) if rec.step_started_at else None,
+        failures=rec.failures,
+        passed_since_step=rec.passed_since_step,
+        passed_at_weight=rec.passed_at_weight,
+        no_data=bool(rec.last_analysis and rec.last_analysis.result == "NoData"),
+    )
+
+
+def _record(rec: RolloutStatus, st: rp.State, message: str, now: dt.datetime) -> RolloutStatus:
+    return rec.model_copy(
+        update={
+            "phase": st.phase,
+            "step": st.step,
+            "weight": st.weight,
+            "step_started_at": format_time(st.step_started) if st.step_started else None,
+            "failures": st.failures,
+            "passed_since_step": st.passed_since_step,
+            "passed_at_weight": st.passed_at_weight,
+            "message": message,
+            "finished_at": format_time(now) if st.phase in FINISHED else None,
+        }
+    )
+
+
+def _view(rec: RolloutStatus) -> RolloutView:
+    if rec.phase in ("RolledBack", "Aborted"):
+        reason = Reason.ROLLED_BACK if rec.phase == "RolledBack" else Reason.ROLLOUT_ABORTED
+        done = "rolled back" if rec.phase == "RolledBack" else "aborted"
+        text = f"version {rec.version} {done}, version {rec.stable_version} serves: {rec.message}"
+        return RolloutView(rec.stable_version, reason, text, stalled=True)
+    reason = Reason.ROLLOUT_PAUSED if rec.phase == "Paused" else Reason.ROLLOUT_PROGRESSING
+    text = f"canary version {rec.version} at {rec.weight}%: {rec.message}"
+    return RolloutView(rec.stable_version, reason, text)
+
+
+def _replicas(i: Inputs) -> int:
+    if i.spec.autoscaling is None:
+        return i.spec.replicas
+    # the HPA owns the stable count: the canary's share is of what runs now
+    return int(((i.stable_dep or {}).get("spec") or {}).get("replicas") or 1)
+
+
+def _action(i: Inputs, rec: RolloutStatus | None) -> tuple[rp.Action | None, str | None]:
+    """The annotation's action if not acted on yet, and the value to record as handled."""
+    value = i.annotations.get(ACTION_ANNOTATION)
+    if value not in ("promote", "abort"):
+        return None, None
+    if rec is not None and rec.handled_action == value:
+        return None, value
+    return cast(rp.Action, value), value
+
+
+async def measure(
+    prom: Prometheus, owner: Owner, spec: ModelDeploymentSpec, version: str, a: AnalysisSpec
+) -> tuple[Verdict, Measured | None]:
+    """Judge the canary's last interval on its own pods (the model_version label)."""
+    assert spec.slo is not None
+    slo = Slo(seconds(spec.slo.latency.p99), spec.slo.error_rate, spec.slo.prediction_drift)
+    v, w = q.version(version), a.interval
+    exprs = [q.requests(owner, w, v), q.error_rate(owner, w, v), q.p99(owner, w, v)]
+    if slo.prediction_drift is not None:
+        exprs.append(q.prediction_drift(owner, v))
+    try:
+        values = await asyncio.gather(*(prom.scalar(e) for e in exprs))
+    except PrometheusError as e:
+        return Verdict("NoData", f"Prometheus unreachable: {e}"), None
+    clean = [None if x is None or math.isnan(x) else x for x in values]
+    m = Measured(
+        requests=clean[0],
+        error_rate=clean[1],
+        p99_seconds=clean[2],
+        prediction_drift=clean[3] if len(clean) > 3 else None,
+    )
+    return judge(slo, m, min_requests=a.min_requests), m
+
+
+async def plan(i: Inputs, prom: Prometheus | None, registry: Registry) -> Plan:
+    raw = i.status.get("rollout")
+    rec = RolloutStatus.model_validate(raw) if raw else None
+    s, t = i.serving, i.target
+    if s is None or t is None or t.version == s.version:
+        return _steady(i, rec, registry)
+    if i.spec.rollout is None or i.spec.rollout.strategy != "Canary":
+        # RollingUpdate: the Deployment rolls; a canary left from a Canary spec goes
+        return Plan(stable=t, remove_canary=i.canary_dep is not None, record=_left(rec, t, i))
+    if prom is None:
+        msg = (
+            f"version {t.version} waits: rollout.strategy Canary needs Prometheus to judge the "
+            f"canary and the operator has no MLOPS_PROMETHEUS_URL; version {s.version} serves"
+        )
+        view = RolloutView(s.version, Reason.ROLLOUT_UNAVAILABLE, msg, stalled=True)
+        return Plan(stable=s, view=view)
+    if rec is None or rec.version != t.version or rec.superseded:
+        rec = RolloutStatus(
+            phase="Progressing",
+            version=t.version,
+            stable_version=s.version,
+            steps=len(steps_of(i.spec)),
+            started_at=format_time(i.now),
+            handled_action=rec.handled_action if rec else None,
+        )
+        started = ("Normal", "RolloutStarted", f"canary of version {t.version} beside {s.version}")
+        return await _advance(i, rec, prom, registry, [started])
+    if rec.phase in ("RolledBack", "Aborted"):
+        # not tried again until the alias moves on; a revert that failed is tried again
+        after = _rollback_work(i, rec, registry) if _revert_due(rec) else None
+        return Plan(
+            stable=s,
+            remove_canary=i.canary_dep is not None,
+            record=rec,
+            view=_view(rec),
+            after=after,
+        )
+    if rec.phase == "Succeeded":  # promoted; the stable Deployment's apply is still to come
+        return Plan(stable=t, canary=_full(i, t), record=rec, requeue=2.0)
+    return await _advance(i, rec, prom, registry, [])
+
+
+async def _advance(
+    i: Inputs, rec: RolloutStatus, prom: Prometheus, registry: Registry, events: list[Event]
+) -> Plan:
+    assert i.serving is not None and i.target is not None and i.spec.rollout is not None
+    ro = i.spec.rollout
+    a = ro.analysis or AnalysisSpec()
+    steps, replicas = steps_of(i.spec), _replicas(i)
+    state = _state(rec)
+    stable_n, canary_n = rp.split(replicas, state.weight)
+    ready = settled(i.canary_dep, canary_n) and (
+        i.spec.autoscaling is not None or settled(i.stable_dep, stable_n)
+    )
+    # an interval is judged once the current step has run that long on settled pods
+    interval = seconds(a.interval)
+    marks = [state.step_started]
+    if rec.last_analysis is not None:
+        marks.append(parse_time(rec.last_analysis.time))
+    since = max((m for m in marks if m is not None), default=i.now)
+    verdict, measured = None, None
+    if state.weight > 0 and ready and (i.now - since).total_seconds() >= interval:
+        verdict, measured = await measure(prom, i.owner, i.spec, i.target.version, a)
+    elif stuck := _deadline_exceeded(i.canary_dep):
+        verdict = Verdict("Fail", f"the canary's pods did not become available: {stuck}")
+    action, handled = _action(i, rec)
+    out = rp.advance(
+        steps,
+        state,
+        i.now,
+        verdict,
+        replicas=replicas,
+        failure_limit=a.failure_limit,
+        paused=ro.paused,
+        action=action,
+        settled=ready,
+    )
+    new = _record(rec, out.state, out.message, i.now).model_copy(update={"handled_action": handled})
+    if verdict is not None:
+        new = new.model_copy(update={"last_analysis": _analysis(verdict, measured, i.now)})
+    finished = out.state.phase in ("RolledBack", "Aborted")
+    if out.event and not finished:  # a finished one's Event is its Stalled condition's
+        events = [*events, out.event]
+    if finished:
+        after = _rollback_work(i, new, registry) if out.state.phase == "RolledBack" else None
+        return Plan(
+            stable=i.serving,
+            remove_canary=True,
+            record=new,
+            view=_view(new),
+            events=events,
+            after=after,
+        )
+    if out.state.phase == "Succeeded":
+        # the stable Deployment rolls to the new version while the canary still serves it all
+        return Plan(
+            stable=i.target, canary=_full(i, i.target), record=new, events=events, requeue=2.0
+        )
+    canary = b.Canary(i.target, out.canary_replicas, out.stable_replicas)
+    return Plan(
+        stable=i.serving,
+        canary=canary,
+        record=new,
+        view=_view(new),
+        events=events,
+        requeue=min(interval, 5.0),
+    )
+
+
+def _deadline_exceeded(dep: dict[str, Any] | None) -> str:
+    """The Deployment controller's message when the canary missed its progress deadline."""
+    for c in ((dep or {}).get("status") or {}).get("conditions") or []:
+        if c.get("type") == "Progressing" and c.get("reason") == "ProgressDeadlineExceeded":
+            return str(c.get("message") or "ProgressDeadlineExceeded")
+    return ""
+
+
+def _analysis(v: Verdict, m: Measured | None, now: dt.datetime) -> Analysis:
+    return Analysis(
+        time=format_time(now),
+        result=v.result,
+        message=v.message,
+        requests=m.requests if m else None,
+        error_rate=m.error_rate if m else None,
+        p99_seconds=m.p99_seconds if m else None,
+        prediction_drift=m.prediction_drift if m else None,
+    )
+
+
+def _full(i: Inputs, model: ResolvedModel) -> b.Canary:
+    n = _replicas(i)
+    return b.Canary(model, n, n)
+
+
+def _steady(i: Inputs, rec: RolloutStatus | None, registry: Registry) -> Plan:
+    """Nothing to roll: the stable Deployment serves what the registry says (or, when it
+    cannot say, what it serves). After a promotion the canary goes once the stable pods
+    serve the promoted version."""
+    stable = i.target or i.serving
+    if stable is None:
+        return Plan(stable=None)
+    rec = _left(rec, i.target, i)
+    promoted = rec is not None and rec.phase == "Succeeded" and rec.version == stable.version
+    handing_over = i.canary_dep is not None and promoted
+    if handing_over and not settled(i.stable_dep, _replicas(i)):
+        return Plan(stable=stable, canary=_full(i, stable), record=rec, requeue=2.0)
+    # a rollback stays reported (Stalled) until another rollout begins, alias reverted or not
+    failed = rec is not None and rec.phase == "RolledBack" and rec.stable_version == stable.version
+    view = _view(rec) if failed and rec is not None else None
+    after = _rollback_work(i, rec, registry) if failed and rec and _revert_due(rec) else None
+    return Plan(
+        stable=stable,
+        remove_canary=i.canary_dep is not None,
+        record=rec,
+        view=view,
+        after=after,
+    )
+
+
+def _left(
+    rec: RolloutStatus | None, target: ResolvedModel | None, i: Inputs
+) -> RolloutStatus | None:
+    """status.rollout once the target is no longer its version: a rollout in progress ends
+    (Aborted), a finished one may be tried again when the alias comes back to it."""
+    if rec is None or target is None or rec.version == target.version or rec.superseded:
+        return rec
+    if rec.phase in FINISHED:
+        return rec.model_copy(update={"superseded": True})
+    return rec.model_copy(
+        update={
+            "phase": "Aborted",
+            "superseded": True,
+            "weight": 0,
+            "message": f"the model moved to version {target.version} during the rollout",
+            "finished_at": format_time(i.now),
+        }
+    )
+
+
+def _revert_due(rec: RolloutStatus) -> bool:
+    return rec.phase == "RolledBack" and rec.alias_reverted is None and not rec.superseded
+
+
+def _revert_wanted(spec: ModelDeploymentSpec) -> bool | None:
+    """spec.rollout.onFailure.revertAlias; None: decide by who registered the version."""
+    ro = spec.rollout
+    return ro.on_failure.revert_alias if ro and ro.on_failure else None
+
+
+def _rollback_work(
+    i: Inputs, rec: RolloutStatus, registry: Registry
+) -> Callable[[], Awaitable[RolloutStatus]]:
+    """Tag the failed version with why, and move the alias back to the stable version if it
+    is wanted and the alias still points at the failed one (of several ModelDeployments that
+    follow one alias, the first to fail reverts it; the others then roll back as on any move)."""
+
+    async def work() -> RolloutStatus:
+        name, alias = i.spec.model.name, i.spec.model.alias
+        why = f"{i.owner.namespace}/{i.owner.name}: {rec.message}"
+        try:
+            await registry.set_version_tag(name, rec.version, TAG_ROLLED_BACK, why[:5000])
+            revert = _revert_wanted(i.spec)
+            if revert is None:  # a RetrainJob's promotion is the operator's own to undo
+                revert = TAG_RETRAINJOB in (await registry.version_info(name, rec.version)).tags
+            if not revert or not alias:
+                return rec.model_copy(update={"alias_reverted": False})
+            if await registry.alias_holder(name, alias) != rec.version:
+                return rec.model_copy(update={"alias_reverted": False})
+            await registry.set_alias(name, alias, rec.stable_version)
+        except RegistryError as e:  # alias_reverted stays unset: the next pass tries again
+            log.warning("%s: rollback of version %s in the registry: %s", why, rec.version, e)
+            return rec
+        return rec.model_copy(update={"alias_reverted": True})
+
+    return work

@@ -1,0 +1,196 @@
+"""Canary rollouts for real: model pods on the real node, a real Prometheus that finds them
+through the API server and scrapes the runtime's metrics, traffic through the ClusterIP, and the
+operator judging each analysis interval of the canary's own pods against spec.slo.
+
+Intervals are seconds long here (the defaults are 30 s and 1 m pauses); what is judged is the
+same. Longer scenarios (Prometheus stopped mid-rollout, the operator killed mid-rollout) are in
+tests/unit/test_rollout_flow.py against fakes and in the chaos target.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from kubernetes.client.rest import ApiException
+
+from mlops_operator.contract import TAG_RETRAINJOB, TAG_ROLLED_BACK
+from tests.support.cluster import eventually
+from tests.support.env import Env
+from tests.support.models import (
+    body_with_age,
+    oip,
+    register_diabetes,
+    register_misbehaving,
+    rows,
+    set_alias,
+)
+from tests.support.objects import unique
+from tests.support.traffic import Traffic
+
+pytestmark = [pytest.mark.realnode, pytest.mark.usefixtures("real_node", "operator")]
+
+SLO = {"latency": {"p99": "500ms"}, "errorRate": 0.05, "window": "10s"}
+ANALYSIS = {"interval": "6s", "failureLimit": 2, "minRequests": 3}
+
+
+@pytest.fixture(autouse=True)
+def restricted(env: Env) -> None:
+    env.restrict()
+
+
+def canary(steps: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    return {"strategy": "Canary", "analysis": ANALYSIS, **({"steps": steps} if steps else {})}
+
+
+def rollout(env: Env, name: str) -> dict[str, Any]:
+    return dict(env.md.get(name).get("status", {}).get("rollout") or {})
+
+
+def wait_phase(env: Env, name: str, phase: str, timeout: float) -> dict[str, Any]:
+    def check() -> dict[str, Any] | None:
+        r = rollout(env, name)
+        return r if r.get("phase") == phase else None
+
+    return eventually(
+        check, timeout, 0.5, f"rollout {phase}: {rollout(env, name)}; pods {env.debug(name)}"
+    )
+
+
+def canary_deployment(env: Env, name: str) -> Any:
+    try:
+        return env.deployment(f"{name}-canary")
+    except ApiException as e:
+        if e.status == 404:
+            return None
+        raise
+
+
+def canary_pods(env: Env, name: str) -> list[Any]:
+    return [p for p in env.pods(name) if (p.metadata.labels or {}).get("mlops.dev/track")]
+
+
+def test_a_good_version_is_promoted_step_by_step_and_no_request_is_lost(
+    env: Env, mlflow_uri: str, traffic: Callable[..., Traffic]
+) -> None:
+    model = unique("canary")
+    v1 = register_diabetes(mlflow_uri, model, alpha=0.5)
+    v2 = register_diabetes(mlflow_uri, model, alpha=2.0)
+    set_alias(mlflow_uri, model, "champion", v1)
+    steps: list[dict[str, Any]] = [
+        {"setWeight": 50},
+        {"pause": {"duration": "8s"}},
+        {"analysis": {}},
+    ]
+    env.apply_md("good", model, slo=SLO, rollout=canary(steps))
+    env.md.wait_serving("good", v1)
+    s = env.served("good", model)
+    t = traffic(f"{s.url}/v2/models/good/infer", oip(rows(5)), fresh=True)
+    eventually(lambda: t.ok >= 20, 60, 0.2, "traffic before the canary")
+
+    moved = time.monotonic()
+    set_alias(mlflow_uri, model, "champion", v2)
+    at_50 = eventually(lambda: rollout(env, "good").get("weight") == 50, 60, 0.5, "canary at 50%")
+    assert at_50
+    dep = eventually(lambda: canary_deployment(env, "good"), 30, 0.5, "good-canary")
+    assert dep.spec.selector.match_labels == {
+        "mlops.dev/model-deployment": "good",
+        "mlops.dev/track": "canary",
+    }
+    assert dep.spec.template.metadata.labels["mlops.dev/model-version"] == v2
+    # the stable Deployment keeps its name, selector and version while the canary runs
+    stable = env.deployment("good")
+    assert stable.spec.template.metadata.labels["mlops.dev/model-version"] == v1
+    assert env.md.cond("good", "Ready")["status"] == "True"
+    assert env.md.cond("good", "Reconciling")["reason"] in ("RolloutProgressing", "RolloutPaused")
+
+    ro = wait_phase(env, "good", "Succeeded", 240)
+    promoted = time.monotonic() - moved
+    last = ro["lastAnalysis"]
+    assert last["result"] == "Pass" and last["requests"] >= 3, last
+    assert last["errorRate"] == 0 and last["p99Seconds"] < 0.5, last
+    env.md.wait_serving("good", v2)
+    eventually(lambda: canary_deployment(env, "good") is None, 120, 0.5, "canary removed")
+    eventually(
+        lambda: all(p.metadata.labels["mlops.dev/model-version"] == v2 for p in env.pods("good")),
+        120,
+        0.5,
+        "only v2 pods",
+    )
+    during = t.ok
+    eventually(lambda: t.ok >= during + 30, 60, 0.2, "traffic after the promotion")
+    t.finish()
+    print(
+        f"canary promoted {promoted:.1f} s after the alias moved (steps: 50%, pause 8s, "
+        f"analysis every 6s); {t.ok} ok, {len(t.failed)} failed"
+    )
+    assert t.failed == [], t.failed[:5]
+    assert t.versions == {v1, v2}  # the canary answered too: traffic really was split
+    reasons = [r for _, r, _ in env.md.event_list("good")]
+    for reason in ("RolloutStarted", "RolloutStep", "RolloutSucceeded"):
+        assert reason in reasons, reasons
+
+
+@pytest.mark.parametrize("bad", ["errors", "slow"])
+def test_a_bad_version_is_rolled_back_by_analysis_and_the_alias_reverted(
+    env: Env, mlflow_uri: str, traffic: Callable[..., Traffic], bad: str
+) -> None:
+    from mlflow.tracking import MlflowClient
+
+    model = unique(f"bad-{bad}")
+    v1 = register_diabetes(mlflow_uri, model, alpha=0.5)
+    # registered as a RetrainJob registers: the rollback reverts the alias by default
+    v2 = register_misbehaving(
+        mlflow_uri,
+        model,
+        fail_on_negative_age=bad == "errors",
+        sleep_seconds=1.0 if bad == "slow" else 0.0,
+        tags={TAG_RETRAINJOB: f"{env.ns}/retrain-1/uid-1"},
+    )
+    set_alias(mlflow_uri, model, "champion", v1)
+    env.apply_md("bad", model, slo=SLO, rollout=canary())  # the default steps: 20% first
+    env.md.wait_serving("bad", v1)
+    s = env.served("bad", model)
+    url = f"{s.url}/v2/models/bad/infer"
+    bodies = (body_with_age(negative=False), body_with_age(negative=True))
+    ts = [traffic(url, *bodies, fresh=True) for _ in range(3 if bad == "slow" else 1)]
+    eventually(lambda: ts[0].ok >= 20, 60, 0.2, "traffic before the canary")
+
+    moved = time.monotonic()
+    set_alias(mlflow_uri, model, "champion", v2)
+    ro = wait_phase(env, "bad", "RolledBack", 240)
+    took = time.monotonic() - moved
+    last = ro["lastAnalysis"]
+    assert last["result"] == "Fail", last
+    judged = "error rate" if bad == "errors" else "p99 latency"
+    stalled = env.md.cond("bad", "Stalled")
+    assert stalled["status"] == "True" and stalled["reason"] == "RolledBack", stalled
+    assert judged in stalled["message"] and "budget" in stalled["message"], stalled
+    assert env.md.cond("bad", "Ready")["status"] == "True"  # the stable version serves
+    assert ("Warning", "RolledBack") in env.md.events("bad")
+    eventually(lambda: canary_deployment(env, "bad") is None, 60, 0.5, "canary removed")
+    eventually(lambda: not canary_pods(env, "bad"), 90, 0.5, "canary pods gone")
+
+    # the alias is back on the stable version, and the failed version says why
+    reg = MlflowClient(mlflow_uri)
+    eventually(
+        lambda: reg.get_model_version_by_alias(model, "champion").version == v1,
+        30,
+        0.5,
+        "alias reverted",
+    )
+    tag = reg.get_model_version(model, v2).tags.get(TAG_ROLLED_BACK, "")
+    assert tag.startswith(f"{env.ns}/bad: ") and judged in tag, tag
+    assert eventually(lambda: rollout(env, "bad").get("aliasReverted"), 30, 0.5, "recorded")
+    assert env.deployment("bad").spec.template.metadata.labels["mlops.dev/model-version"] == v1
+    print(f"{bad}: rolled back {took:.1f} s after the alias moved: {stalled['message']}")
+
+    # from now on the stable pods answer everything: no canary is tried again
+    failed = sum(len(t.failed) for t in ts)
+    ok = ts[0].ok
+    eventually(lambda: ts[0].ok >= ok + 30, 60, 0.2, "traffic after the rollback")
+    assert sum(len(t.failed) for t in ts) == failed
+    assert canary_deployment(env, "bad") is None
+    assert env.md.cond("bad", "Stalled")["reason"] == "RolledBack"
