@@ -19,6 +19,7 @@ HELM_VERSION="$(required helm helm.sh/helm/v3)"
 PROM_MODULE_VERSION="$(required prometheus github.com/prometheus/prometheus)"  # v0.316.0 = 3.16.0
 # the Prometheus Operator whose PrometheusRule CRD the tests install (spec.slo's alerts)
 PROM_OPERATOR_VERSION=v0.85.0
+GATEWAY_API_VERSION=v1.6.3  # the HTTPRoute CRD a routed canary writes its weights into
 cache="${MLOPS_CACHE_DIR:-$HOME/.cache/mlops-operator}"
 
 key() { cat "$@" | sha256sum | cut -c1-12; }
@@ -103,7 +104,15 @@ d="$(build_one prometheus prometheus github.com/prometheus/prometheus/cmd/promet
 # kwok run standalone needs its Stages: take the defaults kwokctl uses (fast node
 # initialisation, heartbeat with lease, fast pod lifecycle) from the kwok module itself.
 rule_crd="$bin/prometheusrules-crd-$PROM_OPERATOR_VERSION.yaml"
-if $check; then [[ -f "$bin/kwok-stages.yaml" && -f "$rule_crd" ]]; exit; fi
+route_crd="$bin/httproutes-crd-$GATEWAY_API_VERSION.yaml"
+if $check; then [[ -f "$bin/kwok-stages.yaml" && -f "$rule_crd" && -f "$route_crd" ]]; exit; fi
+if [[ ! -f "$route_crd" ]]; then
+  # the standard channel's HTTPRoute CRD, as the Gateway API project publishes it
+  gw_src="$(go mod download -json "sigs.k8s.io/gateway-api@$GATEWAY_API_VERSION" \
+    | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')"
+  cp "$gw_src/config/crd/standard/gateway.networking.k8s.io_httproutes.yaml" "$route_crd.tmp"
+  mv "$route_crd.tmp" "$route_crd"
+fi
 if [[ ! -f "$rule_crd" ]]; then
   # the CRD as the Prometheus Operator publishes it, from its Go module (the module proxy)
   op_src="$(go mod download -json "github.com/prometheus-operator/prometheus-operator@$PROM_OPERATOR_VERSION" \

@@ -43,6 +43,8 @@ FINALIZER_STOP_RUN: Final = "mlops.dev/stop-run"  # a RetrainJob whose run must 
 # the Prometheus Operator's alerting rules (written only where the kind is served)
 PROMETHEUS_RULE_API_VERSION: Final = "monitoring.coreos.com/v1"
 PROMETHEUS_RULE_KIND: Final = "PrometheusRule"
+HTTP_ROUTE_API_VERSION: Final = "gateway.networking.k8s.io/v1"  # spec.rollout.trafficRouting
+HTTP_ROUTE_KIND: Final = "HTTPRoute"
 
 # GPU Feature Discovery and the NVIDIA device plugin, as the GPU nodes carry them
 GPU_RESOURCE: Final = "nvidia.com/gpu"  # also the taint key GPU nodes carry

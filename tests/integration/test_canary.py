@@ -3,12 +3,13 @@ through the API server and scrapes the runtime's metrics, traffic through the Cl
 operator judging each analysis interval of the canary's own pods against spec.slo.
 
 Intervals are seconds long here (the defaults are 30 s and 1 m pauses); what is judged is the
-same. Longer scenarios (Prometheus stopped mid-rollout, the operator killed mid-rollout) are in
-tests/unit/test_rollout_flow.py against fakes and in the chaos target.
+same. The paths that need minutes or many restarts to reach are also walked against fakes in
+tests/unit/test_rollout_flow.py.
 """
 
 from __future__ import annotations
 
+import signal
 import time
 from collections.abc import Callable
 from typing import Any
@@ -28,6 +29,8 @@ from tests.support.models import (
     set_alias,
 )
 from tests.support.objects import unique
+from tests.support.operator_process import OperatorProcess
+from tests.support.prometheus import PrometheusServer
 from tests.support.traffic import Traffic
 
 pytestmark = [pytest.mark.realnode, pytest.mark.usefixtures("real_node", "operator")]
@@ -145,7 +148,8 @@ def test_a_bad_version_is_rolled_back_by_analysis_and_the_alias_reverted(
     v2 = register_misbehaving(
         mlflow_uri,
         model,
-        fail_on_negative_age=bad == "errors",
+        rows(50),
+        fail_column="age" if bad == "errors" else None,
         sleep_seconds=1.0 if bad == "slow" else 0.0,
         tags={TAG_RETRAINJOB: f"{env.ns}/retrain-1/uid-1"},
     )
@@ -194,3 +198,60 @@ def test_a_bad_version_is_rolled_back_by_analysis_and_the_alias_reverted(
     assert sum(len(t.failed) for t in ts) == failed
     assert canary_deployment(env, "bad") is None
     assert env.md.cond("bad", "Stalled")["reason"] == "RolledBack"
+
+
+def test_prometheus_lost_and_the_operator_killed_mid_rollout_pause_it_then_it_resumes(
+    env: Env,
+    mlflow_uri: str,
+    traffic: Callable[..., Traffic],
+    prometheus: PrometheusServer,
+    operator: OperatorProcess,
+) -> None:
+    model = unique("chaos")
+    v1 = register_diabetes(mlflow_uri, model, alpha=0.5)
+    v2 = register_diabetes(mlflow_uri, model, alpha=2.0)
+    set_alias(mlflow_uri, model, "champion", v1)
+    steps: list[dict[str, Any]] = [
+        {"setWeight": 50},
+        {"pause": {"duration": "10s"}},
+        {"analysis": {}},
+    ]
+    env.apply_md("chaos", model, slo=SLO, rollout=canary(steps))
+    env.md.wait_serving("chaos", v1)
+    s = env.served("chaos", model)
+    t = traffic(f"{s.url}/v2/models/chaos/infer", oip(rows(5)), fresh=True)
+    eventually(lambda: t.ok >= 20, 60, 0.2, "traffic before the canary")
+    set_alias(mlflow_uri, model, "champion", v2)
+
+    def judged(result: str) -> dict[str, Any] | None:
+        ro = rollout(env, "chaos")
+        return ro if (ro.get("lastAnalysis") or {}).get("result") == result else None
+
+    eventually(lambda: judged("Pass"), 120, 0.5, f"a passing interval: {rollout(env, 'chaos')}")
+    started = rollout(env, "chaos")["startedAt"]
+    prometheus.stop()
+    try:
+        ro = eventually(lambda: judged("NoData"), 60, 0.5, "an interval without Prometheus")
+        assert ro["phase"] == "Paused" and ro["weight"] == 50, ro
+        assert "Prometheus unreachable" in ro["lastAnalysis"]["message"], ro
+        assert env.md.cond("chaos", "Reconciling")["reason"] == "RolloutPaused"
+        assert env.md.cond("chaos", "Ready")["status"] == "True"
+        # killed without a chance to clean up, and started again while Prometheus is away
+        operator.stop(signal.SIGKILL)
+        operator.start_again()
+        time.sleep(12)  # longer than the pause: nothing is promoted without a measurement
+        ro = rollout(env, "chaos")
+        assert (ro["phase"], ro["weight"], ro["startedAt"]) == ("Paused", 50, started), ro
+        names = {d.metadata.name for d in env.apps.list_namespaced_deployment(env.ns).items}
+        assert names == {"chaos", "chaos-canary"}
+    finally:
+        prometheus.restart()
+        if operator.process.poll() is not None:
+            operator.start_again()
+    wait_phase(env, "chaos", "Succeeded", 180)
+    env.md.wait_serving("chaos", v2)
+    eventually(lambda: canary_deployment(env, "chaos") is None, 120, 0.5, "canary removed")
+    t.finish()
+    assert t.failed == [], t.failed[:5]
+    reasons = [r for _, r, _ in env.md.event_list("chaos")]
+    assert reasons.count("RolloutStarted") == 1, reasons  # resumed, never restarted

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from kubernetes import client
 
-from mlops_operator.contract import GROUP, VERSION
+from mlops_operator.contract import GROUP, TAG_ROLLED_BACK, VERSION
 from mlops_operator.seams import AFTER_SUBMIT
 from tests.support.cluster import eventually
 from tests.support.env import Env
@@ -64,6 +64,18 @@ def test_better_model_is_promoted_and_rolled_out(env: Env) -> None:
         timeout=60,
         what="rolled to the new version",
     )
+    # A canary that rolls the version back tags it with why (tests/integration/test_canary.py
+    # sees the ModelDeployment write it); the job that promoted it reads that into its status.
+    why = f"{env.ns}/serve: analysis failed 2 time(s): error rate 9.00% (budget 1.00%)"
+    env.mlflow.set_model_version_tag(model, new, TAG_ROLLED_BACK, why)
+    seen = eventually(
+        lambda: env.rtj.get("better")["status"]["result"].get("rolledBack"),
+        timeout=30,
+        what="result.rolledBack",
+    )
+    assert seen == why
+    assert ("Warning", "RolledBack") in env.rtj.events("better")
+    assert env.rtj.get("better")["status"]["result"]["promoted"] is True  # what it did stays
 
 
 def test_worse_model_is_registered_but_not_promoted(env: Env) -> None:

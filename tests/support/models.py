@@ -126,23 +126,25 @@ def register_with_baseline(mlflow_uri: str, name: str) -> tuple[str, Any]:
 def register_misbehaving(
     tracking_uri: str,
     name: str,
+    x: Any,
     *,
-    fail_on_negative_age: bool = False,
+    fail_column: str | None = None,
+    fail_below: float = 0.0,
     sleep_seconds: float = 0.0,
     tags: dict[str, str] | None = None,
 ) -> str:
-    """A version of a diabetes model (same columns) that predicts the sum of its inputs but
+    """A version of a model on the columns of frame `x` that predicts the sum of its inputs but
     misbehaves as a bad release would: it raises RuntimeError (the runtime answers 500) on a
-    request whose first row has a negative age, and/or sleeps `sleep_seconds` per request.
-    The class is defined here, in a function, so that cloudpickle stores it by value and a
-    model pod, which has no tests/ package, can load it."""
+    request whose first row has `fail_column` below `fail_below`, and/or sleeps
+    `sleep_seconds` per request. The class is defined here, in a function, so that
+    cloudpickle stores it by value and a model pod, which has no tests/ package, can load it."""
     import mlflow
     import pandas as pd
     from mlflow.models import infer_signature
     from mlflow.pyfunc.model import PythonModel
     from mlflow.tracking import MlflowClient
 
-    fail, sleep = fail_on_negative_age, sleep_seconds
+    column, below, sleep = fail_column, fail_below, sleep_seconds
 
     class Misbehaving(PythonModel):
         def predict(self, context: Any, model_input: pd.DataFrame, params: Any = None) -> Any:
@@ -150,11 +152,10 @@ def register_misbehaving(
 
             if sleep:
                 time.sleep(sleep)
-            if fail and float(model_input["age"].iloc[0]) < 0:
-                raise RuntimeError("the release broke on a negative age")
+            if column is not None and float(model_input[column].iloc[0]) < below:
+                raise RuntimeError(f"the release broke on {column} below {below}")
             return model_input.sum(axis=1)
 
-    x = rows(50)
     mlflow.set_tracking_uri(tracking_uri)
     with mlflow.start_run():
         info: Any = mlflow.pyfunc.log_model(

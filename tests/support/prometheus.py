@@ -27,6 +27,7 @@ class PrometheusServer:
     url: str
     root: Path
     process: subprocess.Popen[bytes]
+    args: list[str]
 
     def set_targets(self, targets: list[str], labels: dict[str, str] | None = None) -> None:
         tmp = self.root / "targets.json.tmp"
@@ -49,6 +50,12 @@ class PrometheusServer:
         with urllib.request.urlopen(f"{self.url}/api/v1/rules", timeout=5) as r:
             groups = json.load(r)["data"]["groups"]
         return [(rule["name"], rule["health"]) for g in groups for rule in g["rules"]]
+
+    def restart(self) -> None:
+        """Start it again after stop(): same address, same data (an outage that ends)."""
+        self.stop()
+        self.process = _spawn(self.args, self.root)
+        _wait_ready(self)
 
     def stop(self) -> None:
         if self.process.poll() is None:
@@ -141,29 +148,38 @@ def start_prometheus(
         )
     )
     port = free_port()
+    args = [
+        binary,
+        f"--config.file={root / 'prometheus.yml'}",
+        f"--storage.tsdb.path={root / 'data'}",
+        f"--web.listen-address=127.0.0.1:{port}",
+        "--storage.tsdb.retention.time=1h",
+    ]
+    server = PrometheusServer(f"http://127.0.0.1:{port}", root, _spawn(args, root), args)
+    _wait_ready(server)
+    return server
+
+
+def _spawn(args: list[str], root: Path) -> subprocess.Popen[bytes]:
     log = open(root / "prometheus.log", "ab")  # noqa: SIM115 - lives as long as the server
-    p = subprocess.Popen(
-        [
-            binary,
-            f"--config.file={root / 'prometheus.yml'}",
-            f"--storage.tsdb.path={root / 'data'}",
-            f"--web.listen-address=127.0.0.1:{port}",
-            "--storage.tsdb.retention.time=1h",
-        ],
+    return subprocess.Popen(
+        args,
         stdout=log,
         stderr=subprocess.STDOUT,
         stdin=subprocess.DEVNULL,
         start_new_session=True,
     )
-    server = PrometheusServer(f"http://127.0.0.1:{port}", root, p)
+
+
+def _wait_ready(server: PrometheusServer) -> None:
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
-        if p.poll() is not None:
-            raise RuntimeError((root / "prometheus.log").read_text()[-2000:])
+        if server.process.poll() is not None:
+            raise RuntimeError((server.root / "prometheus.log").read_text()[-2000:])
         try:
             with urllib.request.urlopen(f"{server.url}/-/ready", timeout=2) as r:
                 if r.status == 200:
-                    return server
+                    return
         except OSError:
             pass
         time.sleep(0.25)

@@ -39,6 +39,7 @@ EXPECTED_CLUSTER_RULES = [
     (["policy"], ["poddisruptionbudgets"], CRUD),
     (["networking.k8s.io"], ["networkpolicies"], CRUD),
     (["monitoring.coreos.com"], ["prometheusrules"], CRUD),  # spec.slo's alerts
+    (["gateway.networking.k8s.io"], ["httproutes"], ["get", "patch"]),  # a canary's weights
     ([""], ["pods"], ["get", "list", "watch"]),
     ([""], ["events"], ["create", "patch"]),
     (["events.k8s.io"], ["events"], ["create", "patch"]),

@@ -359,3 +359,91 @@ def test_a_canary_whose_pods_never_start_is_rolled_back() -> None:
     assert w.rollout()["phase"] == "RolledBack"
     assert message in w.cond("Stalled")[2]
     assert not w.prom.queries  # nothing to measure: no canary pod ever ran
+
+
+ROUTE = ("gateway.networking.k8s.io/v1", "HTTPRoute", NS, "fraud-route")
+
+
+def put_route(w: World, refs: list[dict[str, Any]]) -> None:
+    w.kube.put(
+        {
+            "apiVersion": ROUTE[0],
+            "kind": ROUTE[1],
+            "metadata": {"name": ROUTE[3], "namespace": NS},
+            "spec": {
+                "parentRefs": [{"name": "gw"}],
+                "rules": [
+                    {"matches": [{"path": {"type": "PathPrefix", "value": "/other"}}],
+                     "backendRefs": [{"name": "other", "port": 80}]},
+                    {"backendRefs": refs},
+                ],
+            },
+        }
+    )  # fmt: skip
+
+
+def weights(w: World) -> dict[str, int]:
+    route = w.kube.objects[ROUTE]
+    return {r["name"]: r.get("weight", 1) for r in route["spec"]["rules"][1]["backendRefs"]}
+
+
+ROUTED: dict[str, Any] = {"trafficRouting": {"gatewayAPI": {"httpRoute": "fraud-route"}}}
+
+
+def test_gateway_api_weights_follow_the_steps_and_return_to_the_stable_service() -> None:
+    w = World(**ROUTED)
+    put_route(
+        w,
+        [
+            {"name": "fraud-stable", "port": 8080, "weight": 100},
+            {"name": "fraud-canary", "port": 8080, "weight": 0},
+        ],
+    )
+    w.serving_v1()
+    svc = w.kube.objects[("v1", "Service", NS, "fraud-stable")]
+    assert svc["spec"]["selector"]["mlops.dev/model-version"] == w.v1
+    canary_svc = w.kube.objects[("v1", "Service", NS, "fraud-canary")]
+    assert canary_svc["spec"]["selector"]["mlops.dev/track"] == "canary"
+    w.move_alias()
+    w.at(10)
+    assert weights(w) == {"fraud-stable": 75, "fraud-canary": 25}
+    other = w.kube.objects[ROUTE]["spec"]["rules"][0]
+    assert other["backendRefs"] == [{"name": "other", "port": 80}]  # only our refs change
+    done = w.run_until("Succeeded", 11, 200)
+    assert weights(w) == {"fraud-stable": 100, "fraud-canary": 0}
+    # after the promotion the stable Service selects the new version: the canary's pods too,
+    # until the stable Deployment's own pods take over
+    svc = w.kube.objects[("v1", "Service", NS, "fraud-stable")]
+    assert svc["spec"]["selector"]["mlops.dev/model-version"] == w.v2
+    w.settle()
+    w.at(done + 5)
+    assert w.dep("fraud-canary") is None
+
+
+@pytest.mark.parametrize(
+    ("route", "words"),
+    [
+        (None, "HTTPRoute fraud-route does not exist in namespace ml"),
+        ([{"name": "fraud", "port": 8080}], "no rule whose backendRefs name both"),
+        ("unserved", "the Gateway API CRDs are not installed"),
+    ],
+    ids=["missing", "not-ours", "no-gateway-api"],
+)
+def test_a_route_that_cannot_carry_the_weight_stalls_and_nothing_rolls(
+    route: Any, words: str
+) -> None:
+    w = World(**ROUTED)
+    if route == "unserved":
+        w.kube.unserved.add(ROUTE[:2])
+        route = None
+    if route is not None:
+        put_route(w, route)
+    w.serving_v1()
+    w.move_alias()
+    w.at(10)
+    assert w.dep("fraud-canary") is None and w.version() == w.v1
+    stalled = w.cond("Stalled")
+    assert stalled[:2] == ("True", Reason.ROLLOUT_UNAVAILABLE) and words in stalled[2], stalled
+    assert w.cond("Ready")[0] == "True"
+    if route is not None:
+        assert w.kube.objects[ROUTE]["spec"]["rules"][1]["backendRefs"] == route  # untouched

@@ -61,6 +61,10 @@ def structural(schema: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any]:
         out["type"] = "object"
         if "properties" in out:
             out["properties"] = {k: structural(v, defs) for k, v in out["properties"].items()}
+            if not out["properties"]:
+                # the API server drops an empty map when it stores the CRD, and an apply of
+                # the file by another field manager would then conflict with the stored one
+                del out["properties"]
         ap = out.get("additionalProperties")
         if isinstance(ap, dict):
             out["additionalProperties"] = structural(ap, defs)

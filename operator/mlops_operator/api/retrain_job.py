@@ -118,6 +118,11 @@ class ResultStatus(ApiModel):
     previous_version: str | None = Field(
         default=None, description="The alias holder before (empty when there was none)."
     )
+    rolled_back: str | None = Field(
+        default=None,
+        description="Set when a ModelDeployment's canary rolled the promoted version back: "
+        "which one and why (the version's mlops.dev/rolled-back tag).",
+    )
 
 
 class RetrainJobStatus(ApiModel):

@@ -87,6 +87,26 @@ class OnFailure(ApiModel):
     )
 
 
+class GatewayApi(ApiModel):
+    http_route: str = Field(
+        min_length=1,
+        max_length=253,
+        description="Name of an HTTPRoute (gateway.networking.k8s.io/v1) in this namespace. A "
+        "rule of it names the Services <name>-stable and <name>-canary (which the operator "
+        "creates) as backendRefs; the operator writes their weights at every step: the "
+        "canary's share, and the rest to the stable version.",
+    )
+
+
+class TrafficRouting(ApiModel):
+    gateway_api: GatewayApi | None = Field(
+        default=None,
+        alias="gatewayAPI",
+        description="Carry the canary's weight in a Gateway API HTTPRoute instead of by the "
+        "replica ratio alone (the canary still gets ceil(weight x replicas) pods).",
+    )
+
+
 def _weights_rule() -> str:
     # sorted, and no weight twice: strictly increasing
     w = "self.steps.filter(s, has(s.setWeight)).map(s, s.setWeight)"
@@ -124,6 +144,9 @@ class Rollout(ApiModel):
     )
     analysis: AnalysisSpec | None = Field(default=None, description="How the canary is judged.")
     on_failure: OnFailure | None = Field(default=None, description="What a rollback also does.")
+    traffic_routing: TrafficRouting | None = Field(
+        default=None, description="Where the canary's weight is written, beyond pod counts."
+    )
     paused: bool = Field(
         default=False,
         description="Hold the canary where it is (analysis and rollback go on); set false to "

@@ -17,6 +17,13 @@ from mlops_operator.contract import (
     Owner,
 )
 
+CANARY_SUFFIX = "-canary"
+
+
+def canary_name(name: str) -> str:
+    """The canary's Deployment (and, with Gateway API routing, its Service)."""
+    return f"{name}{CANARY_SUFFIX}"
+
 
 def labels(name: str) -> dict[str, str]:
     return {LABEL_MODEL_DEPLOYMENT: name, LABEL_NAME: name, LABEL_MANAGED_BY: MANAGER}

@@ -12,6 +12,7 @@ from typing import Any
 from mlops_operator.api.model_deployment import ModelDeploymentSpec
 from mlops_operator.builders import policies
 from mlops_operator.builders.meta import (
+    canary_name,
     labels,
     meta,
     selector,
@@ -37,7 +38,6 @@ from mlops_operator.contract import (
 )
 
 TMP_VOLUME = "tmp"
-CANARY_SUFFIX = "-canary"
 
 
 @dataclass(frozen=True)
@@ -47,10 +47,6 @@ class Canary:
     model: ResolvedModel
     replicas: int  # pods of <name>-canary
     stable_replicas: int  # pods the stable Deployment keeps meanwhile
-
-
-def canary_name(name: str) -> str:
-    return f"{name}{CANARY_SUFFIX}"
 
 
 @dataclass(frozen=True)

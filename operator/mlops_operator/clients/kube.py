@@ -17,7 +17,13 @@ from urllib.parse import urlencode
 import aiohttp
 
 from mlops_operator import metrics
-from mlops_operator.contract import MANAGER, PROMETHEUS_RULE_API_VERSION, PROMETHEUS_RULE_KIND
+from mlops_operator.contract import (
+    HTTP_ROUTE_API_VERSION,
+    HTTP_ROUTE_KIND,
+    MANAGER,
+    PROMETHEUS_RULE_API_VERSION,
+    PROMETHEUS_RULE_KIND,
+)
 
 FIELD_MANAGER = MANAGER
 
@@ -36,6 +42,7 @@ PLURALS: dict[tuple[str, str], str] = {
     ("mlops.dev/v1alpha1", "ModelDeployment"): "modeldeployments",
     ("mlops.dev/v1alpha1", "RetrainJob"): "retrainjobs",
     (PROMETHEUS_RULE_API_VERSION, PROMETHEUS_RULE_KIND): "prometheusrules",
+    (HTTP_ROUTE_API_VERSION, HTTP_ROUTE_KIND): "httproutes",
 }
 DISCOVERY_SECONDS = 10.0  # how long an answer of serves() is reused (a CRD may appear)
 

@@ -19,8 +19,8 @@ from pydantic import ValidationError
 
 from mlops_operator.api.model_deployment import ModelDeploymentSpec, ModelDeploymentStatus
 from mlops_operator.builders import model_deployment as b
-from mlops_operator.builders import slo
-from mlops_operator.builders.meta import endpoint
+from mlops_operator.builders import slo, traffic
+from mlops_operator.builders.meta import canary_name, endpoint
 from mlops_operator.clients.kube import ApiError, Kube
 from mlops_operator.clients.prometheus import Prometheus
 from mlops_operator.clients.registry import Registry, RegistryError
@@ -36,7 +36,7 @@ from mlops_operator.contract import (
     Requeue,
     ResolvedModel,
 )
-from mlops_operator.reconcilers import rollout, triggers
+from mlops_operator.reconcilers import rollout, routing, triggers
 from mlops_operator.reconcilers.status_write import EventSink, StaleBody, write_status
 from mlops_operator.status import conditions as cond
 from mlops_operator.status import events
@@ -107,16 +107,19 @@ async def _apply_children(
     rules_served: bool,
     rule: dict[str, Any] | None,
     ro: rollout.Plan,
+    routed: bool,
 ) -> bool:
     """Apply what differs from the last apply; True when anything was written."""
     children = b.get_children(owner, spec, model, deps.build, ro.canary)
+    if routed:  # what trafficRouting.gatewayAPI's route weighs
+        children.apply.extend(traffic.services(owner, spec, model.version))
     # spec.slo's alerts; where the kind is not served there is nothing to write or remove
     if rule is not None:
         children.apply.append(rule)
     elif rules_served:
         children.absent.append((PROMETHEUS_RULE_API_VERSION, PROMETHEUS_RULE_KIND, owner.name))
     if ro.remove_canary:
-        children.absent.append(("apps/v1", "Deployment", b.canary_name(owner.name)))
+        children.absent.append(("apps/v1", "Deployment", canary_name(owner.name)))
     key = (owner.namespace, owner.name)
     fingerprint = hashlib.sha256(
         json.dumps([children.apply, children.absent, owner.uid], sort_keys=True).encode()
@@ -221,12 +224,13 @@ async def _reconcile(body: dict[str, Any], deps: Deps, now: dt.datetime) -> Requ
     canary_dep = None
     if (spec.rollout and spec.rollout.strategy == "Canary") or status.get("rollout"):
         canary_dep = await deps.kube.get(
-            "apps/v1", "Deployment", owner.namespace, b.canary_name(owner.name)
+            "apps/v1", "Deployment", owner.namespace, canary_name(owner.name)
         )
         if canary_dep and not _is_ours(canary_dep, owner):
-            msg = f"a Deployment named {b.canary_name(owner.name)} exists and is not ours"
+            msg = f"a Deployment named {canary_name(owner.name)} exists and is not ours"
             await _write_status(deps, body, stalled_status(gen, Reason.NAME_CONFLICT, msg), now)
             return None
+    route = await routing.read(deps.kube, owner, spec)
     # A registry failure never touches what serves: keep applying the pinned version (so
     # edited or deleted children still come back), never roll to nothing. A canary says
     # which version the stable Deployment keeps meanwhile.
@@ -241,6 +245,7 @@ async def _reconcile(body: dict[str, Any], deps: Deps, now: dt.datetime) -> Requ
             stable_dep=dep,
             canary_dep=canary_dep,
             now=now,
+            route_problem=route.problem if route else "",
         ),
         deps.prometheus,
         deps.registry,
@@ -254,7 +259,9 @@ async def _reconcile(body: dict[str, Any], deps: Deps, now: dt.datetime) -> Requ
     rule = slo.prometheus_rule(owner, spec.slo) if spec.slo and rules_served else None
     if target is not None:
         try:
-            applied = await _apply_children(deps, owner, spec, target, dep, rules_served, rule, ro)
+            applied = await _apply_children(
+                deps, owner, spec, target, dep, rules_served, rule, ro, route is not None
+            )
         except ApiError as e:
             if e.status in (400, 403, 422):
                 await _write_status(
@@ -269,6 +276,8 @@ async def _reconcile(body: dict[str, Any], deps: Deps, now: dt.datetime) -> Requ
             raise
         if applied:
             dep = await deps.kube.get("apps/v1", "Deployment", owner.namespace, owner.name)
+        if route is not None:
+            await routing.write_weight(deps.kube, owner, route, rollout.routed_weight(ro))
     pods: list[dict[str, Any]] = []
     if pods_worth_listing(dep):
         pods = await deps.kube.list(

@@ -33,9 +33,11 @@ from mlops_operator.contract import (
     LABEL_MODEL_DEPLOYMENT,
     RETRAIN_JOB_KIND,
     TAG_RETRAINJOB,
+    TAG_ROLLED_BACK,
     Reason,
     Requeue,
     format_time,
+    parse_time,
 )
 from mlops_operator.gate import Decision, decide
 from mlops_operator.pipelines import catalog
@@ -167,6 +169,8 @@ async def _reconcile(body: dict[str, Any], deps: Deps, now: dt.datetime) -> Requ
     if start.action == "stop":
         return await _on_delete(body, deps, status)
     if start.action != "run" or spec is None or backend is None:
+        if start.release_finalizer and spec is not None:  # finished
+            await _note_rollback(deps, body, spec, now)
         return await _apply(deps, body, start, now)
 
     try:
@@ -196,6 +200,36 @@ async def _reconcile(body: dict[str, Any], deps: Deps, now: dt.datetime) -> Requ
             await _patch_status(deps, body, {"run": run}, pending, now)
             return Requeue(5.0, "registry unavailable", backoff=True)
     return await _apply(deps, body, step, now)
+
+
+ROLLBACK_WATCH = dt.timedelta(days=1)  # how long after promoting a job looks for a rollback
+
+
+async def _note_rollback(
+    deps: Deps, body: dict[str, Any], spec: RetrainJobSpec, now: dt.datetime
+) -> None:
+    """A version this job promoted that a ModelDeployment's canary rolled back carries the
+    mlops.dev/rolled-back tag (written by that reconciler); this one records it in its own
+    status.result. Looked for on resyncs for a day after the promotion."""
+    status = body.get("status") or {}
+    result = dict(status.get("result") or {})
+    if not result.get("promoted") or not result.get("version") or result.get("rolledBack"):
+        return
+    conds = status.get("conditions") or []
+    done: dict[str, Any] = next((c for c in conds if c.get("type") == "Succeeded"), {})
+    since = parse_time(done.get("lastTransitionTime"))
+    if since is None or now - since > ROLLBACK_WATCH:
+        return
+    try:
+        info = await deps.registry.version_info(spec.model.name, str(result["version"]))
+    except RegistryError:
+        return  # the next resync asks again
+    why = info.tags.get(TAG_ROLLED_BACK)
+    if why:
+        await _patch_status(deps, body, {"result": {**result, "rolledBack": why}}, None, now)
+        deps.event(
+            body, "Warning", Reason.ROLLED_BACK, f"version {info.version} rolled back: {why}"
+        )
 
 
 async def _apply(deps: Deps, body: dict[str, Any], step: Step, now: dt.datetime) -> Requeue | None:

@@ -11,31 +11,27 @@ Everything needed to resume lives in status.rollout: a restarted operator goes o
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import logging
-import math
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, cast
 
-from mlops_operator.analysis import Measured, Slo, Verdict, judge
-from mlops_operator.api.model_deployment import Analysis, ModelDeploymentSpec, RolloutStatus
+from mlops_operator.analysis import Verdict
+from mlops_operator.api.model_deployment import ModelDeploymentSpec, RolloutStatus
 from mlops_operator.api.rollout import ACTION_ANNOTATION, AnalysisSpec
 from mlops_operator.api.slo import seconds
 from mlops_operator.builders import model_deployment as b
-from mlops_operator.builders import slo as q
-from mlops_operator.clients.prometheus import Prometheus, PrometheusError
-from mlops_operator.clients.registry import Registry, RegistryError
+from mlops_operator.clients.prometheus import Prometheus
+from mlops_operator.clients.registry import Registry
 from mlops_operator.contract import (
-    TAG_RETRAINJOB,
-    TAG_ROLLED_BACK,
     Owner,
     Reason,
     ResolvedModel,
     format_time,
     parse_time,
 )
+from mlops_operator.reconcilers import canary_analysis, rollback
 from mlops_operator.reconcilers import rollout_plan as rp
 from mlops_operator.status.model_deployment import RolloutView
 
@@ -69,6 +65,14 @@ class Inputs:
     stable_dep: dict[str, Any] | None
     canary_dep: dict[str, Any] | None
     now: dt.datetime
+    route_problem: str = ""  # trafficRouting.gatewayAPI's route cannot carry the weight
+
+
+def routed_weight(p: Plan) -> int:
+    """The canary's share of a routed Gateway API route: its weight while it runs beside the
+    stable pods; 0 otherwise (after a promotion the stable Service selects the new version)."""
+    running = p.record is not None and p.record.phase in ("Progressing", "Paused")
+    return p.record.weight if running and p.canary is not None and p.record else 0
 
 
 def steps_of(spec: ModelDeploymentSpec) -> tuple[rp.Step, ...]:
@@ -157,30 +161,6 @@ def _action(i: Inputs, rec: RolloutStatus | None) -> tuple[rp.Action | None, str
     return cast(rp.Action, value), value
 
 
-async def measure(
-    prom: Prometheus, owner: Owner, spec: ModelDeploymentSpec, version: str, a: AnalysisSpec
-) -> tuple[Verdict, Measured | None]:
-    """Judge the canary's last interval on its own pods (the model_version label)."""
-    assert spec.slo is not None
-    slo = Slo(seconds(spec.slo.latency.p99), spec.slo.error_rate, spec.slo.prediction_drift)
-    v, w = q.version(version), a.interval
-    exprs = [q.requests(owner, w, v), q.error_rate(owner, w, v), q.p99(owner, w, v)]
-    if slo.prediction_drift is not None:
-        exprs.append(q.prediction_drift(owner, v))
-    try:
-        values = await asyncio.gather(*(prom.scalar(e) for e in exprs))
-    except PrometheusError as e:
-        return Verdict("NoData", f"Prometheus unreachable: {e}"), None
-    clean = [None if x is None or math.isnan(x) else x for x in values]
-    m = Measured(
-        requests=clean[0],
-        error_rate=clean[1],
-        p99_seconds=clean[2],
-        prediction_drift=clean[3] if len(clean) > 3 else None,
-    )
-    return judge(slo, m, min_requests=a.min_requests), m
-
-
 async def plan(i: Inputs, prom: Prometheus | None, registry: Registry) -> Plan:
     raw = i.status.get("rollout")
     rec = RolloutStatus.model_validate(raw) if raw else None
@@ -197,6 +177,10 @@ async def plan(i: Inputs, prom: Prometheus | None, registry: Registry) -> Plan:
         )
         view = RolloutView(s.version, Reason.ROLLOUT_UNAVAILABLE, msg, stalled=True)
         return Plan(stable=s, view=view)
+    if i.route_problem:  # what serves, the canary included, stays as it is
+        msg = f"version {t.version} waits: {i.route_problem}; version {s.version} serves"
+        view = RolloutView(s.version, Reason.ROLLOUT_UNAVAILABLE, msg, stalled=True)
+        return Plan(stable=s, view=view)
     if rec is None or rec.version != t.version or rec.superseded:
         rec = RolloutStatus(
             phase="Progressing",
@@ -210,7 +194,11 @@ async def plan(i: Inputs, prom: Prometheus | None, registry: Registry) -> Plan:
         return await _advance(i, rec, prom, registry, [started])
     if rec.phase in ("RolledBack", "Aborted"):
         # not tried again until the alias moves on; a revert that failed is tried again
-        after = _rollback_work(i, rec, registry) if _revert_due(rec) else None
+        after = (
+            rollback.registry_work(i.owner, i.spec, rec, registry)
+            if rollback.revert_due(rec)
+            else None
+        )
         return Plan(
             stable=s,
             remove_canary=i.canary_dep is not None,
@@ -243,8 +231,10 @@ async def _advance(
     since = max((m for m in marks if m is not None), default=i.now)
     verdict, measured = None, None
     if state.weight > 0 and ready and (i.now - since).total_seconds() >= interval:
-        verdict, measured = await measure(prom, i.owner, i.spec, i.target.version, a)
-    elif stuck := _deadline_exceeded(i.canary_dep):
+        verdict, measured = await canary_analysis.measure(
+            prom, i.owner, i.spec, i.target.version, a
+        )
+    elif stuck := canary_analysis.deadline_exceeded(i.canary_dep):
         verdict = Verdict("Fail", f"the canary's pods did not become available: {stuck}")
     action, handled = _action(i, rec)
     out = rp.advance(
@@ -260,12 +250,18 @@ async def _advance(
     )
     new = _record(rec, out.state, out.message, i.now).model_copy(update={"handled_action": handled})
     if verdict is not None:
-        new = new.model_copy(update={"last_analysis": _analysis(verdict, measured, i.now)})
+        new = new.model_copy(
+            update={"last_analysis": canary_analysis.record(verdict, measured, i.now)}
+        )
     finished = out.state.phase in ("RolledBack", "Aborted")
     if out.event and not finished:  # a finished one's Event is its Stalled condition's
         events = [*events, out.event]
     if finished:
-        after = _rollback_work(i, new, registry) if out.state.phase == "RolledBack" else None
+        after = (
+            rollback.registry_work(i.owner, i.spec, new, registry)
+            if out.state.phase == "RolledBack"
+            else None
+        )
         return Plan(
             stable=i.serving,
             remove_canary=True,
@@ -290,26 +286,6 @@ async def _advance(
     )
 
 
-def _deadline_exceeded(dep: dict[str, Any] | None) -> str:
-    """The Deployment controller's message when the canary missed its progress deadline."""
-    for c in ((dep or {}).get("status") or {}).get("conditions") or []:
-        if c.get("type") == "Progressing" and c.get("reason") == "ProgressDeadlineExceeded":
-            return str(c.get("message") or "ProgressDeadlineExceeded")
-    return ""
-
-
-def _analysis(v: Verdict, m: Measured | None, now: dt.datetime) -> Analysis:
-    return Analysis(
-        time=format_time(now),
-        result=v.result,
-        message=v.message,
-        requests=m.requests if m else None,
-        error_rate=m.error_rate if m else None,
-        p99_seconds=m.p99_seconds if m else None,
-        prediction_drift=m.prediction_drift if m else None,
-    )
-
-
 def _full(i: Inputs, model: ResolvedModel) -> b.Canary:
     n = _replicas(i)
     return b.Canary(model, n, n)
@@ -330,7 +306,11 @@ def _steady(i: Inputs, rec: RolloutStatus | None, registry: Registry) -> Plan:
     # a rollback stays reported (Stalled) until another rollout begins, alias reverted or not
     failed = rec is not None and rec.phase == "RolledBack" and rec.stable_version == stable.version
     view = _view(rec) if failed and rec is not None else None
-    after = _rollback_work(i, rec, registry) if failed and rec and _revert_due(rec) else None
+    after = (
+        rollback.registry_work(i.owner, i.spec, rec, registry)
+        if failed and rec and rollback.revert_due(rec)
+        else None
+    )
     return Plan(
         stable=stable,
         remove_canary=i.canary_dep is not None,
@@ -358,41 +338,3 @@ def _left(
             "finished_at": format_time(i.now),
         }
     )
-
-
-def _revert_due(rec: RolloutStatus) -> bool:
-    return rec.phase == "RolledBack" and rec.alias_reverted is None and not rec.superseded
-
-
-def _revert_wanted(spec: ModelDeploymentSpec) -> bool | None:
-    """spec.rollout.onFailure.revertAlias; None: decide by who registered the version."""
-    ro = spec.rollout
-    return ro.on_failure.revert_alias if ro and ro.on_failure else None
-
-
-def _rollback_work(
-    i: Inputs, rec: RolloutStatus, registry: Registry
-) -> Callable[[], Awaitable[RolloutStatus]]:
-    """Tag the failed version with why, and move the alias back to the stable version if it
-    is wanted and the alias still points at the failed one (of several ModelDeployments that
-    follow one alias, the first to fail reverts it; the others then roll back as on any move)."""
-
-    async def work() -> RolloutStatus:
-        name, alias = i.spec.model.name, i.spec.model.alias
-        why = f"{i.owner.namespace}/{i.owner.name}: {rec.message}"
-        try:
-            await registry.set_version_tag(name, rec.version, TAG_ROLLED_BACK, why[:5000])
-            revert = _revert_wanted(i.spec)
-            if revert is None:  # a RetrainJob's promotion is the operator's own to undo
-                revert = TAG_RETRAINJOB in (await registry.version_info(name, rec.version)).tags
-            if not revert or not alias:
-                return rec.model_copy(update={"alias_reverted": False})
-            if await registry.alias_holder(name, alias) != rec.version:
-                return rec.model_copy(update={"alias_reverted": False})
-            await registry.set_alias(name, alias, rec.stable_version)
-        except RegistryError as e:  # alias_reverted stays unset: the next pass tries again
-            log.warning("%s: rollback of version %s in the registry: %s", why, rec.version, e)
-            return rec
-        return rec.model_copy(update={"alias_reverted": True})
-
-    return work
