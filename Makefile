@@ -10,7 +10,7 @@ PHASE   := hack/phase.sh
 
 .PHONY: help setup setup-python setup-binaries demo demo-down test test-unit test-integration \
         lint fmt run cluster-up cluster-down cluster-reset crds pipelines bench bench-runtime \
-        bench-reconcile bench-clients images constraints docs kind-up kind-down kind-load deploy e2e
+        bench-reconcile bench-canary bench-clients images constraints docs kind-up kind-down kind-load deploy e2e
 
 help: ## this list
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -74,7 +74,7 @@ docs: setup-python ## regenerate the settings tables of docs/settings.md and doc
 pipelines: setup-python ## compile pipelines/*/pipeline.py into operator/mlops_operator/pipelines/packages/
 	@$(PY) -m mlops_operator.pipelines.compile
 
-bench: bench-runtime bench-reconcile ## all benchmarks
+bench: bench-runtime bench-reconcile bench-canary ## all benchmarks
 
 bench-runtime: setup ## our runtime vs `mlflow models serve`
 	@$(PY) bench/bench_runtime.py
@@ -87,6 +87,9 @@ bench-clients: setup ## the operator's Kubernetes client vs lightkube, kr8s, kub
 
 bench-reconcile: setup ## apply -> Deployment and alias move -> roll-forward, 1/100/500 objects
 	@$(PY) bench/bench_reconcile.py
+
+bench-canary: setup ## real pods: alias move -> canary promoted / rolled back, vs a rolling update
+	@$(PY) bench/bench_canary.py
 
 images: setup ## the runtime and operator images: Docker if there is an engine, else buildah, loaded into the real node
 	@hack/setup.sh images

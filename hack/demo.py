@@ -30,6 +30,18 @@ BIN = Path(os.environ.get("MLOPS_CACHE_DIR", Path.home() / ".cache" / "mlops-ope
 MLFLOW_PORT = int(os.environ.get("MLOPS_DEMO_MLFLOW_PORT", "5055"))
 MLFLOW_URI = f"http://127.0.0.1:{MLFLOW_PORT}"
 NAMESPACE = "mlops-demo"
+CANARY = "iris-canary"  # examples/model-deployment-canary.yaml
+# the demo's pace for it: seconds where the example has production's minutes
+CANARY_PACE: dict[str, Any] = {
+    "replicas": 2,
+    "slo": {"latency": {"p99": "200ms"}, "errorRate": 0.01, "window": "30s"},
+    "rollout": {
+        "strategy": "Canary",
+        "steps": [{"setWeight": 50}, {"pause": {"duration": "20s"}}, {"analysis": {}}],
+        "analysis": {"interval": "10s", "failureLimit": 2, "minRequests": 10},
+        "onFailure": {"revertAlias": True},
+    },
+}
 sys.path.insert(0, str(ROOT / "hack"))
 import realnode  # noqa: E402
 
@@ -254,11 +266,14 @@ def invoke(url: str, rows: Any, http: Any = None) -> list[Any]:
 
 
 class Traffic:
-    """Requests through the Service, one after another, until stopped: what a client sees."""
+    """Requests through the Service, one after another, until stopped: what a client sees.
+    `fresh`: a new connection per request, as many clients spread over the pods (one
+    keep-alive connection stays with one pod, which a canary must not depend on)."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, fresh: bool = False) -> None:
         import threading
 
+        self.fresh = fresh
         self.url, self.ok, self.failed = url, 0, 0
         self.latencies: list[float] = []
         self.stop = threading.Event()
@@ -268,23 +283,25 @@ class Traffic:
     def run(self) -> None:
         import requests
 
-        rows = iris_rows(4, seed=1)
+        batches = [iris_rows(4, seed=seed) for seed in range(20)]
         with requests.Session() as http:
-            while not self.stop.is_set():
+            for n in range(10**9):
+                if self.stop.is_set():
+                    return
                 t = time.perf_counter()
                 try:
-                    invoke(self.url, rows, http)
+                    invoke(self.url, batches[n % len(batches)], None if self.fresh else http)
                     self.ok += 1
                 except Exception:
                     self.failed += 1
                 self.latencies.append(time.perf_counter() - t)
 
-    def finish(self) -> str:
+    def finish(self, during: str = "the roll-forward") -> str:
         self.stop.set()
         self.thread.join(15)
         lat = sorted(self.latencies) or [0.0]
         return (
-            f"{self.ok + self.failed} requests during the roll-forward, {self.failed} failed; "
+            f"{self.ok + self.failed} requests during {during}, {self.failed} failed; "
             f"p50 {lat[len(lat) // 2] * 1000:.1f} ms, p99 {lat[int(len(lat) * 0.99)] * 1000:.1f} ms"
         )
 
@@ -304,6 +321,11 @@ def apply_examples(real: bool) -> None:
 
     for f in sorted((ROOT / "examples").glob("model-deployment-*.yaml")):
         doc = yaml.safe_load(f.read_text())
+        if (doc["spec"].get("rollout") or {}).get("strategy") == "Canary":
+            if not real:
+                print(f"    {f.name} left out: simulated pods export no metrics to judge by")
+                continue
+            doc["spec"].update(CANARY_PACE)
         if real and not doc["spec"].get("gpu"):
             # the demo's own copy asks for the real node (examples stay cluster-neutral)
             doc["spec"]["scheduling"] = realnode.POD_SCHEDULING
@@ -392,7 +414,8 @@ def up() -> None:
         + ", and 1 x H100 on a simulated node)"
     ):
         apply_examples(real)
-        for name in ("iris-classifier", "iris-classifier-gpu"):
+        followers = ["iris-classifier", "iris-classifier-gpu", *([CANARY] if real else [])]
+        for name in followers:
             wait_for(lambda n=name: ready_version(n) == v1, f"{name} Ready at version {v1}", 300)
         print(kubectl("-n", NAMESPACE, "get", "mdep", capture=True))
         print(pods_and_nodes())
@@ -405,8 +428,11 @@ def up() -> None:
             for row, p in zip(rows.to_numpy().tolist(), invoke(url, rows), strict=True):
                 print(f"    {row} -> {p} ({names[int(p)] if str(p).isdigit() else p})")
         traffic = Traffic(url)
+        canary_traffic = Traffic(service_url(CANARY), fresh=True)
     with step("retrain on shifted data with clean labels: better, so promoted"):
         v2 = run_retrain_job("retrain-shifted", shift_scale=1.0)
+    if real:  # watched as it goes; the other two roll forward meanwhile
+        canary_steps(v2, canary_traffic)
     with step(f"the operator rolls both deployments forward to version {v2}"):
         for name in ("iris-classifier", "iris-classifier-gpu"):
             wait_for(lambda n=name: ready_version(n) == v2, f"{name} at version {v2}", 300)
@@ -416,6 +442,7 @@ def up() -> None:
         print(kubectl("-n", NAMESPACE, "get", "mdep,rtj", capture=True))
     if real:
         show_pod_logs_and_drift(service_url("iris-classifier"), env["MLOPS_PROMETHEUS_URL"])
+        bad_release(v2)
     with step("retrain once more with very noisy labels: worse, registered but not promoted"):
         run_retrain_job("retrain-noisy", label_noise=0.6)
         print(kubectl("-n", NAMESPACE, "get", "rtj", capture=True))
@@ -431,6 +458,81 @@ Everything is up ({time.monotonic() - t0:.0f}s). Look around:
   MLflow UI: {MLFLOW_URI}      operator log: {STATE / "operator.log"}
 Stop it all with: make demo-down"""
     )
+
+
+def rollout_of(name: str) -> dict[str, Any]:
+    o = json.loads(kubectl("-n", NAMESPACE, "get", "mdep", name, "-o", "json", capture=True))
+    return dict((o.get("status") or {}).get("rollout") or {})
+
+
+def watch_rollout(name: str, version: str, until: str, timeout: float = 300) -> dict[str, Any]:
+    """Print each change of the rollout of `version` (phase, weight, the last analysis with its
+    numbers) until its phase is `until`."""
+    t0, seen = time.monotonic(), None
+    while time.monotonic() - t0 < timeout:
+        ro = rollout_of(name)
+        if ro.get("version") == version:
+            last = ro.get("lastAnalysis") or {}
+            key = (ro.get("phase"), ro.get("weight"), last.get("time"))
+            if key != seen:
+                seen = key
+                said = f"{last['result']}: {last['message']}" if last else ro.get("message", "")
+                print(
+                    f"    {time.monotonic() - t0:5.1f}s  {ro.get('phase', ''):<11} canary at "
+                    f"{ro.get('weight', 0):>3}%  {said}"
+                )
+            if ro.get("phase") == until:
+                return ro
+        time.sleep(1)
+    raise SystemExit(f"timed out waiting for the rollout of {name} to be {until}")
+
+
+def canary_steps(v2: str, traffic: Traffic) -> None:
+    with step(
+        f"{CANARY} (strategy Canary) takes version {v2} in steps: 50% of its pods, a pause, an "
+        "analysis of the canary's own pods in Prometheus against spec.slo every 10s"
+    ):
+        watch_rollout(CANARY, v2, "Succeeded")
+        wait_for(lambda: ready_version(CANARY) == v2, f"{CANARY} at version {v2}", 180)
+        wait_for(lambda: not kubectl(
+            "-n", NAMESPACE, "get", "deploy", "-l", "mlops.dev/track=canary", "-o", "name",
+            capture=True,
+        ).strip(), "the canary Deployment to go", 120)  # fmt: skip
+        print(f"    {traffic.finish('the canary')}")
+
+
+def bad_release(good: str) -> None:
+    from mlflow.tracking import MlflowClient
+
+    from tests.support.models import register_misbehaving
+
+    with step(
+        "a bad release: a version that fails on a third of the inputs, promoted by hand; "
+        f"{CANARY}'s analysis finds it, rolls it back and moves @champion back"
+    ):
+        reg = MlflowClient(MLFLOW_URI)
+        bad = register_misbehaving(
+            MLFLOW_URI, "iris-classifier", iris_rows(50), fail_column="sepal width (cm)",
+            fail_below=3.0,
+        )  # fmt: skip
+        traffic = Traffic(service_url(CANARY), fresh=True)
+        reg.set_registered_model_alias("iris-classifier", "champion", bad)
+        watch_rollout(CANARY, bad, "RolledBack", 240)
+        o = json.loads(kubectl("-n", NAMESPACE, "get", "mdep", CANARY, "-o", "json", capture=True))
+        stalled = next(c for c in o["status"]["conditions"] if c["type"] == "Stalled")
+        print(f"    Stalled={stalled['status']} {stalled['reason']}: {stalled['message']}")
+        wait_for(
+            lambda: reg.get_model_version_by_alias("iris-classifier", "champion").version == good,
+            "@champion back on the good version",
+            60,
+        )
+        print(
+            f"    @champion -> version {good} again; version {bad} is tagged mlops.dev/rolled-back"
+        )
+        # iris-classifier (RollingUpdate) had taken the bad version; the revert brings it back
+        wait_for(lambda: ready_version("iris-classifier") == good, "iris-classifier back", 300)
+        print(f"    {traffic.finish('the bad canary')} (the canary's share, until rolled back)")
+        print(kubectl("-n", NAMESPACE, "get", "mdep", capture=True))
 
 
 def show_pod_logs_and_drift(url: str, prometheus_url: str) -> None:

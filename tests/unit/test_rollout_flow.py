@@ -203,7 +203,11 @@ def test_a_failing_canary_rolls_back_reverts_the_alias_and_is_not_tried_again() 
     w.move_alias()
     w.prom.values["errors"] = 0.0
     w.at(t + 40)
-    assert w.rollout()["phase"] == "Progressing" and w.dep("fraud-canary") is not None
+    again = w.rollout()
+    assert again["phase"] == "Progressing" and w.dep("fraud-canary") is not None
+    # a new record: nothing of the failed rollout's is left in it
+    assert "lastAnalysis" not in again and "aliasReverted" not in again, again
+    assert again["failures"] == 0
 
 
 def test_without_revert_the_alias_stays_and_the_rolled_back_version_is_not_retried() -> None:

@@ -168,9 +168,9 @@ async def _write_status(
     old = body.get("status", {}) or {}
     new = status.to_wire()
     new.pop("conditions", None)
-    # only the keys a pass writes: status.retraining stays as it is when the triggers did not run
+    # only the keys a pass writes: status.retraining (status.rollout) stays as it is when the
+    # triggers did not run (the pass has no rollout); a key it writes is written whole
     mine = {k: v for k, v in old.items() if (k in new or k == "model") and k != "conditions"}
-    mine.pop("rollout", None)  # written when the pass has one, kept otherwise
     patch = cond.merge_patch(mine, new)
     # a condition whose feature is off goes (SLORules without spec.slo)
     types = {c.type for c in status.conditions or []}
