@@ -331,6 +331,15 @@ def test_canary_without_prometheus_keeps_the_stable_version_and_says_why() -> No
     assert w.cond("Ready")[0] == "True"
 
 
+def test_an_object_scaled_to_zero_rolls_without_a_canary() -> None:
+    w = World(replicas=0)
+    w.serving_v1()
+    w.move_alias()
+    w.at(10)
+    assert w.version() == w.v2 and w.dep("fraud-canary") is None
+    assert w.replicas() == (0, 0)
+
+
 def test_a_rolling_update_object_never_looks_for_a_canary() -> None:
     w = World()
     body = w.body()
@@ -451,3 +460,23 @@ def test_a_route_that_cannot_carry_the_weight_stalls_and_nothing_rolls(
     assert w.cond("Ready")[0] == "True"
     if route is not None:
         assert w.kube.objects[ROUTE]["spec"]["rules"][1]["backendRefs"] == route  # untouched
+
+
+def test_with_an_hpa_the_canary_takes_its_share_of_what_runs_and_the_stable_count_is_left() -> None:
+    w = World()
+    body = w.body()
+    body["spec"]["autoscaling"] = {"minReplicas": 2, "maxReplicas": 8}
+    w.kube.objects[(API_VERSION, MODEL_DEPLOYMENT_KIND, NS, "fraud")] = body
+    w.serving_v1()
+    stable = w.dep()
+    assert stable is not None and "replicas" not in stable["spec"]  # the HPA's to set
+    stable["spec"]["replicas"] = 6  # what the HPA chose
+    w.kube.objects[("apps/v1", "Deployment", NS, "fraud")] = stable
+    w.settle()
+    w.move_alias()
+    w.at(10)
+    canary = w.dep("fraud-canary")
+    assert canary is not None and canary["spec"]["replicas"] == 2  # ceil(25% of 6)
+    applied = [x.body for x in w.kube.writes_of("apply", "Deployment") if x.name == "fraud"]
+    assert all("replicas" not in d["spec"] for d in applied)  # never taken from the HPA
+    assert w.kube.objects[("apps/v1", "Deployment", NS, "fraud")]["spec"]["replicas"] == 6

@@ -12,7 +12,6 @@ Everything needed to resume lives in status.rollout: a restarted operator goes o
 from __future__ import annotations
 
 import datetime as dt
-import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, cast
@@ -35,7 +34,6 @@ from mlops_operator.reconcilers import canary_analysis, rollback
 from mlops_operator.reconcilers import rollout_plan as rp
 from mlops_operator.status.model_deployment import RolloutView
 
-log = logging.getLogger(__name__)
 FINISHED = ("Succeeded", "RolledBack", "Aborted")
 Event = tuple[str, str, str]  # (type, reason, message)
 
@@ -167,8 +165,9 @@ async def plan(i: Inputs, prom: Prometheus | None, registry: Registry) -> Plan:
     s, t = i.serving, i.target
     if s is None or t is None or t.version == s.version:
         return _steady(i, rec, registry)
-    if i.spec.rollout is None or i.spec.rollout.strategy != "Canary":
-        # RollingUpdate: the Deployment rolls; a canary left from a Canary spec goes
+    if i.spec.rollout is None or i.spec.rollout.strategy != "Canary" or _replicas(i) == 0:
+        # RollingUpdate: the Deployment rolls; a canary left from a Canary spec goes (and an
+        # object scaled to zero has nothing to judge a canary by)
         return Plan(stable=t, remove_canary=i.canary_dep is not None, record=_left(rec, t, i))
     if prom is None:
         msg = (
@@ -304,7 +303,13 @@ def _steady(i: Inputs, rec: RolloutStatus | None, registry: Registry) -> Plan:
     if handing_over and not settled(i.stable_dep, _replicas(i)):
         return Plan(stable=stable, canary=_full(i, stable), record=rec, requeue=2.0)
     # a rollback stays reported (Stalled) until another rollout begins, alias reverted or not
-    failed = rec is not None and rec.phase == "RolledBack" and rec.stable_version == stable.version
+    canary = i.spec.rollout is not None and i.spec.rollout.strategy == "Canary"
+    failed = (
+        canary
+        and rec is not None
+        and rec.phase == "RolledBack"
+        and rec.stable_version == stable.version
+    )
     view = _view(rec) if failed and rec is not None else None
     after = (
         rollback.registry_work(i.owner, i.spec, rec, registry)
