@@ -94,7 +94,8 @@ class Bench:
 
     def ready_at(self, name: str, version: str) -> bool:
         st = self.md(name).get("status") or {}
-        ready = any(c["type"] == "Ready" and c["status"] == "True" for c in st["conditions"])
+        conds = st.get("conditions") or []
+        ready = any(c["type"] == "Ready" and c["status"] == "True" for c in conds)
         return ready and (st.get("model") or {}).get("version") == version
 
     def pods_at(self, name: str, version: str) -> bool:
@@ -207,7 +208,7 @@ def main() -> int:
     print(json.dumps({"baseline": base, "canary": good, "rollback": bad}, indent=1))
     configured = DEFAULT_PAUSES
     print("\nVersion change on real pods, 2 replicas, traffic through the Service (seconds)")
-    print(f"{'':34} {'measured':>9} {'configured':>11} {'overhead':>9}")
+    print(f"{'':40} {'measured':>8} {'configured':>10} {'overhead':>8}")
     rows_ = [
         ("RollingUpdate: all pods new (baseline)", base["all pods new"], 0.0),
         ("Canary: alias move -> Succeeded", good["Succeeded"], float(configured)),
