@@ -129,6 +129,7 @@ class Reason:
     ROLLED_BACK: Final = "RolledBack"  # its analysis failed: the stable version serves
     ROLLOUT_ABORTED: Final = "RolloutAborted"  # by mlops.dev/rollout-action: abort
     ROLLOUT_UNAVAILABLE: Final = "RolloutUnavailable"  # a Canary the operator cannot judge
+    ALIAS_REVERTED: Final = "AliasReverted"  # an Event: a rollback moved the alias back
     RULES_WRITTEN: Final = "RulesWritten"
     PROMETHEUS_RULE_UNAVAILABLE: Final = "PrometheusRuleUnavailable"
     # RetrainJob

@@ -65,7 +65,8 @@ class Settings(EnvSettings):
     prometheus_url: str = var(
         "MLOPS_PROMETHEUS_URL",
         "",
-        "Prometheus the drift trigger queries; empty disables drift-triggered retraining.",
+        "Prometheus the drift trigger and canary analysis query; empty disables "
+        "drift-triggered retraining, and a Canary rollout then stalls (RolloutUnavailable).",
     )
     local_concurrency: int = var(
         "MLOPS_LOCAL_CONCURRENCY", "2", "How many `local` pipeline runs may execute at once."

@@ -188,6 +188,7 @@ def test_a_bad_version_is_rolled_back_by_analysis_and_the_alias_reverted(
     tag = reg.get_model_version(model, v2).tags.get(TAG_ROLLED_BACK, "")
     assert tag.startswith(f"{env.ns}/bad: ") and judged in tag, tag
     assert eventually(lambda: rollout(env, "bad").get("aliasReverted"), 30, 0.5, "recorded")
+    assert ("Normal", "AliasReverted") in env.md.events("bad")
     assert env.deployment("bad").spec.template.metadata.labels["mlops.dev/model-version"] == v1
     print(f"{bad}: rolled back {took:.1f} s after the alias moved: {stalled['message']}")
 

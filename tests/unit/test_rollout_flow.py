@@ -187,6 +187,8 @@ def test_a_failing_canary_rolls_back_reverts_the_alias_and_is_not_tried_again() 
     assert w.registry.aliases[(MODEL, "champion")] == w.v1
     assert w.rollout()["aliasReverted"] is True
     assert "error rate" in w.registry.models[MODEL][1].tags[TAG_ROLLED_BACK]
+    reverted = [m for _, r, m in w.events if r == Reason.ALIAS_REVERTED]
+    assert reverted == [f"alias champion moved back from version {w.v2} to {w.v1}"]
     warnings = [r for ty, r, _ in w.events if ty == "Warning"]
     assert warnings.count(Reason.ROLLED_BACK) == 1, warnings  # the Stalled condition's Event
     # the alias points back at what serves: nothing rolls, and the rollback stays reported

@@ -320,6 +320,9 @@ async def _reconcile(body: dict[str, Any], deps: Deps, now: dt.datetime) -> Requ
     if ro.after is not None:  # a rollback's registry work, once its record is written
         done = await ro.after()
         await _write_status(deps, written or body, new.model_copy(update={"rollout": done}), now)
+        if done.alias_reverted:
+            moved = f"alias {spec.model.alias} moved back from version {done.version} to "
+            deps.event(body, "Normal", Reason.ALIAS_REVERTED, moved + done.stable_version)
     if trigger_error is not None:
         raise trigger_error
     if resolution.reason == Reason.REGISTRY_UNAVAILABLE:
