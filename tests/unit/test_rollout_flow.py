@@ -482,3 +482,22 @@ def test_with_an_hpa_the_canary_takes_its_share_of_what_runs_and_the_stable_coun
     applied = [x.body for x in w.kube.writes_of("apply", "Deployment") if x.name == "fraud"]
     assert all("replicas" not in d["spec"] for d in applied)  # never taken from the HPA
     assert w.kube.objects[("apps/v1", "Deployment", NS, "fraud")]["spec"]["replicas"] == 6
+
+
+def test_a_registry_outage_mid_rollout_holds_both_deployments_as_they_are() -> None:
+    w = World()
+    w.serving_v1()
+    w.move_alias()
+    w.at(10)
+    w.settle()
+    w.at(11)
+    before = (w.replicas(), w.version(), w.version("fraud-canary"), w.rollout()["weight"])
+    w.registry.down = True
+    for t in (30, 60, 120):  # the pause would have ended: nothing moves without the registry
+        w.at(t)
+        assert (w.replicas(), w.version(), w.version("fraud-canary")) == before[:3]
+        assert w.rollout()["weight"] == before[3] and w.rollout()["phase"] != "Succeeded"
+    assert w.cond("ModelResolved")[:2] == ("False", Reason.REGISTRY_UNAVAILABLE)
+    assert w.cond("Ready")[0] == "True"
+    w.registry.down = False
+    w.run_until("Succeeded", 125, 300)

@@ -33,6 +33,7 @@ from mlops_operator.contract import (
 from mlops_operator.reconcilers import canary_analysis, rollback
 from mlops_operator.reconcilers import rollout_plan as rp
 from mlops_operator.status.model_deployment import RolloutView
+from mlops_operator.status.observed import served_model
 
 FINISHED = ("Succeeded", "RolledBack", "Aborted")
 Event = tuple[str, str, str]  # (type, reason, message)
@@ -163,6 +164,10 @@ async def plan(i: Inputs, prom: Prometheus | None, registry: Registry) -> Plan:
     raw = i.status.get("rollout")
     rec = RolloutStatus.model_validate(raw) if raw else None
     s, t = i.serving, i.target
+    if t is None and s is not None and rec is not None and rec.phase not in FINISHED:
+        held = _hold(i, rec, s)
+        if held is not None:
+            return held
     if s is None or t is None or t.version == s.version:
         return _steady(i, rec, registry)
     if i.spec.rollout is None or i.spec.rollout.strategy != "Canary" or _replicas(i) == 0:
@@ -282,6 +287,23 @@ async def _advance(
         view=_view(new),
         events=events,
         requeue=min(interval, 5.0),
+    )
+
+
+def _hold(i: Inputs, rec: RolloutStatus, stable: ResolvedModel) -> Plan | None:
+    """The registry cannot say what to serve mid-rollout: both Deployments stay as they are,
+    and nothing is judged or moved until it can."""
+    model = served_model(i.canary_dep, {})
+    if model is None or i.canary_dep is None or i.stable_dep is None:
+        return None
+    canary_n = int(i.canary_dep["spec"].get("replicas") or 0)
+    stable_n = int(i.stable_dep["spec"].get("replicas") or 0)
+    return Plan(
+        stable=stable,
+        canary=b.Canary(model, canary_n, stable_n),
+        record=rec,
+        view=_view(rec),
+        requeue=5.0,
     )
 
 
