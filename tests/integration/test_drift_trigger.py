@@ -22,6 +22,7 @@ from tests.support.env import Env
 from tests.support.fake_kfp import FakeKfp
 from tests.support.models import register_with_baseline
 from tests.support.objects import make_model_deployment
+from tests.support.operator_process import OperatorProcess
 from tests.support.prometheus import PrometheusServer
 from tests.support.retrain_jobs import rtj
 from tests.support.runtime_process import RuntimeProcess, start_runtime
@@ -50,7 +51,11 @@ def send(rt: RuntimeProcess, rows: Any) -> None:
 
 
 def test_sustained_drift_creates_exactly_one_retrain_job(
-    env: Env, runtime: dict[str, Any], prometheus: PrometheusServer, fake_kfp: FakeKfp
+    env: Env,
+    runtime: dict[str, Any],
+    prometheus: PrometheusServer,
+    fake_kfp: FakeKfp,
+    operator: OperatorProcess,
 ) -> None:
     prometheus.set_targets([f"127.0.0.1:{runtime['port']}"])
     model = runtime["model"]
@@ -90,8 +95,13 @@ def test_sustained_drift_creates_exactly_one_retrain_job(
                 lambda: env.rtj.of("watched"), timeout=60, what="RetrainJob created by drift"
             )
         except AssertionError as e:
+            # once seen in CI: no status at all, as if the operator never watched the namespace
             md = env.md.get("watched")
-            raise AssertionError(f"{e}; ModelDeployment status: {md.get('status')}") from None
+            watched = [ln for ln in operator.logs().splitlines() if f"'{env.ns}'" in ln]
+            raise AssertionError(
+                f"{e}; ModelDeployment status: {md.get('status')}; the operator's log lines "
+                f"naming {env.ns}: {len(watched)} ({watched[:3]})"
+            ) from None
         assert len(jobs) == 1
         assert jobs[0]["metadata"]["labels"]["mlops.dev/trigger"] == "drift"
         assert "PSI" in jobs[0]["metadata"]["annotations"]["mlops.dev/trigger-reason"]
