@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import math
-from typing import Any
 
 from mlops_operator.analysis import Measured, Slo, Verdict, judge
 from mlops_operator.api.model_deployment import Analysis, ModelDeploymentSpec
@@ -39,14 +38,6 @@ async def measure(
         prediction_drift=clean[3] if len(clean) > 3 else None,
     )
     return judge(slo, m, min_requests=a.min_requests), m
-
-
-def deadline_exceeded(dep: dict[str, Any] | None) -> str:
-    """The Deployment controller's message when the canary missed its progress deadline."""
-    for c in ((dep or {}).get("status") or {}).get("conditions") or []:
-        if c.get("type") == "Progressing" and c.get("reason") == "ProgressDeadlineExceeded":
-            return str(c.get("message") or "ProgressDeadlineExceeded")
-    return ""
 
 
 def record(v: Verdict, m: Measured | None, now: dt.datetime) -> Analysis:

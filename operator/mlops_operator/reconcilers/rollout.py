@@ -33,7 +33,11 @@ from mlops_operator.contract import (
 from mlops_operator.reconcilers import canary_analysis, rollback
 from mlops_operator.reconcilers import rollout_plan as rp
 from mlops_operator.status.model_deployment import RolloutView
-from mlops_operator.status.observed import served_model
+from mlops_operator.status.observed import (
+    deployment_state,
+    progress_deadline_exceeded,
+    served_model,
+)
 
 FINISHED = ("Succeeded", "RolledBack", "Aborted")
 Event = tuple[str, str, str]  # (type, reason, message)
@@ -92,15 +96,7 @@ def settled(dep: dict[str, Any] | None, replicas: int) -> bool:
     """The Deployment runs `replicas` available pods of its current template, and no others."""
     if replicas == 0:
         return True
-    if not dep:
-        return False
-    st: dict[str, int] = dep.get("status") or {}
-    return bool(
-        st.get("observedGeneration", 0) >= dep["metadata"].get("generation", 1)
-        and st.get("updatedReplicas", 0) >= replicas
-        and st.get("availableReplicas", 0) >= replicas
-        and st.get("replicas", 0) <= replicas
-    )
+    return dep is not None and deployment_state(dep, []).settled_at(replicas)
 
 
 def _state(rec: RolloutStatus) -> rp.State:
@@ -238,7 +234,7 @@ async def _advance(
         verdict, measured = await canary_analysis.measure(
             prom, i.owner, i.spec, i.target.version, a
         )
-    elif stuck := canary_analysis.deadline_exceeded(i.canary_dep):
+    elif stuck := progress_deadline_exceeded(i.canary_dep):
         verdict = Verdict("Fail", f"the canary's pods did not become available: {stuck}")
     action, handled = _action(i, rec)
     out = rp.advance(

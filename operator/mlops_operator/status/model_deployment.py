@@ -46,6 +46,15 @@ class DeploymentState:
     # each with the kubelet's reason and the container's last error line
     failing: list[str] = field(default_factory=list)
 
+    def settled_at(self, n: int) -> bool:
+        """It runs n available pods of its current template, and no others."""
+        return (
+            self.observed_generation >= self.generation
+            and self.updated >= n
+            and self.replicas <= n
+            and self.available >= n
+        )
+
 
 @dataclass(frozen=True)
 class StatusInput:
@@ -113,12 +122,7 @@ def _available(
             f"{len(d.unschedulable)} pod(s) cannot be scheduled: {d.unschedulable[0]}",
             gen,
         )
-    settled = (
-        d.observed_generation >= d.generation
-        and d.updated >= d.desired
-        and d.replicas <= d.desired
-        and d.available >= d.desired
-    )
+    settled = d.settled_at(d.desired)
     at_version = want_version is None or d.serving_version == want_version
     # beside a canary the stable share grows and shrinks: its pods serving is what counts
     if rollout:

@@ -117,6 +117,15 @@ def _pod_problems(pod: dict[str, Any]) -> tuple[list[str], list[str]]:
     return unschedulable, failing
 
 
+def progress_deadline_exceeded(dep: dict[str, Any] | None) -> str:
+    """The Deployment controller's message when the Deployment missed its progress deadline;
+    empty when it did not."""
+    for c in ((dep or {}).get("status") or {}).get("conditions") or []:
+        if c.get("type") == "Progressing" and c.get("reason") == "ProgressDeadlineExceeded":
+            return str(c.get("message") or "ProgressDeadlineExceeded")
+    return ""
+
+
 def deployment_state(dep: dict[str, Any] | None, pods: list[dict[str, Any]]) -> DeploymentState:
     if not dep:
         return DeploymentState()
@@ -135,10 +144,7 @@ def deployment_state(dep: dict[str, Any] | None, pods: list[dict[str, Any]]) -> 
         sched, fail = _pod_problems(p)
         unschedulable += sched
         failing += fail
-    deadline = any(
-        c.get("type") == "Progressing" and c.get("reason") == "ProgressDeadlineExceeded"
-        for c in st.get("conditions", []) or []
-    )
+    deadline = bool(progress_deadline_exceeded(dep))
     return DeploymentState(
         exists=True,
         generation=dep.get("metadata", {}).get("generation", 0),
