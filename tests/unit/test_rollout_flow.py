@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -68,6 +69,12 @@ class World:
         got = asyncio.run(self.kube.get(API_VERSION, MODEL_DEPLOYMENT_KIND, NS, "fraud"))
         assert got is not None
         return got
+
+    def edit(self, change: Callable[[dict[str, Any]], object]) -> None:
+        """Change the stored object as a person would (kubectl edit), between passes."""
+        body = self.body()
+        change(body)
+        self.kube.objects[(API_VERSION, MODEL_DEPLOYMENT_KIND, NS, "fraud")] = body
 
     def at(self, t: float) -> Requeue | None:
         self.t = t
@@ -275,9 +282,7 @@ def test_promote_by_annotation_acts_once() -> None:
     w.serving_v1()
     w.move_alias()
     w.at(10)
-    body = w.body()
-    body["metadata"]["annotations"] = {ACTION_ANNOTATION: "promote"}
-    w.kube.objects[(API_VERSION, MODEL_DEPLOYMENT_KIND, NS, "fraud")] = body
+    w.edit(lambda b: b["metadata"].update(annotations={ACTION_ANNOTATION: "promote"}))
     w.at(11)
     ro = w.rollout()
     assert ro["phase"] == "Succeeded" and ro["handledAction"] == "promote"
@@ -297,9 +302,7 @@ def test_abort_by_annotation_keeps_the_stable_version_and_stalls() -> None:
     w.serving_v1()
     w.move_alias()
     w.at(10)
-    body = w.body()
-    body["metadata"]["annotations"] = {ACTION_ANNOTATION: "abort"}
-    w.kube.objects[(API_VERSION, MODEL_DEPLOYMENT_KIND, NS, "fraud")] = body
+    w.edit(lambda b: b["metadata"].update(annotations={ACTION_ANNOTATION: "abort"}))
     w.at(11)
     assert w.rollout()["phase"] == "Aborted" and w.dep("fraud-canary") is None
     assert w.cond("Stalled")[:2] == ("True", Reason.ROLLOUT_ABORTED)
@@ -344,9 +347,7 @@ def test_an_object_scaled_to_zero_rolls_without_a_canary() -> None:
 
 def test_a_rolling_update_object_never_looks_for_a_canary() -> None:
     w = World()
-    body = w.body()
-    body["spec"].pop("rollout")
-    w.kube.objects[(API_VERSION, MODEL_DEPLOYMENT_KIND, NS, "fraud")] = body
+    w.edit(lambda b: b["spec"].pop("rollout"))
     w.serving_v1()
     w.move_alias()
     w.at(10)
@@ -466,9 +467,7 @@ def test_a_route_that_cannot_carry_the_weight_stalls_and_nothing_rolls(
 
 def test_with_an_hpa_the_canary_takes_its_share_of_what_runs_and_the_stable_count_is_left() -> None:
     w = World()
-    body = w.body()
-    body["spec"]["autoscaling"] = {"minReplicas": 2, "maxReplicas": 8}
-    w.kube.objects[(API_VERSION, MODEL_DEPLOYMENT_KIND, NS, "fraud")] = body
+    w.edit(lambda b: b["spec"].update(autoscaling={"minReplicas": 2, "maxReplicas": 8}))
     w.serving_v1()
     stable = w.dep()
     assert stable is not None and "replicas" not in stable["spec"]  # the HPA's to set
