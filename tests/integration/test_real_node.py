@@ -146,12 +146,7 @@ def test_a_roll_forward_under_traffic_loses_no_request(
     reg.set_registered_model_alias(model, "champion", v2)  # the operator rolls forward
     env.md.wait_serving("roll", v2)
     # the old pod is gone: every replica now answers with v2
-    eventually(
-        lambda: all(p.metadata.labels["mlops.dev/model-version"] == v2 for p in env.pods("roll")),
-        120,
-        0.5,
-        "old pods gone",
-    )
+    env.wait_pods_at("roll", v2)
     during = t.ok
     eventually(lambda: t.ok >= max(500, during + 50), 120, 0.2, "500 requests across the roll")
     t.finish()

@@ -23,6 +23,7 @@ from mlflow.tracking import MlflowClient
 from mlops_operator.contract import (
     GROUP,
     LABEL_MODEL_DEPLOYMENT,
+    LABEL_MODEL_VERSION,
     MODEL_DEPLOYMENT_KIND,
     MODEL_DEPLOYMENT_PLURAL,
     RETRAIN_JOB_KIND,
@@ -186,6 +187,15 @@ class Env:
     def pods(self, name: str) -> builtins.list[client.V1Pod]:
         selector = f"{LABEL_MODEL_DEPLOYMENT}={name}"
         return builtins.list(self.core.list_namespaced_pod(self.ns, label_selector=selector).items)
+
+    def wait_pods_at(self, name: str, version: str, timeout: float = 120) -> None:
+        """Every pod of `name` (stable and canary, terminating ones too) is at `version`."""
+        eventually(
+            lambda: all(p.metadata.labels[LABEL_MODEL_VERSION] == version for p in self.pods(name)),
+            timeout,
+            0.5,
+            f"only version {version} pods of {name}: {self.debug(name)}",
+        )
 
     def debug(self, name: str) -> str:
         return "; ".join(
