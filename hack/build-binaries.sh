@@ -110,15 +110,15 @@ if [[ ! -f "$route_crd" ]]; then
   # the standard channel's HTTPRoute CRD, as the Gateway API project publishes it
   gw_src="$(go mod download -json "sigs.k8s.io/gateway-api@$GATEWAY_API_VERSION" \
     | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')"
-  cp "$gw_src/config/crd/standard/gateway.networking.k8s.io_httproutes.yaml" "$route_crd.tmp"
-  mv "$route_crd.tmp" "$route_crd"
+  cp "$gw_src/config/crd/standard/gateway.networking.k8s.io_httproutes.yaml" "$route_crd.$$.tmp"
+  mv "$route_crd.$$.tmp" "$route_crd"
 fi
 if [[ ! -f "$rule_crd" ]]; then
   # the CRD as the Prometheus Operator publishes it, from its Go module (the module proxy)
   op_src="$(go mod download -json "github.com/prometheus-operator/prometheus-operator@$PROM_OPERATOR_VERSION" \
     | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')"
-  cp "$op_src/example/prometheus-operator-crd/monitoring.coreos.com_prometheusrules.yaml" "$rule_crd.tmp"
-  mv "$rule_crd.tmp" "$rule_crd"
+  cp "$op_src/example/prometheus-operator-crd/monitoring.coreos.com_prometheusrules.yaml" "$rule_crd.$$.tmp"
+  mv "$rule_crd.$$.tmp" "$rule_crd"
 fi
 kwok_src="$(cd "$here/kwok" && go list -m -f '{{.Dir}}' sigs.k8s.io/kwok)"
 {
