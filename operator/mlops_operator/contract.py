@@ -31,6 +31,8 @@ LABEL_MODEL_DEPLOYMENT: Final = "mlops.dev/model-deployment"  # children and Ret
 LABEL_MODEL_VERSION: Final = "mlops.dev/model-version"  # pod template: the version it serves
 LABEL_TRACK: Final = "mlops.dev/track"  # the canary Deployment's pods: canary
 TRACK_CANARY: Final = "canary"
+TRACK_SHADOW: Final = "shadow"  # the shadow Deployment's pods (they carry no Service label)
+LABEL_SHADOW_OF: Final = "mlops.dev/shadow-of"  # the shadow pods' selector: the owner's name
 LABEL_TRIGGER: Final = "mlops.dev/trigger"  # a triggered RetrainJob: schedule | drift
 LABEL_NAME: Final = "app.kubernetes.io/name"
 LABEL_MANAGED_BY: Final = "app.kubernetes.io/managed-by"
@@ -86,6 +88,18 @@ METRIC_DRIFT_WINDOW_ROWS: Final = "mlops_drift_window_rows"
 METRIC_LABEL_NAMESPACE: Final = "namespace"
 METRIC_LABEL_MODEL_DEPLOYMENT: Final = "model_deployment"
 METRIC_LABEL_MODEL_VERSION: Final = "model_version"  # a canary's analysis reads its own version
+# shadow traffic: what the stable pods measure of the candidate they copy requests to
+METRIC_LABEL_SHADOW_VERSION: Final = "shadow_version"
+METRIC_SHADOW_REQUESTS: Final = "mlops_shadow_requests"  # counter; outcome ok|error|timeout|dropped
+METRIC_SHADOW_DURATION: Final = "mlops_shadow_request_duration_seconds"  # histogram
+METRIC_SHADOW_PREDICTIONS: Final = "mlops_shadow_predictions"  # counter: predictions compared
+METRIC_SHADOW_AGREEMENTS: Final = "mlops_shadow_agreements"  # counter: identical ones
+METRIC_SHADOW_NUMERIC: Final = "mlops_shadow_numeric_predictions"  # counter: numeric pairs
+METRIC_SHADOW_ABS_ERROR: Final = "mlops_shadow_absolute_error"  # counter: sum of |c - s|
+METRIC_SHADOW_REL_ERROR: Final = "mlops_shadow_relative_error"  # counter: sum of |c - s| / |s|
+# where the stable pods read the shadow's target (a ConfigMap <name>-shadow, mounted optional)
+SHADOW_CONFIG_DIR: Final = "/etc/mlops/shadow"
+SHADOW_CONFIG_KEY: Final = "shadow.json"
 
 
 class CondType:

@@ -16,6 +16,7 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import textwrap
@@ -23,7 +24,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -614,3 +615,114 @@ def test_a_model_that_cannot_load_ends_the_process(registered: Registered, tmp_p
         assert "model not loaded" in rt.log_text() and "no-such-model" in rt.log_text()
     finally:
         rt.stop()
+
+
+def _shadow_count(rt: Runtime, metric: str, version: str, **extra: str) -> float:
+    return rt.metrics().get(metric + labels(rt, shadow_version=version, **extra), 0.0)
+
+
+def _until(
+    what: str, check: Callable[[], bool], seen: Callable[[], object] = str, timeout: float = 30
+) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, f"{what} not reached in {timeout}s: {seen()}"
+        time.sleep(0.2)
+
+
+def test_shadow_copies_requests_to_the_candidate_and_compares_its_answers(
+    registered: Registered, tmp_path: Path
+) -> None:
+    """Two real runtimes: the stable one copies every prediction request to the candidate (the
+    same ridge model under another version label, so every prediction agrees), on both
+    protocols; then to a listener that never answers, where copies time out and, with the
+    queue full, are dropped while every caller still gets its answer; then it stops."""
+    config = tmp_path / "shadow.json"
+    name = "shadowed"
+    stable = Runtime(
+        registered.doubles,
+        registered.tracking_uri,
+        tmp_path / "stable.log",
+        MODEL_NAME=name,
+        MLOPS_SHADOW_FILE=str(config),
+        MLOPS_SHADOW_QUEUE="2",
+        MLOPS_SHADOW_CONCURRENCY="1",
+        MLOPS_SHADOW_TIMEOUT_SECONDS="1",
+    )
+    candidate = Runtime(
+        registered.doubles,
+        registered.tracking_uri,
+        tmp_path / "candidate.log",
+        MODEL_NAME=name,
+        MLOPS_MODEL_VERSION="cand",
+        MLOPS_SHADOW_FILE=str(config),  # it reads the same file, and skips its own version
+    )
+    candidate.version = "cand"  # its series' model_version label
+    hole = socket.socket()
+    hole.bind(("127.0.0.1", 0))
+    hole.listen(64)  # accepts connections and never answers
+    try:
+        stable.wait_ready()
+        candidate.wait_ready()
+        config.write_text(json.dumps({"target": candidate.url, "percent": 100, "version": "cand"}))
+        time.sleep(2.5)  # the runtime re-reads the file every 2 s
+        rows = draw(4, seed=70)[["income", "score", "ratio"]]
+        ok = "mlops_shadow_requests_total"
+        oip = f"/v2/models/{name}/infer"
+        for n in range(1, 10):  # 6 on /invocations, 3 on OIP; one at a time (queue of 2)
+            sent = (
+                stable.post(oip, oip_columns(rows))
+                if n > 6
+                else stable.post("/invocations", {"dataframe_split": as_split(rows)})
+            )
+            assert sent[0] == 200
+            _until(
+                f"{n} answered copies",
+                lambda: _shadow_count(stable, ok, "cand", outcome="ok") >= n,  # noqa: B023
+                lambda: {k: v for k, v in stable.metrics().items() if "mlops_shadow" in k},
+            )
+        m = stable.metrics()
+        shadow = labels(stable, shadow_version="cand")
+        assert m["mlops_shadow_predictions_total" + shadow] == 36  # 9 requests x 4 rows
+        assert m["mlops_shadow_agreements_total" + shadow] == 36
+        assert m["mlops_shadow_numeric_predictions_total" + shadow] == 36
+        assert m["mlops_shadow_relative_error_total" + shadow] == 0
+        assert m["mlops_shadow_request_duration_seconds_count" + shadow] == 9
+        assert m["mlops_shadow_percent" + labels(stable)] == 100
+        assert m.get(ok + labels(stable, shadow_version="cand", outcome="error"), 0) == 0
+        # the candidate answered the copies itself, and copied nothing on
+        c = candidate.metrics()
+        route = labels(candidate, route="/invocations", status="200")
+        assert c["mlops_runtime_requests_total" + route] == 6
+        assert c["mlops_shadow_percent" + labels(candidate)] == 0
+
+        port = hole.getsockname()[1]
+        target = {"target": f"http://127.0.0.1:{port}", "percent": 100, "version": "hole"}
+        config.write_text(json.dumps(target))
+        time.sleep(2.5)
+        for _ in range(12):  # one in flight, two queued: the rest are dropped
+            assert stable.post("/invocations", {"dataframe_split": as_split(rows)})[0] == 200
+
+        def timeouts() -> float:
+            return _shadow_count(stable, ok, "hole", outcome="timeout")
+
+        _until("the queued copies timed out", lambda: timeouts() >= 3)
+        assert _shadow_count(stable, ok, "hole", outcome="dropped") >= 8
+        assert timeouts() + _shadow_count(stable, ok, "hole", outcome="dropped") == 12
+
+        config.unlink()  # the ConfigMap is deleted: off
+        time.sleep(2.5)
+        before = stable.metrics()
+        for _ in range(3):
+            assert stable.post("/invocations", {"dataframe_split": as_split(rows)})[0] == 200
+        time.sleep(0.5)
+        after = stable.metrics()
+        assert after["mlops_shadow_percent" + labels(stable)] == 0
+        for outcome in ("timeout", "dropped"):
+            key = ok + labels(stable, shadow_version="hole", outcome=outcome)
+            assert after[key] == before[key]
+        assert "shadow on: 100% of requests copied to version cand" in stable.log_text()
+    finally:
+        hole.close()
+        stable.stop()
+        candidate.stop()

@@ -36,6 +36,7 @@ from mlops_operator.runtime.config import RuntimeConfig
 from mlops_operator.runtime.drift import DriftMonitor
 from mlops_operator.runtime.metrics import CONTENT_TYPE, RuntimeMetrics
 from mlops_operator.runtime.model import LoadedModel
+from mlops_operator.runtime.shadow import Mirror
 
 log = logging.getLogger("mlops_operator.runtime")
 
@@ -56,6 +57,8 @@ class Response:
     body: bytes
     content_type: bytes = JSON
     rows: int = 0
+    # a prediction the shadow may copy: (path on the candidate, content type, request body)
+    copy: tuple[str, str, bytes] | None = None
 
 
 class HttpError(Exception):
@@ -93,6 +96,19 @@ class RuntimeApp:
             else None
         )
         name = config.model_name
+        s = self.metrics.shadow
+        self.mirror = (
+            Mirror(
+                config.shadow_file,
+                config.model_version,
+                s,
+                queue_size=config.shadow_queue,
+                workers=config.shadow_concurrency,
+                timeout_seconds=config.shadow_timeout_seconds,
+            )
+            if config.shadow_file
+            else None
+        )
         self._model_prefix = f"/v2/models/{name}"
         self._get: dict[str, tuple[str, Callable[[], Response]]] = {
             "/v2/health/live": ("/v2/health/live", self._live),
@@ -135,6 +151,8 @@ class RuntimeApp:
         await send({"type": "http.response.start", "status": resp.status, "headers": headers})
         await send({"type": "http.response.body", "body": resp.body})
         self.metrics.observe(route, resp.status, time.perf_counter() - start, resp.rows)
+        if resp.copy is not None and resp.status == 200 and self.mirror is not None:
+            self.mirror.offer(*resp.copy, resp.body)  # after the caller has its answer
 
     def _resolve(self, method: str, path: str) -> tuple[str, Handler]:
         """The route template (the metrics label) and its handler, or HttpError."""
@@ -263,12 +281,17 @@ class RuntimeApp:
                 f"content type {ctype or '(none)'!r} is not supported; use application/json "
                 "(or text/csv)",
             )
-        return await self._run(self._score_invocations, body, ctype)
+        resp = await self._run(self._score_invocations, body, ctype)
+        resp.copy = (ROUTE_INVOCATIONS, ctype, body)
+        return resp
 
     async def _infer_oip(self, scope: Scope, receive: Receive) -> Response:
         self._require_model()
         body = await self._read_body(receive)
-        return await self._run(self._score_oip, body)
+        resp = await self._run(self._score_oip, body)
+        # the candidate serves another version: its unversioned path
+        resp.copy = (f"{self._model_prefix}/infer", "application/json", body)
+        return resp
 
     async def _run(self, fn: Callable[..., Response], *args: Any) -> Response:
         if self._executor is None:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import logging
 import signal
+import socket
 import sys
 import threading
 import time
@@ -55,6 +56,11 @@ class RuntimeServer(uvicorn.Server):
         self.runtime.state.draining = True
         self.runtime.metrics.ready.set(0)
         super().handle_exit(sig, frame)
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().shutdown(sockets)
+        if self.runtime.mirror is not None:  # copies still queued are not sent
+            await self.runtime.mirror.close()
 
 
 def _loader(app: RuntimeApp, server: RuntimeServer) -> None:

@@ -24,6 +24,8 @@ from mlops_operator.contract import (
     ENV_MODEL_VERSION,
     ENV_POD_NAMESPACE,
     ENV_PORT,
+    SHADOW_CONFIG_DIR,
+    SHADOW_CONFIG_KEY,
 )
 from mlops_operator.envsettings import EnvSettings, sync_docs, var
 from mlops_operator.runtime.model import parse_model_uri
@@ -103,6 +105,21 @@ class RuntimeConfig(EnvSettings):
         "MLOPS_PRELOAD_MODULES", "skops.io", "Modules imported before MLflow, comma-separated."
     )
     log_level: str = var("MLOPS_LOG_LEVEL", "INFO", "DEBUG, INFO, WARNING or ERROR.")
+    shadow_file: str = var(
+        "MLOPS_SHADOW_FILE",
+        f"{SHADOW_CONFIG_DIR}/{SHADOW_CONFIG_KEY}",
+        "Where the operator's shadow config appears (the ConfigMap <name>-shadow, mounted "
+        "optional); re-read every 2 s. Empty = never copy requests.",
+    )
+    shadow_queue: int = var(
+        "MLOPS_SHADOW_QUEUE", "256", "Copies waiting for the candidate; beyond it they are dropped."
+    )
+    shadow_concurrency: int = var(
+        "MLOPS_SHADOW_CONCURRENCY", "4", "Copies in flight to the candidate at once."
+    )
+    shadow_timeout_seconds: float = var(
+        "MLOPS_SHADOW_TIMEOUT_SECONDS", "5", "How long a copy may wait for the candidate."
+    )
 
     @field_validator("*", mode="before")
     @classmethod
@@ -130,6 +147,8 @@ INTS = {
     "drift_min_rows": (1, 10_000_000),
     "predict_threads": (0, 256),
     "max_body_bytes": (1, 2**40),
+    "shadow_queue": (1, 100_000),
+    "shadow_concurrency": (1, 256),
 }
 
 
@@ -145,7 +164,12 @@ def _parse(attr: str, key: str, raw: str) -> object:
         if not lo <= value <= hi:
             raise ConfigError(f"{key} must be between {lo} and {hi}, got {value}")
         return value
-    if attr in ("drain_seconds", "drain_delay_seconds", "keep_alive_seconds"):
+    if attr in (
+        "drain_seconds",
+        "drain_delay_seconds",
+        "keep_alive_seconds",
+        "shadow_timeout_seconds",
+    ):
         try:
             seconds = float(raw)
         except ValueError:

@@ -34,9 +34,17 @@ from mlops_operator.contract import (
     METRIC_LABEL_MODEL_DEPLOYMENT,
     METRIC_LABEL_MODEL_VERSION,
     METRIC_LABEL_NAMESPACE,
+    METRIC_LABEL_SHADOW_VERSION,
     METRIC_PREDICTION_DRIFT_PSI,
     METRIC_REQUEST_DURATION,
     METRIC_REQUESTS,
+    METRIC_SHADOW_ABS_ERROR,
+    METRIC_SHADOW_AGREEMENTS,
+    METRIC_SHADOW_DURATION,
+    METRIC_SHADOW_NUMERIC,
+    METRIC_SHADOW_PREDICTIONS,
+    METRIC_SHADOW_REL_ERROR,
+    METRIC_SHADOW_REQUESTS,
 )
 from mlops_operator.runtime.drift import DriftMonitor
 
@@ -101,6 +109,7 @@ class RuntimeMetrics:
             BASE,
             registry=r,
         ).labels(*self.base)
+        self.shadow = ShadowMetrics(r, self.base)
         ProcessCollector(registry=r)
         self._children: dict[tuple[str, int], tuple[Any, Any]] = {}
         self._rows: dict[str, Any] = {}
@@ -128,6 +137,77 @@ class RuntimeMetrics:
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
+
+
+class ShadowMetrics:
+    """What a stable pod measures of the candidate it copies requests to (runtime/shadow.py),
+    labelled with the candidate's version (shadow_version)."""
+
+    OUTCOMES = ("ok", "error", "timeout", "dropped")
+
+    def __init__(self, r: CollectorRegistry, base: tuple[str, str, str]) -> None:
+        self.base = base
+        labels = [*BASE, METRIC_LABEL_SHADOW_VERSION]
+        self.requests = Counter(
+            METRIC_SHADOW_REQUESTS,
+            "Copies of prediction requests sent to the shadow candidate, by outcome: ok, "
+            "error (a failed or non-200 answer), timeout, dropped (the queue was full).",
+            [*labels, "outcome"],
+            registry=r,
+        )
+        self.latency = Histogram(
+            METRIC_SHADOW_DURATION,
+            "The candidate's time to answer a copy.",
+            labels,
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        doc = {
+            METRIC_SHADOW_PREDICTIONS: "Predictions compared with the candidate's.",
+            METRIC_SHADOW_AGREEMENTS: "Compared predictions the candidate gave identically.",
+            METRIC_SHADOW_NUMERIC: "Compared predictions where both are numbers.",
+            METRIC_SHADOW_ABS_ERROR: "Sum of |candidate - stable| over the numeric ones.",
+            METRIC_SHADOW_REL_ERROR: "Sum of |candidate - stable| / |stable| over them.",
+        }
+        self.sums = {name: Counter(name, text, labels, registry=r) for name, text in doc.items()}
+        self.percent = Gauge(
+            "mlops_shadow_percent",
+            "Share of the prediction requests copied to a shadow candidate now (0: off).",
+            BASE,
+            registry=r,
+        ).labels(*base)
+        self._seen: set[str] = set()
+
+    def _first(self, version: str) -> None:
+        # every series of a candidate exists from its first copy, at 0: a rate over the
+        # interval is then 0, not absent, for outcomes that never happened
+        if version in self._seen:
+            return
+        self._seen.add(version)
+        for outcome in self.OUTCOMES:
+            self.requests.labels(*self.base, version, outcome)
+        for counter in self.sums.values():
+            counter.labels(*self.base, version)
+
+    def outcome(self, version: str, outcome: str) -> None:
+        self._first(version)
+        self.requests.labels(*self.base, version, outcome).inc()
+
+    def duration(self, version: str, seconds: float) -> None:
+        self.latency.labels(*self.base, version).observe(seconds)
+
+    def compared(self, version: str, c: Any) -> None:
+        """Add one shadow.Comparison."""
+        self._first(version)
+        for name, value in (
+            (METRIC_SHADOW_PREDICTIONS, c.predictions),
+            (METRIC_SHADOW_AGREEMENTS, c.agreements),
+            (METRIC_SHADOW_NUMERIC, c.numeric),
+            (METRIC_SHADOW_ABS_ERROR, c.absolute_error),
+            (METRIC_SHADOW_REL_ERROR, c.relative_error),
+        ):
+            if value:
+                self.sums[name].labels(*self.base, version).inc(value)
 
 
 class DriftCollector(Collector):
