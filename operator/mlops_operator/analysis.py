@@ -21,6 +21,9 @@ class Slo:
     p99_seconds: float
     error_rate: float  # the 5xx share, a fraction
     prediction_drift: float | None = None  # PSI of the predictions; None = not judged
+    # a shadow phase's gates on the comparison with the stable version; None = not judged
+    min_agreement: float | None = None
+    max_relative_error: float | None = None
 
 
 @dataclass(frozen=True)
@@ -31,6 +34,9 @@ class Measured:
     error_rate: float | None
     p99_seconds: float | None
     prediction_drift: float | None = None
+    agreement: float | None = None  # shadow: share of identical predictions
+    mean_absolute_error: float | None = None  # shadow: numeric predictions only
+    mean_relative_error: float | None = None
 
 
 @dataclass(frozen=True)
@@ -39,28 +45,39 @@ class Verdict:
     message: str  # the numbers beside their budgets, for status and Events
 
 
-def judge(slo: Slo, m: Measured, min_requests: float = 1) -> Verdict:
+def judge(slo: Slo, m: Measured, min_requests: float = 1, subject: str = "canary") -> Verdict:
     """Pass when every measured value is within its budget; Fail when any is over it (the
-    message names each one over); NoData when a value the SLO judges could not be measured."""
-    checks: list[tuple[str, float | None, float, str]] = [
-        ("error rate", m.error_rate, slo.error_rate, "{:.2%}"),
-        ("p99 latency", m.p99_seconds, slo.p99_seconds, "{:.3f}s"),
+    message names each one over); NoData when a value the SLO judges could not be measured.
+    `subject` names what was measured (the canary, or the shadow's copies)."""
+    # (name, value, budget, format, whether the budget is a floor)
+    checks: list[tuple[str, float | None, float, str, bool]] = [
+        ("error rate", m.error_rate, slo.error_rate, "{:.2%}", False),
+        ("p99 latency", m.p99_seconds, slo.p99_seconds, "{:.3f}s", False),
     ]
     if slo.prediction_drift is not None:
-        checks.append(("prediction drift", m.prediction_drift, slo.prediction_drift, "{:.3f}"))
+        checks.append(
+            ("prediction drift", m.prediction_drift, slo.prediction_drift, "{:.3f}", False)
+        )
+    if slo.min_agreement is not None:
+        checks.append(("agreement", m.agreement, slo.min_agreement, "{:.2%}", True))
+    if slo.max_relative_error is not None:
+        checks.append(
+            ("relative error", m.mean_relative_error, slo.max_relative_error, "{:.2%}", False)
+        )
     if m.requests is None or m.requests < min_requests:
         seen = "no" if not m.requests else f"{m.requests:g}"
-        return Verdict("NoData", f"{seen} requests to the canary in the interval: not judged")
-    missing = [name for name, value, _, _ in checks if value is None]
+        return Verdict("NoData", f"{seen} requests to the {subject} in the interval: not judged")
+    missing = [name for name, value, _, _, _ in checks if value is None]
     if missing:
         return Verdict("NoData", f"no measurement of {', '.join(missing)}: not judged")
     parts, over = [], []
-    for name, value, budget, fmt in checks:
+    for name, value, budget, fmt, floor in checks:
         assert value is not None
-        text = f"{name} {fmt.format(value)} (budget {fmt.format(budget)})"
+        word = "at least" if floor else "budget"
+        text = f"{name} {fmt.format(value)} ({word} {fmt.format(budget)})"
         parts.append(text)
-        if value > budget:
+        if (value < budget) if floor else (value > budget):
             over.append(text)
     if over:
-        return Verdict("Fail", "over budget: " + "; ".join(over))
+        return Verdict("Fail", "out of bounds: " + "; ".join(over))
     return Verdict("Pass", "; ".join(parts))

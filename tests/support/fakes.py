@@ -90,6 +90,9 @@ class FakeKube:
         self.writes.append(Write("apply", obj["kind"], key[3], subresource, copy.deepcopy(obj)))
         old = self.objects.get(key)
         if old is None:
+            if obj["kind"] == "Service":  # the API server allocates the address
+                obj = copy.deepcopy(obj)
+                obj["spec"].setdefault("clusterIP", f"10.96.0.{len(self.objects) % 250 + 2}")
             return self.put(obj)
         new = merge(old, {k: v for k, v in obj.items() if k != "metadata"})
         new["metadata"] = merge(old["metadata"], obj.get("metadata", {}))
@@ -245,6 +248,8 @@ class FakePrometheus:
 
     def __init__(self) -> None:
         self.values: dict[str, float | None] = {"requests": 100.0, "errors": 0.0, "p99": 0.05}
+        # a shadow phase's comparison (what the stable pods measured of the copies)
+        self.values.update(agreement=1.0, absolute_error=0.0, relative_error=0.0)
         self.down = False
         self.queries: list[str] = []
 
@@ -252,6 +257,13 @@ class FakePrometheus:
         self.queries.append(expr)
         if self.down:
             raise PrometheusError("connection refused (fake outage)")
+        for metric, key in (
+            ("mlops_shadow_agreements", "agreement"),
+            ("mlops_shadow_absolute_error", "absolute_error"),
+            ("mlops_shadow_relative_error", "relative_error"),
+        ):
+            if expr.startswith(f"sum(increase({metric}"):
+                return self.values[key]
         if expr.startswith("sum(increase("):
             return self.values["requests"]
         if expr.startswith("histogram_quantile("):

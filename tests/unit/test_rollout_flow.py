@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import json
 from collections.abc import Callable
 from typing import Any
 
@@ -85,7 +86,7 @@ class World:
 
     def settle(self) -> None:
         """What the Deployment controller reports once every pod of both is available."""
-        for name in ("fraud", "fraud-canary"):
+        for name in ("fraud", "fraud-canary", "fraud-shadow"):
             d = self.dep(name)
             if d is None:
                 continue
@@ -500,3 +501,78 @@ def test_a_registry_outage_mid_rollout_holds_both_deployments_as_they_are() -> N
     assert w.cond("Ready")[0] == "True"
     w.registry.down = False
     w.run_until("Succeeded", 125, 300)
+
+
+SHADOW = {"percent": 25, "duration": "30s", "minAgreement": 0.95}
+
+
+def test_a_shadow_phase_copies_requests_before_any_user_traffic_moves() -> None:
+    w = World(shadow=SHADOW)
+    w.serving_v1()
+    stable_template = (w.dep() or {})["spec"]["template"]
+    w.move_alias()
+    w.at(10)
+    shadow = w.dep("fraud-shadow")
+    assert shadow is not None and shadow["spec"]["replicas"] == 1  # ceil(25% of 4)
+    pod_labels = shadow["spec"]["template"]["metadata"]["labels"]
+    # nothing of the ModelDeployment selects the shadow's pods: no user request reaches them
+    assert "mlops.dev/model-deployment" not in pod_labels
+    assert pod_labels["mlops.dev/model-version"] == w.v2
+    assert w.dep("fraud-canary") is None and w.replicas() == (4, 0)
+    assert (w.dep() or {})["spec"]["template"] == stable_template  # never restarted for it
+    # no copies until the shadow's pods run
+    assert asyncio.run(w.kube.get("v1", "ConfigMap", NS, "fraud-shadow")) is None
+    assert w.rollout()["shadow"] is True
+    w.settle()
+    w.at(11)
+    config = asyncio.run(w.kube.get("v1", "ConfigMap", NS, "fraud-shadow"))
+    svc = asyncio.run(w.kube.get("v1", "Service", NS, "fraud-shadow"))
+    assert config is not None and svc is not None
+    assert svc["spec"]["selector"] == {"mlops.dev/shadow-of": "fraud"}
+    assert json.loads(config["data"]["shadow.json"]) == {
+        "target": f"http://{svc['spec']['clusterIP']}:8080",
+        "percent": 25,
+        "version": w.v2,
+    }
+    status, reason, message = w.cond("Reconciling")
+    assert (status, reason) == ("True", Reason.ROLLOUT_PROGRESSING)
+    assert message.startswith(f"shadow of version {w.v2}, no user traffic yet")
+    t = 11.0
+    while w.rollout().get("shadow"):
+        assert w.replicas() == (4, 0), w.rollout()
+        t += 5
+        assert t < 120, w.rollout()
+        w.at(t)
+        w.settle()
+    assert t >= 11 + 30  # the shadow's duration
+    assert w.rollout()["weight"] == 25 and w.replicas() == (3, 1)
+    for kind, api in (("ConfigMap", "v1"), ("Service", "v1"), ("Deployment", "apps/v1")):
+        assert asyncio.run(w.kube.get(api, kind, NS, "fraud-shadow")) is None, kind
+    shadow_queries = [q for q in w.prom.queries if "mlops_shadow_" in q]
+    assert shadow_queries and all(f'shadow_version="{w.v2}"' in q for q in shadow_queries)
+    assert w.rollout()["lastAnalysis"]["agreement"] == 1.0
+    w.run_until("Succeeded", t + 1, t + 200)
+    steps = [m for _, r, m in w.events if r == "RolloutStep"]
+    assert steps == ["shadow analysis passed; canary at 25%", "canary at 50%"]
+
+
+def test_a_shadow_that_disagrees_rolls_back_before_any_user_traffic_moves() -> None:
+    w = World(shadow=SHADOW)
+    w.serving_v1()
+    w.move_alias()
+    w.prom.values["agreement"] = 0.6
+    w.run_until("RolledBack", 10, 120)
+    stalled = w.cond("Stalled")
+    assert stalled[:2] == ("True", Reason.ROLLED_BACK)
+    assert "shadow analysis failed 2 time(s)" in stalled[2]
+    assert "agreement 60.00% (at least 95.00%)" in stalled[2], stalled
+    # no canary pod ever ran, and the stable Deployment kept all its pods throughout
+    assert not [x for x in w.kube.writes_of("apply", "Deployment") if x.name == "fraud-canary"]
+    assert all(
+        x.body["spec"].get("replicas") == 4
+        for x in w.kube.writes_of("apply", "Deployment")
+        if x.name == "fraud"
+    )
+    assert w.dep("fraud-shadow") is None
+    assert asyncio.run(w.kube.get("v1", "ConfigMap", NS, "fraud-shadow")) is None
+    assert w.version() == w.v1 and w.rollout()["shadow"] is False

@@ -140,3 +140,76 @@ def test_abort_and_paused_and_finished_states() -> None:
     # a finished rollout stays as it is: only a new version starts another
     again = advance(DEFAULT_STEPS, aborted.state, at(500), PASS, replicas=4, failure_limit=2)
     assert again.state == aborted.state and again.event is None
+
+
+def shadow_run(
+    passes: list[tuple[float, Verdict | None, bool]], failure_limit: int = 2
+) -> list[Outcome]:
+    """The default steps behind a 60 s shadow phase; each pass says whether its pods run."""
+    state, outs = State(shadow=True), []
+    for t, verdict, settled in passes:
+        o = advance(
+            DEFAULT_STEPS,
+            state,
+            at(t),
+            verdict,
+            replicas=4,
+            failure_limit=failure_limit,
+            settled=settled,
+            shadow_seconds=60,
+        )
+        outs.append(o)
+        state = o.state
+    return outs
+
+
+def test_a_shadow_holds_the_weight_at_zero_until_its_duration_and_a_pass() -> None:
+    outs = shadow_run(
+        [
+            (0, None, False),  # the shadow pods start: the clock waits for them
+            (10, None, True),  # they run: the shadow's clock starts
+            (40, PASS, True),
+            (69, None, True),  # 59 s in: still shadow
+            (70, None, True),  # its duration is over, and an interval passed: 20%
+        ]
+    )
+    assert [o.message for o in outs[:2]] == [
+        "waiting for the shadow pods",
+        "shadow until 2026-12-01T12:01:10Z",
+    ]
+    for o in outs[:4]:
+        assert o.state.shadow and o.state.weight == 0 and o.canary_replicas == 0
+        assert o.stable_replicas == 4
+    last = outs[-1]
+    assert not last.state.shadow and last.state.weight == 20 and last.canary_replicas == 1
+    assert last.event == ("Normal", "RolloutStep", "shadow analysis passed; canary at 20%")
+    # the canary's own weight needs its own passing interval: the shadow's does not count
+    assert not last.state.passed_at_weight and not last.state.passed_since_step
+
+
+def test_a_shadow_without_a_passing_interval_waits_past_its_duration() -> None:
+    outs = shadow_run([(0, None, True), (30, NODATA, True), (61, None, True), (200, None, True)])
+    assert outs[1].state.phase == "Paused"  # no measurements: never moves on blind
+    assert all(o.state.shadow and o.state.weight == 0 for o in outs)
+
+
+def test_a_failing_shadow_rolls_back_before_any_user_traffic_moves() -> None:
+    outs = shadow_run([(0, None, True), (30, FAIL, True), (60, FAIL, True)])
+    assert outs[1].state.phase == "Progressing" and outs[1].state.failures == 1
+    done = outs[-1]
+    assert done.state.phase == "RolledBack" and not done.state.shadow
+    assert done.state.weight == 0 and done.canary_replicas == 0
+    assert done.event is not None and done.event[1] == "RolledBack"
+    assert done.message == "shadow analysis failed 2 time(s): error rate 9%"
+
+
+def test_promote_and_abort_end_a_shadow_too() -> None:
+    start = State(shadow=True, step_started=T0)
+    promoted = advance(
+        DEFAULT_STEPS, start, at(5), None, replicas=4, failure_limit=2, action="promote"
+    )
+    aborted = advance(
+        DEFAULT_STEPS, start, at(5), None, replicas=4, failure_limit=2, action="abort"
+    )
+    assert promoted.state.phase == "Succeeded" and not promoted.state.shadow
+    assert aborted.state.phase == "Aborted" and not aborted.state.shadow

@@ -20,7 +20,7 @@ from mlops_operator.api.common import (
     cel,
 )
 from mlops_operator.api.retrain_job import RetrainJobSpec
-from mlops_operator.api.rollout import Rollout
+from mlops_operator.api.rollout import Rollout, RolloutStatus
 from mlops_operator.api.slo import Slo
 from mlops_operator.contract import MODEL_DEPLOYMENT_KIND, MODEL_DEPLOYMENT_PLURAL
 
@@ -272,6 +272,12 @@ class ModelDeploymentSpec(ApiModel):
                     "!has(self.rollout) || self.rollout.strategy != 'Canary' || has(self.slo)",
                     "rollout.strategy Canary is judged against spec.slo: set spec.slo",
                 ),
+                cel(
+                    "!has(self.rollout) || !has(self.rollout.shadow) || !has(self.runtime) "
+                    "|| self.runtime.kind == 'mlflow'",
+                    "rollout.shadow needs runtime.kind mlflow: the operator's runtime copies "
+                    "the requests",
+                ),
             ]
         }
     )
@@ -324,52 +330,6 @@ class ServedModel(ApiModel):
     alias: str | None = Field(default=None, description="The alias it was resolved from.")
     source: str | None = Field(default=None, description="Artifact URI of that version.")
     run_id: str | None = Field(default=None, description="MLflow run that produced it.")
-
-
-class Analysis(ApiModel):
-    time: str = Field(description="When the interval was judged (RFC 3339).")
-    result: Literal["Pass", "Fail", "NoData"] = Field(description="The verdict.")
-    message: str = Field(default="", description="The numbers beside their budgets.")
-    requests: float | None = Field(default=None, description="Canary requests in the interval.")
-    error_rate: float | None = Field(default=None, description="5xx share of them.")
-    p99_seconds: float | None = Field(default=None, description="Their p99 latency.")
-    prediction_drift: float | None = Field(default=None, description="The canary's PSI.")
-
-
-class RolloutStatus(ApiModel):
-    phase: Literal["Progressing", "Paused", "Succeeded", "RolledBack", "Aborted"] = Field(
-        description="Progressing, Paused (spec.rollout.paused, or no measurements), Succeeded "
-        "(promoted), RolledBack (analysis failed), Aborted (by request)."
-    )
-    version: str = Field(description="The canary's model version.")
-    stable_version: str = Field(description="The version the stable pods serve.")
-    step: int = Field(default=0, description="Index of the step being worked on.")
-    steps: int = Field(default=0, description="Number of steps.")
-    weight: int = Field(default=0, description="Percent of the replicas on the canary.")
-    step_started_at: str | None = Field(default=None, description="When the step began.")
-    failures: int = Field(default=0, description="Failed analysis intervals so far.")
-    passed_since_step: bool = Field(default=False, description="An interval passed this step.")
-    passed_at_weight: bool = Field(default=False, description="One passed at this weight.")
-    last_analysis: Analysis | None = Field(default=None, description="The last interval.")
-    message: str = Field(default="", description="Where the rollout is, in words.")
-    started_at: str | None = Field(default=None, description="When the rollout began.")
-    finished_at: str | None = Field(default=None, description="When it finished.")
-    superseded: bool = Field(
-        default=False,
-        description="The alias moved on since this rollout finished: its version may be "
-        "tried again.",
-    )
-    alias_reverted: bool | None = Field(
-        default=None,
-        description="After a rollback: true when it moved the alias back to the stable "
-        "version, false when that was not wanted or the alias had moved on; unset until the "
-        "registry was asked.",
-    )
-    handled_action: str | None = Field(
-        default=None,
-        description="The mlops.dev/rollout-action value already acted on (acted on once; "
-        "remove the annotation to give another).",
-    )
 
 
 class ModelDeploymentStatus(ApiModel):

@@ -78,6 +78,35 @@ class AnalysisSpec(ApiModel):
     )
 
 
+class Shadow(ApiModel):
+    percent: int = Field(
+        ge=1,
+        le=100,
+        description="Share of the prediction requests the stable pods copy to the new "
+        "version, asynchronously: the copy never slows or fails the caller's request, and "
+        "the new version's answers are compared, then discarded.",
+    )
+    duration: str = Field(
+        pattern=DURATION,
+        max_length=8,
+        description="How long the shadow phase lasts (once the shadow pods run) before the "
+        "canary steps begin; at least one analysis interval must pass in it.",
+    )
+    min_agreement: float | None = Field(
+        default=None,
+        ge=0,
+        le=1,
+        description="Fewest share of identical predictions (classifiers) for an interval to "
+        "pass, e.g. 0.95. Unset: agreement is measured and shown, not judged.",
+    )
+    max_relative_error: float | None = Field(
+        default=None,
+        ge=0,
+        description="Largest mean relative error |new - stable| / |stable| of numeric "
+        "predictions (regressors) for an interval to pass, e.g. 0.05. Unset: not judged.",
+    )
+
+
 class OnFailure(ApiModel):
     revert_alias: bool | None = Field(
         default=None,
@@ -123,6 +152,10 @@ class Rollout(ApiModel):
                     "rollout.steps and rollout.analysis apply to strategy Canary only",
                 ),
                 cel(_weights_rule(), "rollout.steps: setWeight values must increase"),
+                cel(
+                    "self.strategy == 'Canary' || !has(self.shadow)",
+                    "rollout.shadow precedes a canary: it applies to strategy Canary only",
+                ),
             ]
         }
     )
@@ -143,6 +176,13 @@ class Rollout(ApiModel):
         "passing interval at the current one.",
     )
     analysis: AnalysisSpec | None = Field(default=None, description="How the canary is judged.")
+    shadow: Shadow | None = Field(
+        default=None,
+        description="A shadow phase before the canary steps: the new version gets copies of "
+        "a share of the requests and no user traffic, judged on its errors and latency "
+        "against spec.slo and on its agreement with the stable version. Failing it rolls "
+        "back before any user traffic moves.",
+    )
     on_failure: OnFailure | None = Field(default=None, description="What a rollback also does.")
     traffic_routing: TrafficRouting | None = Field(
         default=None, description="Where the canary's weight is written, beyond pod counts."
@@ -151,4 +191,67 @@ class Rollout(ApiModel):
         default=False,
         description="Hold the canary where it is (analysis and rollback go on); set false to "
         "resume. The annotation mlops.dev/rollout-action: promote|abort acts once.",
+    )
+
+
+# -- status.rollout ----------------------------------------------------------------------
+
+
+class Analysis(ApiModel):
+    time: str = Field(description="When the interval was judged (RFC 3339).")
+    result: Literal["Pass", "Fail", "NoData"] = Field(description="The verdict.")
+    message: str = Field(default="", description="The numbers beside their budgets.")
+    requests: float | None = Field(default=None, description="Canary requests in the interval.")
+    error_rate: float | None = Field(default=None, description="5xx share of them.")
+    p99_seconds: float | None = Field(default=None, description="Their p99 latency.")
+    prediction_drift: float | None = Field(default=None, description="The canary's PSI.")
+    agreement: float | None = Field(
+        default=None, description="Shadow: share of identical predictions."
+    )
+    mean_absolute_error: float | None = Field(
+        default=None, description="Shadow: mean |new - stable| of numeric predictions."
+    )
+    mean_relative_error: float | None = Field(
+        default=None, description="Shadow: mean |new - stable| / |stable|."
+    )
+
+
+class RolloutStatus(ApiModel):
+    phase: Literal["Progressing", "Paused", "Succeeded", "RolledBack", "Aborted"] = Field(
+        description="Progressing, Paused (spec.rollout.paused, or no measurements), Succeeded "
+        "(promoted), RolledBack (analysis failed), Aborted (by request)."
+    )
+    version: str = Field(description="The canary's model version.")
+    stable_version: str = Field(description="The version the stable pods serve.")
+    shadow: bool = Field(
+        default=False,
+        description="In the shadow phase: the new version gets copies of requests, no user "
+        "traffic (the steps begin when it passes).",
+    )
+    step: int = Field(default=0, description="Index of the step being worked on.")
+    steps: int = Field(default=0, description="Number of steps.")
+    weight: int = Field(default=0, description="Percent of the replicas on the canary.")
+    step_started_at: str | None = Field(default=None, description="When the step began.")
+    failures: int = Field(default=0, description="Failed analysis intervals so far.")
+    passed_since_step: bool = Field(default=False, description="An interval passed this step.")
+    passed_at_weight: bool = Field(default=False, description="One passed at this weight.")
+    last_analysis: Analysis | None = Field(default=None, description="The last interval.")
+    message: str = Field(default="", description="Where the rollout is, in words.")
+    started_at: str | None = Field(default=None, description="When the rollout began.")
+    finished_at: str | None = Field(default=None, description="When it finished.")
+    superseded: bool = Field(
+        default=False,
+        description="The alias moved on since this rollout finished: its version may be "
+        "tried again.",
+    )
+    alias_reverted: bool | None = Field(
+        default=None,
+        description="After a rollback: true when it moved the alias back to the stable "
+        "version, false when that was not wanted or the alias had moved on; unset until the "
+        "registry was asked.",
+    )
+    handled_action: str | None = Field(
+        default=None,
+        description="The mlops.dev/rollout-action value already acted on (acted on once; "
+        "remove the annotation to give another).",
     )

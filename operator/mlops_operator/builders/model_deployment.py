@@ -11,6 +11,7 @@ from typing import Any
 
 from mlops_operator.api.model_deployment import ModelDeploymentSpec
 from mlops_operator.builders import policies
+from mlops_operator.builders import shadow as sh
 from mlops_operator.builders.meta import (
     canary_name,
     labels,
@@ -177,6 +178,10 @@ def get_pod_template(
     }
     if spec.runtime.kind == "mlflow":
         pod_spec["securityContext"].update(runAsUser=1000, runAsGroup=1000, fsGroup=1000)
+        # where the runtime learns of a shadow phase (optional: usually absent)
+        volume, mount = sh.config_volume(owner)
+        pod_spec["volumes"].append(volume)
+        pod_spec["containers"][0]["volumeMounts"].append(mount)
     if tol := get_tolerations(spec):
         pod_spec["tolerations"] = tol
     if ns := get_node_selector(spec):
@@ -271,8 +276,11 @@ def get_children(
     model: ResolvedModel,
     ctx: BuildContext,
     canary: Canary | None = None,
+    shadow: sh.Shadow | None = None,
 ) -> Children:
-    """`model` is what the stable Deployment serves; `canary` the new version beside it."""
+    """`model` is what the stable Deployment serves; `canary` the new version beside it, and
+    `shadow` the new version getting copies of requests (its ConfigMap, which needs the
+    Service's address, is the reconciler's to write)."""
     stable_replicas = canary.stable_replicas if canary else None
     apply = [
         get_deployment(owner, spec, model, ctx, stable_replicas),
@@ -282,6 +290,9 @@ def get_children(
     absent: list[tuple[str, str, str]] = []
     if canary is not None:
         apply.append(get_canary_deployment(owner, spec, canary, ctx))
+    if shadow is not None:
+        new = get_deployment(owner, spec, shadow.model, ctx)
+        apply += [sh.shadow_deployment(new, owner, shadow), sh.shadow_service(owner, spec)]
     for obj, kind in (
         (policies.get_hpa(owner, spec), ("autoscaling/v2", "HorizontalPodAutoscaler")),
         (policies.get_pdb(owner, spec), ("policy/v1", "PodDisruptionBudget")),

@@ -16,9 +16,17 @@ from mlops_operator.contract import (
     METRIC_LABEL_MODEL_DEPLOYMENT,
     METRIC_LABEL_MODEL_VERSION,
     METRIC_LABEL_NAMESPACE,
+    METRIC_LABEL_SHADOW_VERSION,
     METRIC_PREDICTION_DRIFT_PSI,
     METRIC_REQUEST_DURATION,
     METRIC_REQUESTS,
+    METRIC_SHADOW_ABS_ERROR,
+    METRIC_SHADOW_AGREEMENTS,
+    METRIC_SHADOW_DURATION,
+    METRIC_SHADOW_NUMERIC,
+    METRIC_SHADOW_PREDICTIONS,
+    METRIC_SHADOW_REL_ERROR,
+    METRIC_SHADOW_REQUESTS,
     PROMETHEUS_RULE_API_VERSION,
     PROMETHEUS_RULE_KIND,
     ROUTE_INFER,
@@ -76,6 +84,52 @@ def p99(owner: Owner, window: str, *extra: str) -> str:
 
 def prediction_drift(owner: Owner, *extra: str) -> str:
     return f"max({METRIC_PREDICTION_DRIFT_PSI}{selector(owner, *extra)})"
+
+
+# -- a shadow phase: what the stable pods measured of the copies they sent to version v ------
+
+
+def _shadow(owner: Owner, v: str, *extra: str) -> str:
+    return selector(owner, f'{METRIC_LABEL_SHADOW_VERSION}="{v}"', *extra)
+
+
+def shadow_requests(owner: Owner, window: str, v: str) -> str:
+    """Copies sent to version v over `window` (those the full queue dropped never left)."""
+    sent = _shadow(owner, v, 'outcome!="dropped"')
+    return f"sum(increase({METRIC_SHADOW_REQUESTS}_total{sent}[{window}]))"
+
+
+def shadow_error_rate(owner: Owner, window: str, v: str) -> str:
+    """The share of the copies version v failed: an error, a non-200 answer or a timeout."""
+    failed = _shadow(owner, v, 'outcome=~"error|timeout"')
+    sent = _shadow(owner, v, 'outcome!="dropped"')
+    return (
+        f"(sum(rate({METRIC_SHADOW_REQUESTS}_total{failed}[{window}])) or vector(0)) / "
+        f"sum(rate({METRIC_SHADOW_REQUESTS}_total{sent}[{window}]))"
+    )
+
+
+def shadow_p99(owner: Owner, window: str, v: str) -> str:
+    bucket = f"{METRIC_SHADOW_DURATION}_bucket{_shadow(owner, v)}"
+    return f"histogram_quantile(0.99, sum by (le) (rate({bucket}[{window}])))"
+
+
+def _ratio(owner: Owner, window: str, v: str, top: str, bottom: str) -> str:
+    m = _shadow(owner, v)
+    return f"sum(increase({top}_total{m}[{window}])) / sum(increase({bottom}_total{m}[{window}]))"
+
+
+def shadow_agreement(owner: Owner, window: str, v: str) -> str:
+    """The share of compared predictions version v gave identically."""
+    return _ratio(owner, window, v, METRIC_SHADOW_AGREEMENTS, METRIC_SHADOW_PREDICTIONS)
+
+
+def shadow_absolute_error(owner: Owner, window: str, v: str) -> str:
+    return _ratio(owner, window, v, METRIC_SHADOW_ABS_ERROR, METRIC_SHADOW_NUMERIC)
+
+
+def shadow_relative_error(owner: Owner, window: str, v: str) -> str:
+    return _ratio(owner, window, v, METRIC_SHADOW_REL_ERROR, METRIC_SHADOW_NUMERIC)
 
 
 def _q(s: str) -> str:

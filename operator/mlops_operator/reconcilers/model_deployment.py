@@ -19,8 +19,9 @@ from pydantic import ValidationError
 
 from mlops_operator.api.model_deployment import ModelDeploymentSpec, ModelDeploymentStatus
 from mlops_operator.builders import model_deployment as b
+from mlops_operator.builders import shadow as sh
 from mlops_operator.builders import slo, traffic
-from mlops_operator.builders.meta import canary_name, endpoint
+from mlops_operator.builders.meta import canary_name, endpoint, serving_port
 from mlops_operator.clients.kube import ApiError, Kube
 from mlops_operator.clients.prometheus import Prometheus
 from mlops_operator.clients.registry import Registry, RegistryError
@@ -110,7 +111,7 @@ async def _apply_children(
     routed: bool,
 ) -> bool:
     """Apply what differs from the last apply; True when anything was written."""
-    children = b.get_children(owner, spec, model, deps.build, ro.canary)
+    children = b.get_children(owner, spec, model, deps.build, ro.canary, ro.shadow)
     if routed:  # what trafficRouting.gatewayAPI's route weighs
         children.apply.extend(traffic.services(owner, spec, model.version))
     # spec.slo's alerts; where the kind is not served there is nothing to write or remove
@@ -120,6 +121,11 @@ async def _apply_children(
         children.absent.append((PROMETHEUS_RULE_API_VERSION, PROMETHEUS_RULE_KIND, owner.name))
     if ro.remove_canary:
         children.absent.append(("apps/v1", "Deployment", canary_name(owner.name)))
+    if ro.remove_shadow:
+        children.absent.extend(sh.children_names(owner))
+    elif ro.shadow is not None and not ro.shadow.mirror:
+        # no copies before the shadow's pods run: they would count as its errors
+        children.absent.append(sh.children_names(owner)[0])
     key = (owner.namespace, owner.name)
     fingerprint = hashlib.sha256(
         json.dumps([children.apply, children.absent, owner.uid], sort_keys=True).encode()
@@ -145,7 +151,16 @@ async def _apply_children(
             manager=HANDOVER_MANAGER,
         )
     # independent objects: one round trip for all of them, not one after another
-    await asyncio.gather(*(deps.kube.apply(obj) for obj in children.apply))
+    applied = await asyncio.gather(*(deps.kube.apply(obj) for obj in children.apply))
+    if ro.shadow is not None and ro.shadow.mirror:
+        # the stable pods learn where to copy: the shadow Service's address, known once applied
+        name = sh.shadow_name(owner.name)
+        svc = next(
+            o for o in applied if o.get("kind") == "Service" and o["metadata"]["name"] == name
+        )
+        ip = (svc.get("spec") or {}).get("clusterIP") or ""
+        config = sh.shadow_config(owner, ip, serving_port(spec), ro.shadow)
+        await deps.kube.apply(config)
     for api_version, kind, name in children.absent:
         cur = await deps.kube.get(api_version, kind, owner.namespace, name)
         if cur and _is_ours(cur, owner):
@@ -230,6 +245,15 @@ async def _reconcile(body: dict[str, Any], deps: Deps, now: dt.datetime) -> Requ
             msg = f"a Deployment named {canary_name(owner.name)} exists and is not ours"
             await _write_status(deps, body, stalled_status(gen, Reason.NAME_CONFLICT, msg), now)
             return None
+    shadow_dep = None
+    if (spec.rollout and spec.rollout.shadow) or (status.get("rollout") or {}).get("shadow"):
+        shadow_dep = await deps.kube.get(
+            "apps/v1", "Deployment", owner.namespace, sh.shadow_name(owner.name)
+        )
+        if shadow_dep and not _is_ours(shadow_dep, owner):
+            msg = f"a Deployment named {sh.shadow_name(owner.name)} exists and is not ours"
+            await _write_status(deps, body, stalled_status(gen, Reason.NAME_CONFLICT, msg), now)
+            return None
     route = await routing.read(deps.kube, owner, spec)
     # A registry failure never touches what serves: keep applying the pinned version (so
     # edited or deleted children still come back), never roll to nothing. A canary says
@@ -246,6 +270,7 @@ async def _reconcile(body: dict[str, Any], deps: Deps, now: dt.datetime) -> Requ
             canary_dep=canary_dep,
             now=now,
             route_problem=route.problem if route else "",
+            shadow_dep=shadow_dep,
         ),
         deps.prometheus,
         deps.registry,

@@ -6,7 +6,8 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 
-from mlops_operator.api.model_deployment import ModelDeploymentSpec, RolloutStatus
+from mlops_operator.api.model_deployment import ModelDeploymentSpec
+from mlops_operator.api.rollout import RolloutStatus
 from mlops_operator.clients.registry import Registry, RegistryError
 from mlops_operator.contract import TAG_RETRAINJOB, TAG_ROLLED_BACK, Owner
 

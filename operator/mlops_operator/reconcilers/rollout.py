@@ -13,14 +13,15 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, cast
 
 from mlops_operator.analysis import Verdict
-from mlops_operator.api.model_deployment import ModelDeploymentSpec, RolloutStatus
-from mlops_operator.api.rollout import ACTION_ANNOTATION, AnalysisSpec
+from mlops_operator.api.model_deployment import ModelDeploymentSpec
+from mlops_operator.api.rollout import ACTION_ANNOTATION, AnalysisSpec, RolloutStatus
 from mlops_operator.api.slo import seconds
 from mlops_operator.builders import model_deployment as b
+from mlops_operator.builders import shadow as sh
 from mlops_operator.clients.prometheus import Prometheus
 from mlops_operator.clients.registry import Registry
 from mlops_operator.contract import (
@@ -32,14 +33,14 @@ from mlops_operator.contract import (
 )
 from mlops_operator.reconcilers import canary_analysis, rollback
 from mlops_operator.reconcilers import rollout_plan as rp
+from mlops_operator.reconcilers import rollout_record as rr
 from mlops_operator.status.model_deployment import RolloutView
 from mlops_operator.status.observed import (
-    deployment_state,
     progress_deadline_exceeded,
     served_model,
 )
 
-FINISHED = ("Succeeded", "RolledBack", "Aborted")
+FINISHED = rr.FINISHED
 Event = tuple[str, str, str]  # (type, reason, message)
 
 
@@ -48,6 +49,8 @@ class Plan:
     stable: ResolvedModel | None  # the version the stable Deployment is to serve
     canary: b.Canary | None = None  # apply <name>-canary so
     remove_canary: bool = False  # delete <name>-canary (when it is ours)
+    shadow: sh.Shadow | None = None  # apply <name>-shadow so
+    remove_shadow: bool = False  # delete the <name>-shadow objects (when ours)
     record: RolloutStatus | None = None  # status.rollout to write; None leaves it as it is
     view: RolloutView | None = None  # what the conditions say of the rollout
     events: list[Event] = field(default_factory=list)
@@ -69,6 +72,7 @@ class Inputs:
     canary_dep: dict[str, Any] | None
     now: dt.datetime
     route_problem: str = ""  # trafficRouting.gatewayAPI's route cannot carry the weight
+    shadow_dep: dict[str, Any] | None = None  # <name>-shadow's Deployment
 
 
 def routed_weight(p: Plan) -> int:
@@ -76,67 +80,6 @@ def routed_weight(p: Plan) -> int:
     stable pods; 0 otherwise (after a promotion the stable Service selects the new version)."""
     running = p.record is not None and p.record.phase in ("Progressing", "Paused")
     return p.record.weight if running and p.canary is not None and p.record else 0
-
-
-def steps_of(spec: ModelDeploymentSpec) -> tuple[rp.Step, ...]:
-    if spec.rollout is None or not spec.rollout.steps:
-        return rp.DEFAULT_STEPS
-    out: list[rp.Step] = []
-    for s in spec.rollout.steps:
-        if s.set_weight is not None:
-            out.append(rp.SetWeight(s.set_weight))
-        elif s.pause is not None:
-            out.append(rp.Pause(seconds(s.pause.duration)))
-        else:
-            out.append(rp.Analysis())
-    return tuple(out)
-
-
-def settled(dep: dict[str, Any] | None, replicas: int) -> bool:
-    """The Deployment runs `replicas` available pods of its current template, and no others."""
-    if replicas == 0:
-        return True
-    return dep is not None and deployment_state(dep, []).settled_at(replicas)
-
-
-def _state(rec: RolloutStatus) -> rp.State:
-    return rp.State(
-        phase=rec.phase,
-        step=rec.step,
-        weight=rec.weight,
-        step_started=parse_time(rec.step_started_at) if rec.step_started_at else None,
-        failures=rec.failures,
-        passed_since_step=rec.passed_since_step,
-        passed_at_weight=rec.passed_at_weight,
-        no_data=bool(rec.last_analysis and rec.last_analysis.result == "NoData"),
-    )
-
-
-def _record(rec: RolloutStatus, st: rp.State, message: str, now: dt.datetime) -> RolloutStatus:
-    return rec.model_copy(
-        update={
-            "phase": st.phase,
-            "step": st.step,
-            "weight": st.weight,
-            "step_started_at": format_time(st.step_started) if st.step_started else None,
-            "failures": st.failures,
-            "passed_since_step": st.passed_since_step,
-            "passed_at_weight": st.passed_at_weight,
-            "message": message,
-            "finished_at": format_time(now) if st.phase in FINISHED else None,
-        }
-    )
-
-
-def _view(rec: RolloutStatus) -> RolloutView:
-    if rec.phase in ("RolledBack", "Aborted"):
-        reason = Reason.ROLLED_BACK if rec.phase == "RolledBack" else Reason.ROLLOUT_ABORTED
-        done = "rolled back" if rec.phase == "RolledBack" else "aborted"
-        text = f"version {rec.version} {done}, version {rec.stable_version} serves: {rec.message}"
-        return RolloutView(rec.stable_version, reason, text, stalled=True)
-    reason = Reason.ROLLOUT_PAUSED if rec.phase == "Paused" else Reason.ROLLOUT_PROGRESSING
-    text = f"canary version {rec.version} at {rec.weight}%: {rec.message}"
-    return RolloutView(rec.stable_version, reason, text)
 
 
 def _replicas(i: Inputs) -> int:
@@ -169,7 +112,12 @@ async def plan(i: Inputs, prom: Prometheus | None, registry: Registry) -> Plan:
     if i.spec.rollout is None or i.spec.rollout.strategy != "Canary" or _replicas(i) == 0:
         # RollingUpdate: the Deployment rolls; a canary left from a Canary spec goes (and an
         # object scaled to zero has nothing to judge a canary by)
-        return Plan(stable=t, remove_canary=i.canary_dep is not None, record=_left(rec, t, i))
+        return Plan(
+            stable=t,
+            remove_canary=i.canary_dep is not None,
+            remove_shadow=i.shadow_dep is not None,
+            record=_left(rec, t, i),
+        )
     if prom is None:
         msg = (
             f"version {t.version} waits: rollout.strategy Canary needs Prometheus to judge the "
@@ -182,15 +130,23 @@ async def plan(i: Inputs, prom: Prometheus | None, registry: Registry) -> Plan:
         view = RolloutView(s.version, Reason.ROLLOUT_UNAVAILABLE, msg, stalled=True)
         return Plan(stable=s, view=view)
     if rec is None or rec.version != t.version or rec.superseded:
+        shadow = i.spec.rollout.shadow
         rec = RolloutStatus(
             phase="Progressing",
             version=t.version,
             stable_version=s.version,
-            steps=len(steps_of(i.spec)),
+            steps=len(rr.steps_of(i.spec)),
+            shadow=shadow is not None,
             started_at=format_time(i.now),
             handled_action=rec.handled_action if rec else None,
         )
-        started = ("Normal", "RolloutStarted", f"canary of version {t.version} beside {s.version}")
+        what = (
+            f"shadow of version {t.version} beside {s.version}: {shadow.percent}% of requests "
+            "copied"
+            if shadow
+            else f"canary of version {t.version} beside {s.version}"
+        )
+        started = ("Normal", "RolloutStarted", what)
         return await _advance(i, rec, prom, registry, [started])
     if rec.phase in ("RolledBack", "Aborted"):
         # not tried again until the alias moves on; a revert that failed is tried again
@@ -202,12 +158,19 @@ async def plan(i: Inputs, prom: Prometheus | None, registry: Registry) -> Plan:
         return Plan(
             stable=s,
             remove_canary=i.canary_dep is not None,
+            remove_shadow=i.shadow_dep is not None,
             record=rec,
-            view=_view(rec),
+            view=rr.view(rec),
             after=after,
         )
     if rec.phase == "Succeeded":  # promoted; the stable Deployment's apply is still to come
-        return Plan(stable=t, canary=_full(i, t), record=rec, requeue=2.0)
+        return Plan(
+            stable=t,
+            canary=_full(i, t),
+            remove_shadow=i.shadow_dep is not None,
+            record=rec,
+            requeue=2.0,
+        )
     return await _advance(i, rec, prom, registry, [])
 
 
@@ -217,12 +180,18 @@ async def _advance(
     assert i.serving is not None and i.target is not None and i.spec.rollout is not None
     ro = i.spec.rollout
     a = ro.analysis or AnalysisSpec()
-    steps, replicas = steps_of(i.spec), _replicas(i)
-    state = _state(rec)
+    steps, replicas = rr.steps_of(i.spec), _replicas(i)
+    state = rr.state_of(rec)
+    if state.shadow and ro.shadow is None:  # spec.rollout.shadow removed meanwhile: go on
+        state = replace(state, shadow=False, step_started=None)
     stable_n, canary_n = rp.split(replicas, state.weight)
-    ready = settled(i.canary_dep, canary_n) and (
-        i.spec.autoscaling is not None or settled(i.stable_dep, stable_n)
-    )
+    shadow_n = sh.replicas(replicas, ro.shadow.percent) if ro.shadow else 0
+    if state.shadow:
+        ready = rr.settled(i.shadow_dep, shadow_n)
+    else:
+        ready = rr.settled(i.canary_dep, canary_n) and (
+            i.spec.autoscaling is not None or rr.settled(i.stable_dep, stable_n)
+        )
     # an interval is judged once the current step has run that long on settled pods
     interval = seconds(a.interval)
     marks = [state.step_started]
@@ -230,12 +199,18 @@ async def _advance(
         marks.append(parse_time(rec.last_analysis.time))
     since = max((m for m in marks if m is not None), default=i.now)
     verdict, measured = None, None
-    if state.weight > 0 and ready and (i.now - since).total_seconds() >= interval:
+    due = ready and (i.now - since).total_seconds() >= interval
+    if state.shadow and due and ro.shadow is not None:
+        verdict, measured = await canary_analysis.measure_shadow(
+            prom, i.owner, i.spec, i.target.version, a, ro.shadow
+        )
+    elif state.weight > 0 and due:
         verdict, measured = await canary_analysis.measure(
             prom, i.owner, i.spec, i.target.version, a
         )
-    elif stuck := progress_deadline_exceeded(i.canary_dep):
-        verdict = Verdict("Fail", f"the canary's pods did not become available: {stuck}")
+    elif stuck := progress_deadline_exceeded(i.shadow_dep if state.shadow else i.canary_dep):
+        who = "shadow" if state.shadow else "canary"
+        verdict = Verdict("Fail", f"the {who}'s pods did not become available: {stuck}")
     action, handled = _action(i, rec)
     out = rp.advance(
         steps,
@@ -247,8 +222,11 @@ async def _advance(
         paused=ro.paused,
         action=action,
         settled=ready,
+        shadow_seconds=seconds(ro.shadow.duration) if ro.shadow else 0,
     )
-    new = _record(rec, out.state, out.message, i.now).model_copy(update={"handled_action": handled})
+    new = rr.record(rec, out.state, out.message, i.now).model_copy(
+        update={"handled_action": handled}
+    )
     if verdict is not None:
         new = new.model_copy(
             update={"last_analysis": canary_analysis.record(verdict, measured, i.now)}
@@ -265,22 +243,42 @@ async def _advance(
         return Plan(
             stable=i.serving,
             remove_canary=True,
+            remove_shadow=i.shadow_dep is not None,
             record=new,
-            view=_view(new),
+            view=rr.view(new),
             events=events,
             after=after,
         )
+    gone = i.shadow_dep is not None and not out.state.shadow
     if out.state.phase == "Succeeded":
         # the stable Deployment rolls to the new version while the canary still serves it all
         return Plan(
-            stable=i.target, canary=_full(i, i.target), record=new, events=events, requeue=2.0
+            stable=i.target,
+            canary=_full(i, i.target),
+            remove_shadow=gone,
+            record=new,
+            events=events,
+            requeue=2.0,
+        )
+    if out.state.shadow and ro.shadow is not None:
+        # the stable pods copy requests only once the shadow's pods run
+        shadow = sh.Shadow(i.target, shadow_n, ro.shadow.percent, mirror=ready)
+        return Plan(
+            stable=i.serving,
+            shadow=shadow,
+            remove_canary=i.canary_dep is not None,
+            record=new,
+            view=rr.view(new),
+            events=events,
+            requeue=min(interval, 5.0),
         )
     canary = b.Canary(i.target, out.canary_replicas, out.stable_replicas)
     return Plan(
         stable=i.serving,
         canary=canary,
+        remove_shadow=gone,
         record=new,
-        view=_view(new),
+        view=rr.view(new),
         events=events,
         requeue=min(interval, 5.0),
     )
@@ -289,6 +287,8 @@ async def _advance(
 def _hold(i: Inputs, rec: RolloutStatus, stable: ResolvedModel) -> Plan | None:
     """The registry cannot say what to serve mid-rollout: both Deployments stay as they are,
     and nothing is judged or moved until it can."""
+    if rec.shadow:
+        return _hold_shadow(i, rec, stable)
     model = served_model(i.canary_dep, {})
     if model is None or i.canary_dep is None or i.stable_dep is None:
         return None
@@ -298,9 +298,20 @@ def _hold(i: Inputs, rec: RolloutStatus, stable: ResolvedModel) -> Plan | None:
         stable=stable,
         canary=b.Canary(model, canary_n, stable_n),
         record=rec,
-        view=_view(rec),
+        view=rr.view(rec),
         requeue=5.0,
     )
+
+
+def _hold_shadow(i: Inputs, rec: RolloutStatus, stable: ResolvedModel) -> Plan | None:
+    model = served_model(i.shadow_dep, {})
+    ro = i.spec.rollout
+    if model is None or i.shadow_dep is None or ro is None or ro.shadow is None:
+        return None
+    n = int(i.shadow_dep["spec"].get("replicas") or 0)
+    ready = rr.settled(i.shadow_dep, n)
+    shadow = sh.Shadow(model, n, ro.shadow.percent, mirror=ready)
+    return Plan(stable=stable, shadow=shadow, record=rec, view=rr.view(rec), requeue=5.0)
 
 
 def _full(i: Inputs, model: ResolvedModel) -> b.Canary:
@@ -318,7 +329,7 @@ def _steady(i: Inputs, rec: RolloutStatus | None, registry: Registry) -> Plan:
     rec = _left(rec, i.target, i)
     promoted = rec is not None and rec.phase == "Succeeded" and rec.version == stable.version
     handing_over = i.canary_dep is not None and promoted
-    if handing_over and not settled(i.stable_dep, _replicas(i)):
+    if handing_over and not rr.settled(i.stable_dep, _replicas(i)):
         return Plan(stable=stable, canary=_full(i, stable), record=rec, requeue=2.0)
     # a rollback stays reported (Stalled) until another rollout begins, alias reverted or not
     canary = i.spec.rollout is not None and i.spec.rollout.strategy == "Canary"
@@ -328,7 +339,7 @@ def _steady(i: Inputs, rec: RolloutStatus | None, registry: Registry) -> Plan:
         and rec.phase == "RolledBack"
         and rec.stable_version == stable.version
     )
-    view = _view(rec) if failed and rec is not None else None
+    view = rr.view(rec) if failed and rec is not None else None
     after = (
         rollback.registry_work(i.owner, i.spec, rec, registry)
         if failed and rec and rollback.revert_due(rec)
@@ -337,6 +348,7 @@ def _steady(i: Inputs, rec: RolloutStatus | None, registry: Registry) -> Plan:
     return Plan(
         stable=stable,
         remove_canary=i.canary_dep is not None,
+        remove_shadow=i.shadow_dep is not None,
         record=rec,
         view=view,
         after=after,
@@ -356,6 +368,7 @@ def _left(
         update={
             "phase": "Aborted",
             "superseded": True,
+            "shadow": False,
             "weight": 0,
             "message": f"the model moved to version {target.version} during the rollout",
             "finished_at": format_time(i.now),

@@ -6,6 +6,10 @@ record and which Event to post. Weight is carried by replica ratio (no service m
 the canary Deployment gets ceil(weight x replicas) pods, the stable one the rest and at least
 one until 100%.
 
+A shadow phase (spec.rollout.shadow) may come first: the new version's pods get copies of a
+share of the requests and no user traffic (weight 0) for its duration, judged like any
+interval; a passing one is needed before the steps begin, and failures count as in the canary.
+
 Analysis runs throughout the canary: every Fail counts, and failureLimit of them roll back; a
 NoData interval pauses until an interval is judged again. The clock of a step starts once both
 Deployments run their share of pods (settled). Nothing moves traffic up blind: a higher
@@ -59,6 +63,7 @@ class State:
     passed_since_step: bool = False  # an analysis passed since the current step began
     passed_at_weight: bool = False  # an analysis passed since the weight last changed
     no_data: bool = False  # the last interval could not be judged: hold until one can
+    shadow: bool = False  # in the shadow phase, before the steps
 
 
 @dataclass(frozen=True)
@@ -90,7 +95,8 @@ def advance(
     failure_limit: int,
     paused: bool = False,
     action: Action | None = None,
-    settled: bool = True,  # both Deployments run the pods of the current weight
+    settled: bool = True,  # both Deployments (in the shadow phase: the shadow's) run their pods
+    shadow_seconds: float = 0,  # the shadow phase's duration
 ) -> Outcome:
     def out(s: State, event: tuple[str, str, str] | None = None, message: str = "") -> Outcome:
         stable, canary = split(replicas, s.weight)
@@ -99,18 +105,19 @@ def advance(
     if state.phase in ("Succeeded", "RolledBack", "Aborted"):
         return out(state)  # finished: only a new version starts a new rollout
     if action == "abort":
-        s = replace(state, phase="Aborted", weight=0)
+        s = replace(state, phase="Aborted", weight=0, shadow=False)
         return out(s, ("Warning", "RolloutAborted", "aborted by request"), "aborted by request")
     if action == "promote":
-        s = replace(state, phase="Succeeded", step=len(steps), weight=100)
+        s = replace(state, phase="Succeeded", step=len(steps), weight=100, shadow=False)
         return out(s, ("Normal", "RolloutPromoted", "promoted by request"), "promoted by request")
 
     failures = state.failures
     if verdict is not None and verdict.result == "Fail":
         failures += 1
         if failures >= failure_limit:
-            s = replace(state, phase="RolledBack", weight=0, failures=failures)
-            msg = f"analysis failed {failures} time(s): {verdict.message}"
+            where = "shadow " if state.shadow else ""
+            s = replace(state, phase="RolledBack", weight=0, failures=failures, shadow=False)
+            msg = f"{where}analysis failed {failures} time(s): {verdict.message}"
             return out(s, ("Warning", "RolledBack", msg), msg)
     state = replace(state, failures=failures)
     if verdict is not None and verdict.result == "NoData":
@@ -122,19 +129,35 @@ def advance(
         return out(replace(state, phase="Paused"), None, "waiting for measurements")
     if paused:
         return out(replace(state, phase="Paused"), None, "paused (spec.rollout.paused)")
+    ok = verdict is not None and verdict.result == "Pass"
+    event = None
+    if state.shadow:
+        if not settled:
+            s = replace(state, phase="Progressing", step_started=None)
+            return out(s, None, "waiting for the shadow pods")
+        state = replace(state, phase="Progressing", passed_since_step=state.passed_since_step or ok)
+        started = state.step_started or now
+        if (now - started).total_seconds() < shadow_seconds:
+            until = format_time(started + dt.timedelta(seconds=shadow_seconds))
+            return out(replace(state, step_started=started), None, f"shadow until {until}")
+        if not state.passed_since_step:
+            msg = "shadow: waiting for a passing analysis"
+            return out(replace(state, step_started=started), None, msg)
+        # the copies agreed: the steps begin, each weight judged afresh
+        state = replace(state, shadow=False, step_started=now, passed_since_step=False)
+        event = ("Normal", "ShadowPassed", "shadow analysis passed: the canary steps begin")
+        ok, settled = False, True  # the pass was the shadow's; the canary's pods come next
     if not settled:
         # the step's clock starts once the pods of this weight run
         s = replace(state, phase="Progressing", step_started=None)
         return out(s, None, f"waiting for the pods of {state.weight}%")
 
-    ok = verdict is not None and verdict.result == "Pass"
     state = replace(
         state,
         phase="Progressing",
         passed_since_step=state.passed_since_step or ok,
         passed_at_weight=state.passed_at_weight or ok,
     )
-    event = None
     # take every step that can be taken now (a weight change is immediate)
     while state.step < len(steps):
         step = steps[state.step]
@@ -147,7 +170,8 @@ def advance(
             state = _next(replace(state, weight=step.weight), now)
             if moved:
                 state = replace(state, passed_at_weight=False)
-                event = ("Normal", "RolloutStep", f"canary at {step.weight}%")
+                first = "shadow analysis passed; " if event and event[1] == "ShadowPassed" else ""
+                event = ("Normal", "RolloutStep", f"{first}canary at {step.weight}%")
             continue
         if isinstance(step, Pause):
             if (now - started).total_seconds() < step.seconds:
