@@ -23,7 +23,7 @@ import itertools
 from dataclasses import dataclass, field
 from typing import Any
 
-from mlops_operator.clients.kube import ApiError
+from mlops_operator.clients.kube import PLURALS, ApiError
 from mlops_operator.clients.prometheus import PrometheusError
 from mlops_operator.clients.registry import RegistryError, VersionInfo
 from mlops_operator.contract import (
@@ -101,6 +101,7 @@ class FakeKube:
     async def get(
         self, api_version: str, kind: str, namespace: str | None, name: str
     ) -> dict[str, Any] | None:
+        _known(api_version, kind)
         obj = self.objects.get((api_version, kind, namespace, name))
         return copy.deepcopy(obj) if obj else None
 
@@ -170,6 +171,7 @@ class FakeKube:
     @staticmethod
     def _key(obj: dict[str, Any]) -> Key:
         m = obj["metadata"]
+        _known(obj["apiVersion"], obj["kind"])
         return (obj["apiVersion"], obj["kind"], m.get("namespace"), m["name"])
 
     def _store(self, old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
@@ -240,6 +242,12 @@ class FakeRegistry:
     async def set_version_tag(self, name: str, version: str, key: str, value: str) -> None:
         self._up()
         next(v for v in self.models[name] if v.version == version).tags[key] = value
+
+
+def _known(api_version: str, kind: str) -> None:
+    # HttpKube finds a kind's path in PLURALS: a kind missing there fails for real, so here too
+    if (api_version, kind) not in PLURALS:
+        raise KeyError(f"{kind} ({api_version}) is not in clients/kube.PLURALS")
 
 
 class FakePrometheus:

@@ -35,6 +35,7 @@ EXPECTED_CLUSTER_RULES = [
     (["mlops.dev"], ["modeldeployments/finalizers", "retrainjobs/finalizers"], ["update"]),
     (["apps"], ["deployments"], CRUD),
     ([""], ["services"], CRUD),
+    ([""], ["configmaps"], ["get", "create", "patch", "delete"]),  # a shadow's target
     (["autoscaling"], ["horizontalpodautoscalers"], CRUD),
     (["policy"], ["poddisruptionbudgets"], CRUD),
     (["networking.k8s.io"], ["networkpolicies"], CRUD),

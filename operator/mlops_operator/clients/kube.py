@@ -31,6 +31,7 @@ FIELD_MANAGER = MANAGER
 PLURALS: dict[tuple[str, str], str] = {
     ("v1", "Pod"): "pods",
     ("v1", "Service"): "services",
+    ("v1", "ConfigMap"): "configmaps",
     ("v1", "Event"): "events",
     ("v1", "Namespace"): "namespaces",
     ("apps/v1", "Deployment"): "deployments",
