@@ -24,6 +24,7 @@ RUN pip install -c constraints.txt \
       numpy pandas \
       uvicorn uvloop httptools orjson \
       prometheus-client pydantic-settings \
+      aiohttp \
  # bytecode at build time: the container may run with a read-only root filesystem, and
  # compiling MLflow's modules at every start would add seconds to the cold start
  && python -m compileall -q -j 0 /opt/runtime

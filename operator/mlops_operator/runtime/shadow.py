@@ -109,6 +109,13 @@ def compare(stable: list[Any], candidate: list[Any]) -> Comparison:
     return Comparison(max(len(stable), len(candidate)), agree, numeric, abs_sum, rel_sum)
 
 
+def _report_end(task: asyncio.Task[None]) -> None:
+    # a worker only ends by cancellation; anything else (an import that fails in the image)
+    # would leave the queue to fill in silence
+    if not task.cancelled() and task.exception() is not None:
+        log.error("shadow worker stopped: %r; copies are dropped", task.exception())
+
+
 @dataclass(frozen=True)
 class Copy:
     target: Target
@@ -190,6 +197,8 @@ class Mirror:
             return
         if not self._tasks:
             self._tasks = [asyncio.ensure_future(self._work()) for _ in range(self.workers)]
+            for t in self._tasks:
+                t.add_done_callback(_report_end)
 
     async def close(self) -> None:
         for t in self._tasks:
