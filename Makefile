@@ -10,7 +10,7 @@ PHASE   := hack/phase.sh
 
 .PHONY: help setup setup-python setup-binaries demo demo-down test test-unit test-integration \
         lint fmt run cluster-up cluster-down cluster-reset crds pipelines bench bench-runtime \
-        bench-reconcile bench-canary bench-clients images constraints docs kind-up kind-down kind-load deploy e2e
+        bench-reconcile bench-canary bench-shadow bench-clients images constraints docs kind-up kind-down kind-load deploy e2e
 
 help: ## this list
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -74,10 +74,13 @@ docs: setup-python ## regenerate the settings tables of docs/settings.md and doc
 pipelines: setup-python ## compile pipelines/*/pipeline.py into operator/mlops_operator/pipelines/packages/
 	@$(PY) -m mlops_operator.pipelines.compile
 
-bench: bench-runtime bench-reconcile bench-canary ## all benchmarks
+bench: bench-runtime bench-shadow bench-reconcile bench-canary ## all benchmarks
 
 bench-runtime: setup ## our runtime vs `mlflow models serve`
 	@$(PY) bench/bench_runtime.py
+
+bench-shadow: setup ## what copying requests to a shadow candidate costs the stable pods' callers
+	@$(PY) bench/bench_shadow.py
 
 bench-clients: setup ## the operator's Kubernetes client vs lightkube, kr8s, kubernetes_asyncio
 	@libs=$${MLOPS_CACHE_DIR:-$$HOME/.cache/mlops-operator}/bench-clients; \
