@@ -247,3 +247,67 @@ def test_prometheus_lost_and_the_operator_killed_mid_rollout_pause_it_then_it_re
     assert t.failed == [], t.failed[:5]
     reasons = [r for _, r, _ in env.md.event_list("chaos")]
     assert reasons.count("RolloutStarted") == 1, reasons  # resumed, never restarted
+
+
+def test_a_shadow_whose_agreement_is_below_the_gate_stops_before_user_traffic_moves(
+    env: Env, mlflow_uri: str, traffic: Callable[..., Traffic], prometheus: PrometheusServer
+) -> None:
+    """v2 (another regularisation) predicts other numbers than v1: the stable pods copy half
+    the requests to it, compare, and the shadow analysis fails on agreement before a single
+    user request reaches v2."""
+    model = unique("shadow")
+    v1 = register_diabetes(mlflow_uri, model, alpha=0.5)
+    v2 = register_diabetes(mlflow_uri, model, alpha=2.0)
+    set_alias(mlflow_uri, model, "champion", v1)
+    shadow = {"percent": 50, "duration": "60s", "minAgreement": 0.95}
+    env.apply_md("shadow", model, slo=SLO, rollout={**canary(), "shadow": shadow})
+    env.md.wait_serving("shadow", v1)
+    stable_pods = {p.metadata.uid for p in env.pods("shadow")}
+    s = env.served("shadow", model)
+    t = traffic(f"{s.url}/v2/models/shadow/infer", oip(rows(5)), fresh=True)
+    eventually(lambda: t.ok >= 20, 60, 0.2, "traffic before the shadow")
+
+    set_alias(mlflow_uri, model, "champion", v2)
+
+    def shadowing() -> dict[str, Any] | None:
+        ro = rollout(env, "shadow")
+        return ro if ro.get("shadow") else None
+
+    ro = eventually(shadowing, 60, 0.5, "the shadow phase")
+    assert ro["weight"] == 0 and ro["version"] == v2, ro
+    ro = wait_phase(env, "shadow", "RolledBack", 240)
+    last = ro["lastAnalysis"]
+    assert last["result"] == "Fail" and last["agreement"] < 0.95, last
+    assert last["requests"] >= 3 and last["meanRelativeError"] > 0, last
+    assert last["errorRate"] == 0, last  # v2 answered every copy: it only disagreed
+    stalled = env.md.cond("shadow", "Stalled")
+    assert stalled["reason"] == "RolledBack" and "shadow analysis failed" in stalled["message"]
+    assert "agreement" in stalled["message"], stalled
+    assert env.md.cond("shadow", "Ready")["status"] == "True"
+    # no user traffic moved: no canary ever ran, and the stable pods were never restarted
+    assert canary_deployment(env, "shadow") is None
+    assert {p.metadata.uid for p in env.pods("shadow")} == stable_pods
+    reasons = [r for _, r, _ in env.md.event_list("shadow")]
+    assert "RolloutStep" not in reasons, reasons
+    for kind in ("deployment", "service", "config_map"):
+        read = getattr(env.apps if kind == "deployment" else env.core, f"read_namespaced_{kind}")
+
+        def gone(read: Callable[..., Any] = read) -> bool:
+            try:
+                read("shadow-shadow", env.ns)
+            except ApiException as e:
+                return bool(e.status == 404)
+            return False
+
+        eventually(gone, 60, 0.5, f"shadow-shadow {kind} removed")
+    # the kubelet empties the optional volume of the deleted ConfigMap: the copies stop
+    share = f'mlops_shadow_percent{{namespace="{env.ns}",model_deployment="shadow"}}'
+
+    def copying() -> list[str]:
+        return [r["value"][1] for r in prometheus.query(share)]
+
+    eventually(lambda: copying() == ["0"], 90, 1, f"the stable pods stop copying: {copying()}")
+    t.finish()
+    assert t.failed == [], t.failed[:5]
+    assert t.versions == {v1}, t.versions  # every answer a caller got was the stable one's
+    print(f"shadow rolled back: {stalled['message']}")
