@@ -576,3 +576,32 @@ def test_a_shadow_that_disagrees_rolls_back_before_any_user_traffic_moves() -> N
     assert w.dep("fraud-shadow") is None
     assert asyncio.run(w.kube.get("v1", "ConfigMap", NS, "fraud-shadow")) is None
     assert w.version() == w.v1 and w.rollout()["shadow"] is False
+
+
+def test_a_pass_from_a_body_the_watch_had_not_updated_yet_moves_no_pods_back() -> None:
+    """CI once saw the canary Deployment at 0 pods right after the route said 20%: a pass from
+    a body older than the operator's own status write planned the step before again."""
+    w = World()
+    w.serving_v1()
+    w.move_alias()
+    stale = w.body()  # what a trailing watch event still carries: no rollout yet
+    w.at(10)  # the rollout starts
+    w.settle()
+    w.at(11)
+    w.settle()
+    w.at(12)
+    assert w.rollout()["weight"] == 25 and w.replicas() == (3, 1)
+    stale["metadata"]["resourceVersion"] = "1"
+    before = len(w.kube.writes)
+    asyncio.run(mdr.reconcile(stale, w.deps, T0 + dt.timedelta(seconds=13)))
+    applied = [
+        (x.name, x.body["spec"].get("replicas"))
+        for x in w.kube.writes[before:]
+        if x.verb == "apply" and x.kind == "Deployment"
+    ]
+    # (the refused status write used to be followed by a pass from the fresh object, which put
+    # the pods back: in between, the canary had none and the stable Deployment all four)
+    assert ("fraud-canary", 0) not in applied and ("fraud", 4) not in applied, applied
+    assert w.replicas() == (3, 1)
+    assert w.rollout()["weight"] == 25
+    assert [r for _, r, _ in w.events].count("RolloutStarted") == 1

@@ -196,6 +196,15 @@ async def _write_status(
 
 
 async def reconcile(body: dict[str, Any], deps: Deps, now: dt.datetime) -> Requeue | None:
+    if ((body.get("spec") or {}).get("rollout") or {}).get("strategy") == "Canary":
+        # A watch event can trail our own last status write. A canary planned from such a body
+        # would apply the pods of a step already left (0 canary pods, all the stable ones) before
+        # its status write is refused as stale: plan from the object as it is.
+        m = body["metadata"]
+        fresh = await deps.kube.get(body["apiVersion"], body["kind"], m["namespace"], m["name"])
+        if fresh is None or fresh["metadata"].get("uid") != m.get("uid"):
+            return None
+        body = fresh
     try:
         return await _reconcile(body, deps, now)
     except StaleBody:
