@@ -238,6 +238,7 @@ CANARY: dict[str, Any] = {
     "slo": {"latency": {"p99": "200ms"}, "errorRate": 0.01},
     "rollout": {"strategy": "Canary"},
 }
+SHADOW = {"percent": 10, "duration": "1m", "minAgreement": 0.95}
 
 
 @pytest.mark.parametrize(
@@ -310,6 +311,34 @@ CANARY: dict[str, Any] = {
         (
             {**CANARY, "rollout": {"strategy": "Canary", "steps": [weight(120)]}},
             "spec.rollout.steps[0].setWeight",
+        ),
+        # spec.rollout.shadow
+        (
+            {**CANARY, "rollout": {"shadow": SHADOW}},
+            "rollout.shadow precedes a canary: it applies to strategy Canary only",
+        ),
+        (
+            {
+                **CANARY,
+                "runtime": {"kind": "custom", "image": "example.com/server:1"},
+                "rollout": {"strategy": "Canary", "shadow": SHADOW},
+            },
+            "rollout.shadow needs runtime.kind mlflow",
+        ),
+        (
+            {**CANARY, "rollout": {"strategy": "Canary", "shadow": {"percent": 10}}},
+            "spec.rollout.shadow.duration: Required value",
+        ),
+        (
+            {**CANARY, "rollout": {"strategy": "Canary", "shadow": {**SHADOW, "percent": 0}}},
+            "spec.rollout.shadow.percent",
+        ),
+        (
+            {
+                **CANARY,
+                "rollout": {"strategy": "Canary", "shadow": {**SHADOW, "minAgreement": 1.5}},
+            },
+            "spec.rollout.shadow.minAgreement",
         ),
     ],
 )
