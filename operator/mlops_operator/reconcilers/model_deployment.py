@@ -195,23 +195,30 @@ async def _write_status(
     )
 
 
+async def _current(deps: Deps, body: dict[str, Any]) -> dict[str, Any] | None:
+    """The object as the API server has it now; None when it is gone (or is another one)."""
+    m = body["metadata"]
+    fresh = await deps.kube.get(body["apiVersion"], body["kind"], m["namespace"], m["name"])
+    if fresh is None or fresh["metadata"].get("uid") != m.get("uid"):
+        return None
+    return fresh
+
+
 async def reconcile(body: dict[str, Any], deps: Deps, now: dt.datetime) -> Requeue | None:
     if ((body.get("spec") or {}).get("rollout") or {}).get("strategy") == "Canary":
         # A watch event can trail our own last status write. A canary planned from such a body
         # would apply the pods of a step already left (0 canary pods, all the stable ones) before
         # its status write is refused as stale: plan from the object as it is.
-        m = body["metadata"]
-        fresh = await deps.kube.get(body["apiVersion"], body["kind"], m["namespace"], m["name"])
-        if fresh is None or fresh["metadata"].get("uid") != m.get("uid"):
+        current = await _current(deps, body)
+        if current is None:
             return None
-        body = fresh
+        body = current
     try:
         return await _reconcile(body, deps, now)
     except StaleBody:
         # the watch has not caught up with our own last write yet: go on from the object
-        m = body["metadata"]
-        fresh = await deps.kube.get(body["apiVersion"], body["kind"], m["namespace"], m["name"])
-        if fresh is None or fresh["metadata"].get("uid") != m.get("uid"):
+        fresh = await _current(deps, body)
+        if fresh is None:
             return None
     try:
         return await _reconcile(fresh, deps, now)
