@@ -24,20 +24,16 @@ async def measure(
     assert spec.slo is not None
     slo = Slo(seconds(spec.slo.latency.p99), spec.slo.error_rate, spec.slo.prediction_drift)
     v, w = q.version(version), a.interval
-    exprs = [q.requests(owner, w, v), q.error_rate(owner, w, v), q.p99(owner, w, v)]
+    exprs = {
+        "requests": q.requests(owner, w, v),
+        "error_rate": q.error_rate(owner, w, v),
+        "p99_seconds": q.p99(owner, w, v),
+    }
     if slo.prediction_drift is not None:
-        exprs.append(q.prediction_drift(owner, v))
-    try:
-        values = await asyncio.gather(*(prom.scalar(e) for e in exprs))
-    except PrometheusError as e:
-        return Verdict("NoData", f"Prometheus unreachable: {e}"), None
-    clean = [None if x is None or math.isnan(x) else x for x in values]
-    m = Measured(
-        requests=clean[0],
-        error_rate=clean[1],
-        p99_seconds=clean[2],
-        prediction_drift=clean[3] if len(clean) > 3 else None,
-    )
+        exprs["prediction_drift"] = q.prediction_drift(owner, v)
+    m = await _query(prom, exprs)
+    if isinstance(m, Verdict):
+        return m, None
     return judge(slo, m, min_requests=a.min_requests), m
 
 
@@ -59,28 +55,31 @@ async def measure_shadow(
         max_relative_error=shadow.max_relative_error,
     )
     w = a.interval
-    exprs = [
-        q.shadow_requests(owner, w, version),
-        q.shadow_error_rate(owner, w, version),
-        q.shadow_p99(owner, w, version),
-        q.shadow_agreement(owner, w, version),
-        q.shadow_absolute_error(owner, w, version),
-        q.shadow_relative_error(owner, w, version),
-    ]
-    try:
-        values = await asyncio.gather(*(prom.scalar(e) for e in exprs))
-    except PrometheusError as e:
-        return Verdict("NoData", f"Prometheus unreachable: {e}"), None
-    c = [None if x is None or math.isnan(x) else x for x in values]
-    m = Measured(
-        requests=c[0],
-        error_rate=c[1],
-        p99_seconds=c[2],
-        agreement=c[3],
-        mean_absolute_error=c[4],
-        mean_relative_error=c[5],
+    m = await _query(
+        prom,
+        {
+            "requests": q.shadow_requests(owner, w, version),
+            "error_rate": q.shadow_error_rate(owner, w, version),
+            "p99_seconds": q.shadow_p99(owner, w, version),
+            "agreement": q.shadow_agreement(owner, w, version),
+            "mean_absolute_error": q.shadow_absolute_error(owner, w, version),
+            "mean_relative_error": q.shadow_relative_error(owner, w, version),
+        },
     )
+    if isinstance(m, Verdict):
+        return m, None
     return judge(slo, m, min_requests=a.min_requests, subject="shadow"), m
+
+
+async def _query(prom: Prometheus, exprs: dict[str, str]) -> Measured | Verdict:
+    """One query per Measured field, all at once; NaN (0/0: nothing in the window) is a
+    missing value. A NoData Verdict when Prometheus cannot be asked."""
+    try:
+        values = await asyncio.gather(*(prom.scalar(e) for e in exprs.values()))
+    except PrometheusError as e:
+        return Verdict("NoData", f"Prometheus unreachable: {e}")
+    clean = [None if x is None or math.isnan(x) else x for x in values]
+    return Measured(**dict(zip(exprs, clean, strict=True)))
 
 
 def record(v: Verdict, m: Measured | None, now: dt.datetime) -> Analysis:
