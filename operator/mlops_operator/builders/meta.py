@@ -62,3 +62,23 @@ def meta(owner: Owner) -> dict[str, Any]:
         "labels": labels(owner.name),
         "ownerReferences": [owner_reference(owner)],
     }
+
+
+def service(
+    owner: Owner, spec: ModelDeploymentSpec, name: str, pods: dict[str, str]
+) -> dict[str, Any]:
+    """A ClusterIP Service `name` of the ModelDeployment in front of the pods `pods` selects,
+    on the serving port (the main one, <name>-stable/-canary, <name>-shadow)."""
+    m = meta(owner)
+    m["name"] = name
+    port = serving_port(spec)
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": m,
+        "spec": {
+            "type": "ClusterIP",
+            "selector": pods,
+            "ports": [{"name": "http", "port": port, "targetPort": "http", "protocol": "TCP"}],
+        },
+    }

@@ -17,6 +17,7 @@ from mlops_operator.builders.meta import (
     labels,
     meta,
     selector,
+    service,
     serving_port,
 )
 from mlops_operator.contract import (
@@ -249,17 +250,7 @@ def get_canary_deployment(
 
 
 def get_service(owner: Owner, spec: ModelDeploymentSpec) -> dict[str, Any]:
-    port = serving_port(spec)
-    return {
-        "apiVersion": "v1",
-        "kind": "Service",
-        "metadata": meta(owner),
-        "spec": {
-            "type": "ClusterIP",
-            "selector": selector(owner.name),
-            "ports": [{"name": "http", "port": port, "targetPort": "http", "protocol": "TCP"}],
-        },
-    }
+    return service(owner, spec, owner.name, selector(owner.name))
 
 
 @dataclass(frozen=True)

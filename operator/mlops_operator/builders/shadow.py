@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from mlops_operator.api.model_deployment import ModelDeploymentSpec
-from mlops_operator.builders.meta import labels, meta, owner_reference, serving_port
+from mlops_operator.builders.meta import labels, owner_reference, service
 from mlops_operator.contract import (
     ENV_MODEL_DEPLOYMENT,
     LABEL_MANAGED_BY,
@@ -100,19 +100,7 @@ def shadow_deployment(stable_like: dict[str, Any], owner: Owner, shadow: Shadow)
 
 
 def shadow_service(owner: Owner, spec: ModelDeploymentSpec) -> dict[str, Any]:
-    port = serving_port(spec)
-    m = meta(owner)
-    m["name"] = shadow_name(owner.name)
-    return {
-        "apiVersion": "v1",
-        "kind": "Service",
-        "metadata": m,
-        "spec": {
-            "type": "ClusterIP",
-            "selector": {LABEL_SHADOW_OF: owner.name},
-            "ports": [{"name": "http", "port": port, "targetPort": "http", "protocol": "TCP"}],
-        },
-    }
+    return service(owner, spec, shadow_name(owner.name), {LABEL_SHADOW_OF: owner.name})
 
 
 def shadow_config(owner: Owner, cluster_ip: str, port: int, shadow: Shadow) -> dict[str, Any]:

@@ -13,7 +13,7 @@ import copy
 from typing import Any
 
 from mlops_operator.api.model_deployment import ModelDeploymentSpec
-from mlops_operator.builders.meta import canary_name, meta, selector, serving_port
+from mlops_operator.builders.meta import canary_name, selector, service
 from mlops_operator.contract import LABEL_MODEL_VERSION, LABEL_TRACK, TRACK_CANARY, Owner
 
 STABLE_SUFFIX = "-stable"
@@ -27,32 +27,16 @@ def canary_service_name(name: str) -> str:
     return canary_name(name)
 
 
-def _service(owner: Owner, spec: ModelDeploymentSpec, name: str, sel: dict[str, str]) -> Any:
-    port = serving_port(spec)
-    m = meta(owner)
-    m["name"] = name
-    return {
-        "apiVersion": "v1",
-        "kind": "Service",
-        "metadata": m,
-        "spec": {
-            "type": "ClusterIP",
-            "selector": sel,
-            "ports": [{"name": "http", "port": port, "targetPort": "http", "protocol": "TCP"}],
-        },
-    }
-
-
 def services(owner: Owner, spec: ModelDeploymentSpec, stable_version: str) -> list[dict[str, Any]]:
     """<name>-stable (the pods at stable_version) and <name>-canary (the canary's pods)."""
     return [
-        _service(
+        service(
             owner,
             spec,
             stable_service_name(owner.name),
             {**selector(owner.name), LABEL_MODEL_VERSION: stable_version},
         ),
-        _service(
+        service(
             owner,
             spec,
             canary_service_name(owner.name),
