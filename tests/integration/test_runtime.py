@@ -236,9 +236,14 @@ class Runtime:
 
 
 def request(
-    url: str, data: bytes | None = None, content_type: str = "application/json"
+    url: str,
+    data: bytes | None = None,
+    content_type: str = "application/json",
+    headers: dict[str, str] | None = None,
 ) -> tuple[int, bytes]:
-    req = urllib.request.Request(url, data=data, headers={"Content-Type": content_type})
+    req = urllib.request.Request(
+        url, data=data, headers={"Content-Type": content_type, **(headers or {})}
+    )
     try:
         with urllib.request.urlopen(req, timeout=60) as r:
             return r.status, r.read()
@@ -377,8 +382,47 @@ def test_model_metadata(tabular: Runtime) -> None:
         ("items", "INT64"),
         ("color", "BYTES"),
     ]
+    # the outputs from the signature (predict_proba: n rows of 2), named as a response names them
+    assert doc["outputs"] == [{"name": "output-0", "datatype": "FP64", "shape": [-1, 2]}]
+    status, out = tabular.post(f"/v2/models/{tabular.name}/infer", oip_columns(draw(3, seed=5)))
+    assert status == 200
+    assert [(o["name"], o["datatype"], o["shape"]) for o in out["outputs"]] == [
+        ("output-0", "FP64", [3, 2])
+    ]
     assert tabular.get(f"/v2/models/{tabular.name}/ready")[0] == 200
     assert tabular.get("/ping")[0] == 200
+
+
+def test_hostile_bodies_are_400_and_binary_tensors_are_refused_by_name(tabular: Runtime) -> None:
+    infer = f"/v2/models/{tabular.name}/infer"
+    deep = b'{"dataframe_split": ' + b"[" * 5000 + b"]" * 5000 + b"}"  # 10 kB, 5,000 levels
+    for path in ("/invocations", infer):
+        status, out = tabular.post(path, deep)
+        assert status == 400, out
+        assert "nests deeper than 1024 levels" in json.dumps(out)
+    # what tritonclient sends by default: a JSON header, then the raw tensor bytes
+    header = json.dumps(
+        {
+            "inputs": [
+                {
+                    "name": "income",
+                    "shape": [1],
+                    "datatype": "FP64",
+                    "parameters": {"binary_data_size": 8},
+                }
+            ]
+        }
+    ).encode()
+    status, out = request(
+        tabular.url + infer,
+        header + np.array([1.0]).tobytes(),
+        "application/octet-stream",
+        {"Inference-Header-Content-Length": str(len(header))},
+    )
+    assert status == 415 and b"binary tensor extension" in out, out
+    # and the server goes on serving
+    status, _ = tabular.post(infer, oip_columns(draw(2, seed=6)))
+    assert status == 200
 
 
 @pytest.mark.parametrize(

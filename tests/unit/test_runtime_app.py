@@ -28,6 +28,8 @@ class FakeModel:
     def __init__(self) -> None:
         self.ref = ModelRef("models:/iris/3", "iris", "3")
         self.schema = ColumnSchema((Column("a", ColumnType.DOUBLE), Column("b", ColumnType.DOUBLE)))
+        self.mlflow_schema: Any = None
+        self.output_schema: Any = None
 
     def predict(self, parsed: Parsed) -> tuple[Any, Any]:
         frame = parsed.frame
@@ -69,6 +71,7 @@ def call_with_headers(
     path: str,
     body: bytes = b"",
     content_type: str = "application/json",
+    headers: list[tuple[bytes, bytes]] | None = None,
 ) -> tuple[int, dict[bytes, bytes], bytes]:
     sent: list[dict[str, Any]] = []
     chunks = [body[:5], body[5:]] if len(body) > 5 else [body]
@@ -84,7 +87,7 @@ def call_with_headers(
         "type": "http",
         "method": method,
         "path": path,
-        "headers": [(b"content-type", content_type.encode())],
+        "headers": [(b"content-type", content_type.encode()), *(headers or [])],
     }
     asyncio.run(app(scope, receive, send))
     return sent[0]["status"], dict(sent[0]["headers"]), sent[1]["body"]
@@ -162,6 +165,54 @@ def test_server_errors_are_500_without_internals(caplog: pytest.LogCaptureFixtur
     assert status == 500
     assert b"secret" not in out and b"Traceback" not in out
     assert "boom" in caplog.text
+
+
+def test_deeply_nested_json_is_a_400_naming_the_nesting() -> None:
+    app = make_app()
+    app.state.model = FakeModel()  # type: ignore[assignment]
+    deep = b"[" * 5000 + b"]" * 5000
+    for path in ("/invocations", "/v2/models/iris-prod/infer"):
+        status, out = call(app, "POST", path, deep)
+        assert status == 400 and b"nests deeper than 1024 levels" in out
+
+
+def test_a_binary_tensor_request_is_refused_naming_the_extension() -> None:
+    app = make_app()
+    app.state.model = FakeModel()  # type: ignore[assignment]
+    status, _, out = call_with_headers(
+        app,
+        "POST",
+        "/v2/models/iris-prod/infer",
+        b'{"inputs":[]}' + b"\0" * 16,
+        "application/octet-stream",
+        [(b"inference-header-content-length", b"13")],
+    )
+    assert status == 415 and b"binary tensor extension" in out
+
+
+def test_model_metadata_lists_the_signature_outputs() -> None:
+    from mlflow.types import ColSpec, Schema, TensorSpec
+
+    app = make_app()
+    model = FakeModel()
+    model.output_schema = Schema([TensorSpec(np.dtype(np.float64), (-1, 3))])
+    app.state.model = model  # type: ignore[assignment]
+    status, out = call(app, "GET", "/v2/models/iris-prod")
+    doc = orjson.loads(out)
+    assert status == 200
+    assert doc["inputs"] == [
+        {"name": "a", "datatype": "FP64", "shape": [-1]},
+        {"name": "b", "datatype": "FP64", "shape": [-1]},
+    ]
+    assert doc["outputs"] == [{"name": "output-0", "datatype": "FP64", "shape": [-1, 3]}]
+    model.output_schema = Schema([ColSpec("long", "label"), ColSpec("string", "why")])
+    doc = orjson.loads(call(app, "GET", "/v2/models/iris-prod")[1])
+    assert doc["outputs"] == [
+        {"name": "label", "datatype": "INT64", "shape": [-1]},
+        {"name": "why", "datatype": "BYTES", "shape": [-1]},
+    ]
+    model.output_schema = None
+    assert orjson.loads(call(app, "GET", "/v2/models/iris-prod")[1])["outputs"] == []
 
 
 def test_body_limit() -> None:

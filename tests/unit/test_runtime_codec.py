@@ -128,6 +128,35 @@ def test_malformed_bodies(raw: bytes, words: str) -> None:
         parse_invocations(raw, DOUBLES)
 
 
+DEEP = 5000  # levels; about 10 kB
+
+
+@pytest.mark.parametrize(
+    ("raw", "words"),
+    [
+        (b"[" * DEEP + b"]" * DEEP, "nests deeper than 1024 levels"),
+        (b'{"a":' * DEEP + b"1" + b"}" * DEEP, "nests deeper than 1024 levels"),
+        (
+            b'{"dataframe_split": {"columns": ["a", "b"], "data": '
+            + b"[" * DEEP
+            + b"]" * DEEP
+            + b"}}",
+            "nests deeper than 1024 levels",
+        ),
+        # lenient path (NaN), then too deep for Python's recursive parser
+        (b"[NaN, " + b"[" * 1010 + b"]" * 1010 + b"]", "nests deeper than 1024 levels"),
+        (b'{"dataframe_records": [{"a": 1, "b": "\\ud800"}]}', "surrogate"),
+        # the lenient path would let the lone surrogate through
+        (b'{"dataframe_records": [{"a": NaN, "b": "\\udc00"}]}', "surrogate"),
+        (b'{"dataframe_records": [{"a": 1, "b": "\xff"}]}', "not valid JSON"),
+    ],
+)
+def test_hostile_json_is_refused_by_name(raw: bytes, words: str) -> None:
+    for schema in (DOUBLES, None):
+        with pytest.raises(BadRequest, match=words):
+            parse_invocations(raw, schema)
+
+
 def test_nan_from_pythons_json_is_accepted() -> None:
     raw = b'{"dataframe_split": {"columns": ["a", "b"], "data": [[NaN, 1]]}}'
     parsed = parse_invocations(raw, DOUBLES)

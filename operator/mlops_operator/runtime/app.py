@@ -36,6 +36,7 @@ from mlops_operator.runtime.config import RuntimeConfig
 from mlops_operator.runtime.drift import DriftMonitor
 from mlops_operator.runtime.metrics import CONTENT_TYPE, RuntimeMetrics
 from mlops_operator.runtime.model import LoadedModel
+from mlops_operator.runtime.schema import tensor_metadata
 from mlops_operator.runtime.shadow import Mirror
 
 log = logging.getLogger("mlops_operator.runtime")
@@ -47,6 +48,8 @@ Send = Callable[[Message], Awaitable[None]]
 Handler = Callable[[Scope, Receive], Awaitable["Response"]]
 
 JSON = b"application/json"
+# the header that marks a request of the OIP binary tensor extension (Triton's, KServe's)
+BINARY_HEADER = b"inference-header-content-length"
 TEXT = b"text/plain; charset=utf-8"
 VERSION = "0.1.0"
 
@@ -244,18 +247,19 @@ class RuntimeApp:
 
     def _model_metadata(self) -> Response:
         model = self._require_model()
-        inputs: list[dict[str, Any]] = []
         if model.schema is not None:
             inputs = [
                 {"name": c.name, "datatype": c.type.oip_datatype, "shape": [-1]}
                 for c in model.schema.columns
             ]
+        else:
+            inputs = tensor_metadata(model.mlflow_schema, "input")
         body = {
             "name": self.config.model_name,
             "versions": [model.ref.version] if model.ref.version else [],
             "platform": "mlflow",
             "inputs": inputs,
-            "outputs": [],
+            "outputs": tensor_metadata(model.output_schema, "output"),
             "parameters": {"model_uri": model.ref.uri, "registered_model": model.ref.name},
         }
         return Response(200, codec.encode_json(body))
@@ -287,6 +291,13 @@ class RuntimeApp:
 
     async def _infer_oip(self, scope: Scope, receive: Receive) -> Response:
         self._require_model()
+        if _header(scope, BINARY_HEADER):
+            raise HttpError(
+                415,
+                "the Open Inference Protocol binary tensor extension "
+                "(Inference-Header-Content-Length) is not supported here; send every tensor "
+                "as JSON 'data' (tritonclient: binary_data=False on inputs and outputs)",
+            )
         body = await self._read_body(receive)
         resp = await self._run(self._score_oip, body)
         # the candidate serves another version: its unversioned path

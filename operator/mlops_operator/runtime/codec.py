@@ -33,6 +33,8 @@ INSTANCES = "instances"
 INPUTS = "inputs"
 FORMATS = (DF_SPLIT, DF_RECORDS, INSTANCES, INPUTS)
 PARAMS = "params"
+# orjson's nesting limit: deeper bodies are refused, never handed to a recursive parser
+MAX_DEPTH = 1024
 
 _NUMBER = frozenset({float, int})
 _ALLOWED: dict[ColumnType, frozenset[type]] = {
@@ -82,10 +84,31 @@ def decode_json(body: bytes) -> Any:
     try:
         return orjson.loads(body)
     except orjson.JSONDecodeError as e:
-        try:  # orjson is strict JSON; clients using Python's json may send NaN
-            return json.loads(body)
-        except (ValueError, UnicodeDecodeError):
+        if e.msg.startswith("depth limit"):
+            raise BadRequest(
+                f"request body nests deeper than {MAX_DEPTH} levels of arrays and objects"
+            ) from None
+        if "surrogate" in e.msg:
             raise BadRequest(f"request body is not valid JSON: {e}") from None
+        # orjson is strict JSON; clients using Python's json may send NaN
+        return _decode_lenient(body, e)
+
+
+def _decode_lenient(body: bytes, strict_error: orjson.JSONDecodeError) -> Any:
+    try:
+        doc = json.loads(body)
+    except RecursionError:
+        raise BadRequest(
+            f"request body nests deeper than {MAX_DEPTH} levels of arrays and objects"
+        ) from None
+    except (ValueError, UnicodeDecodeError):
+        raise BadRequest(f"request body is not valid JSON: {strict_error}") from None
+    try:  # Python's json lets a lone surrogate through (an escaped "\ud800"), orjson does not
+        orjson.dumps(doc)
+    except orjson.JSONEncodeError as e:
+        if "surrogate" in str(e):
+            raise BadRequest(f"request body is not valid JSON: {e}") from None
+    return doc
 
 
 def encode_json(obj: Any) -> bytes:

@@ -130,7 +130,7 @@ class LoadedModel:
             return infer_and_parse_data(data, self.mlflow_schema)
         except MlflowException as e:
             raise BadRequest(_clean(e.message)) from None
-        except (ValueError, TypeError, KeyError) as e:
+        except (ValueError, TypeError, KeyError, RecursionError) as e:
             raise BadRequest(f"cannot read the input: {e}") from None
 
     @staticmethod

@@ -24,7 +24,7 @@ from mlops_operator.runtime.codec import (
     rows_to_frame,
     typed_frame,
 )
-from mlops_operator.runtime.schema import ColumnSchema, ColumnType
+from mlops_operator.runtime.schema import ColumnSchema, ColumnType, oip_datatype_of
 
 # OIP datatypes a column of each type accepts (numbers widen to double/float, not narrow).
 _OIP_ACCEPTS: dict[ColumnType, frozenset[str]] = {
@@ -173,22 +173,11 @@ def oip_outputs(predictions: Any) -> list[dict[str, Any]]:
 
 
 def _output(name: str, arr: np.ndarray[Any, Any]) -> dict[str, Any]:
-    datatype = _datatype_of(arr)
+    datatype = oip_datatype_of(arr.dtype)
     data = jsonable_array(arr.reshape(-1))
     if datatype == "BYTES":
         data = [v.decode() if isinstance(v, bytes) else v for v in data]
     return {"name": name, "shape": list(arr.shape), "datatype": datatype, "data": data}
-
-
-def _datatype_of(arr: np.ndarray[Any, Any]) -> str:
-    kind, size = arr.dtype.kind, arr.dtype.itemsize
-    if kind == "b":
-        return "BOOL"
-    if kind in "iu":
-        return f"{'INT' if kind == 'i' else 'UINT'}{size * 8}"
-    if kind == "f":
-        return f"FP{size * 8}"
-    return "BYTES"
 
 
 def oip_response(

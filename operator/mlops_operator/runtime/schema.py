@@ -107,3 +107,40 @@ def from_mlflow(schema: Any) -> ColumnSchema | None:
             return None
         columns.append(Column(spec.name, ctype, bool(getattr(spec, "required", True))))
     return ColumnSchema(tuple(columns)) if columns else None
+
+
+# MLflow column types beyond the scalar ones a column schema holds, as OIP datatypes
+_OIP_BY_NAME = {t.value: _OIP[t] for t in ColumnType} | {"binary": "BYTES", "datetime": "BYTES"}
+
+
+def oip_datatype_of(dtype: np.dtype[Any]) -> str:
+    """The Open Inference Protocol datatype of a numpy dtype (BYTES for anything not numeric)."""
+    kind, size = dtype.kind, dtype.itemsize
+    if kind == "b":
+        return "BOOL"
+    if kind in "iu":
+        return f"{'INT' if kind == 'i' else 'UINT'}{size * 8}"
+    if kind == "f":
+        return f"FP{size * 8}"
+    return "BYTES"
+
+
+def tensor_metadata(schema: Any, default_name: str) -> list[dict[str, Any]]:
+    """An MLflow ``Schema`` (inputs or outputs) as OIP metadata tensors: name, datatype, shape.
+
+    Unnamed entries are called ``<default_name>-<i>``, the name the response gives an unnamed
+    prediction, so a client can match the metadata with what it receives.
+    """
+    if schema is None:
+        return []
+    out: list[dict[str, Any]] = []
+    for i, spec in enumerate(schema.inputs):
+        name = spec.name if isinstance(spec.name, str) and spec.name else f"{default_name}-{i}"
+        if isinstance(spec.type, np.dtype):  # a TensorSpec
+            shape = [int(d) for d in spec.shape]
+            datatype = oip_datatype_of(spec.type)
+        else:  # a ColSpec: one value per row
+            shape = [-1]
+            datatype = _OIP_BY_NAME.get(str(getattr(spec.type, "name", "")), "BYTES")
+        out.append({"name": name, "datatype": datatype, "shape": shape})
+    return out
