@@ -117,7 +117,9 @@ deploy: setup ## helm install the operator (the images of `make images`) into KU
 	         --set-json 'tolerations=[{"key":"mlops.dev/real-node","operator":"Exists","effect":"NoSchedule"}]' \
 	         --set mlflow.trackingUri=$${MLFLOW_TRACKING_URI:-http://10.88.0.1:5055}); \
 	fi; \
-	helm upgrade --install mlops-operator charts/mlops-operator -n mlops-system --create-namespace \
+	kubectl create namespace mlops-system --dry-run=client -o yaml | kubectl apply -f - >/dev/null && \
+	kubectl label namespace mlops-system --overwrite pod-security.kubernetes.io/enforce=restricted >/dev/null && \
+	helm upgrade --install mlops-operator charts/mlops-operator -n mlops-system \
 	  --set image.repository=mlops-operator/operator --set image.tag=dev-pipelines \
 	  --set runtime.image=mlops-operator/runtime:dev "$${extra[@]}" --wait --timeout 180s
 

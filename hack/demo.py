@@ -380,7 +380,8 @@ def up() -> None:
     real, why = realnode.node_of_cluster(ROOT / ".cluster")
     if real:
         with step("images: runtime and operator, built here without Docker, loaded into the node"):
-            subprocess.run(["bash", str(ROOT / "hack" / "images.sh")], check=True)
+            # through the set-up step: a line at the start and end, progress, the output in a log
+            subprocess.run(["bash", str(ROOT / "hack" / "setup.sh"), "images"], check=True)
     else:
         print(f"==> no real node ({why}): every pod is simulated by kwok")
     with step(f"reset: stop an earlier demo, delete namespace {NAMESPACE}, fresh MLflow"):

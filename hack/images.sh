@@ -29,12 +29,41 @@ t0=$SECONDS
 exec 9>"$cache/.lock"
 flock 9
 
+# load NAME ARCHIVE KEY: import into the real node's containerd when it runs and lacks this build
+load() {
+  local name="$1" archive="$2" key="$3"
+  local sock="${MLOPS_NODE_HOST_DIR:-/run/mlops-operator-node}/containerd/containerd.sock"
+  if [[ ! -S $sock ]]; then
+    say "$name: no real node running here; not loaded (make cluster-up, then make images)"
+    return
+  fi
+  local ctr=(ctr --address "$sock" --namespace k8s.io)
+  local loaded="$cache/$(echo "$name" | tr '/:' '__').loaded"
+  if [[ -f $loaded && "$(cat "$loaded")" == "$key" ]] && "${ctr[@]}" images ls -q | grep -qx "$name"; then
+    return
+  fi
+  local t=$SECONDS
+  "${ctr[@]}" images import "$archive" >/dev/null
+  echo "$key" > "$loaded"
+  say "$name: loaded into the node's containerd in $(( SECONDS - t ))s"
+}
+
 if command -v docker >/dev/null && docker info >/dev/null 2>&1; then
   $check && exit 1  # docker's own layer cache makes a warm build quick
   say "Docker engine found: docker build"
   docker build -f images/runtime.Dockerfile -t mlops-operator/runtime:dev .
   docker build -f images/operator.Dockerfile -t mlops-operator/operator:dev .
   docker build -f images/operator.Dockerfile --build-arg EXTRAS=pipelines -t mlops-operator/operator:dev-pipelines .
+  # a real node runs its own containerd, which does not see Docker's images: hand them over
+  if [[ -S ${MLOPS_NODE_HOST_DIR:-/run/mlops-operator-node}/containerd/containerd.sock ]]; then
+    for name in "$RUNTIME" "$OPERATOR"; do
+      short="${name#docker.io/}"
+      archive="$cache/$(echo "$name" | tr '/:' '__').docker.tar"
+      docker save -o "$archive" "$short"
+      load "$name" "$archive" "$(docker image inspect -f '{{.Id}}' "$short")"
+      rm -f "$archive"
+    done
+  fi
   exit 0
 fi
 if [[ $(id -u) -ne 0 ]] || ! command -v buildah >/dev/null || ! command -v mmdebstrap >/dev/null; then
@@ -95,25 +124,6 @@ image() {
     say "$name: built in $(( SECONDS - t ))s ($(du -m "$archive" | cut -f1) MB)"
   fi
   $check || load "$name" "$archive" "$key"
-}
-
-# load NAME ARCHIVE KEY: import into the real node's containerd when it runs and lacks this build
-load() {
-  local name="$1" archive="$2" key="$3"
-  local sock="${MLOPS_NODE_HOST_DIR:-/run/mlops-operator-node}/containerd/containerd.sock"
-  if [[ ! -S $sock ]]; then
-    say "$name: no real node running here; not loaded (make cluster-up, then make images)"
-    return
-  fi
-  local ctr=(ctr --address "$sock" --namespace k8s.io)
-  local loaded="$cache/$(echo "$name" | tr '/:' '__').loaded"
-  if [[ -f $loaded && "$(cat "$loaded")" == "$key" ]] && "${ctr[@]}" images ls -q | grep -qx "$name"; then
-    return
-  fi
-  local t=$SECONDS
-  "${ctr[@]}" images import "$archive" >/dev/null
-  echo "$key" > "$loaded"
-  say "$name: loaded into the node's containerd in $(( SECONDS - t ))s"
 }
 
 image "$RUNTIME" images/runtime.Dockerfile

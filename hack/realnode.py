@@ -949,35 +949,11 @@ def remember_bins(bins: Path) -> None:
     _write_owner(o)
 
 
-def _rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
-
-
-def usage() -> dict[str, Any]:
-    """RSS of the node's daemons and shims, and the disk its images take (MB)."""
-    o = _owner() or {}
-    daemons = {
-        n: round(_rss_mb(int(p)), 1) for n, p in o.get("pids", {}).items() if _alive(int(p), n)
-    }
-    shims = [_rss_mb(p) for p in _shims()]
-    du = sh("du", "-sm", str(CONTAINERD_ROOT), check=False).split()
-    return {
-        "daemons_rss_mb": daemons,
-        "shims": len(shims),
-        "shims_rss_mb": round(sum(shims), 1),
-        "containerd_root_disk_mb": int(du[0]) if du else None,
-        "images": ctr("images", "ls", check=False).splitlines()[1:]
-        if _running("containerd")
-        else [],
-    }
-
-
 def main() -> int:
     if sys.argv[1:] == ["usage"]:
-        print(json.dumps(usage(), indent=2))
+        import node_usage  # beside this file; it reads what this module records
+
+        print(json.dumps(node_usage.usage(), indent=2))
         return 0
     if sys.argv[1:] == ["host-state"]:
         print(json.dumps(host_state(), indent=2, sort_keys=True))

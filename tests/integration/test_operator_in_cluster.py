@@ -18,8 +18,17 @@ from kubernetes import client
 
 from tests.support.env import Env
 from tests.support.helm import CHART, helm
-from tests.support.models import local_predict, oip, register_diabetes, rows
-from tests.support.realnode import NODE_NAME, OPERATOR_IMAGE, RUNTIME_IMAGE, SCHEDULING
+from tests.support.models import local_predict, oip, register_diabetes, register_iris, rows
+from tests.support.realnode import (
+    NODE_NAME,
+    OPERATOR_IMAGE,
+    RUNTIME_IMAGE,
+    SCHEDULING,
+    node_usage,
+)
+from tests.support.retrain_jobs import rtj
+
+WORK_DIR = "/var/lib/mlops-operator"  # the chart's pipelines.workDir
 
 pytestmark = [pytest.mark.realnode, pytest.mark.usefixtures("real_node")]
 
@@ -95,3 +104,27 @@ def test_the_helm_installed_operator_pod_serves_a_model_end_to_end(
     assert lease.spec.holder_identity.startswith(f"{op.metadata.name}_")
     log = core.read_namespaced_pod_log(op.metadata.name, ns)
     assert f"namespaces ['{ns}']" in log and "Handler 'modeldeployment' succeeded" in log, log
+
+    # a RetrainJob on the local backend: the pipeline runs inside the pod (its work dir on an
+    # emptyDir under a read-only root), trains, registers and promotes in the real registry
+    iris = f"incl-iris-{uuid.uuid4().hex[:6]}"
+    v1 = register_iris(mlflow_uri, iris, alias="champion", tags={"metric.accuracy": "0.5"})
+    env.apply(rtj("retrain", iris))
+    try:
+        st = env.rtj.finished("retrain", timeout=300)["status"]
+    except AssertionError as e:
+        log = core.read_namespaced_pod_log(op.metadata.name, ns, tail_lines=60)
+        raise AssertionError(f"{e}\noperator pod log:\n{log}") from None
+    promoted = env.rtj.cond("retrain", "Promoted")
+    assert env.rtj.cond("retrain", "Succeeded")["status"] == "True", st
+    assert (promoted["status"], promoted["reason"]) == ("True", "Better"), promoted
+    assert st["run"]["logs"].startswith(WORK_DIR + "/"), st["run"]  # the pod's, not the host's
+    new = st["result"]["version"]
+    assert st["result"]["previousVersion"] == v1 and new != v1
+    assert env.mlflow.get_model_version_by_alias(iris, "champion").version == new
+
+    # what the pods cost (hack/node_usage.py; `python hack/realnode.py usage` prints it all)
+    rss = node_usage.containers_rss()
+    assert rss.get(f"{ns}/{op.metadata.name}/operator", 0) > 0, rss
+    (model_pod,) = env.pods("served")
+    assert rss.get(f"{ns}/{model_pod.metadata.name}/model", 0) > 0, rss

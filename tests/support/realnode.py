@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 ROOT = Path(__file__).resolve().parents[2]
 STATE = ROOT / ".cluster"
 sys.path.insert(0, str(ROOT / "hack"))
+import node_usage  # noqa: E402
 import realnode as harness  # noqa: E402
 
 __all__ = [
@@ -33,6 +34,7 @@ __all__ = [
     "ensure_images",
     "harness",
     "node_state",
+    "node_usage",
     "pod_discovery",
     "require_real_node",
     "stop_node",
