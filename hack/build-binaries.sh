@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds the local control plane (etcd, kube-apiserver, kube-controller-manager,
 # kube-scheduler, kubectl) from the official Go modules, plus kwok, helm and the real node's
-# kubelet and kube-proxy (hack/node: same Kubernetes version, its own module and key), into a cache
+# kubelet and kube-proxy (hack/node: same Kubernetes version, its own module and key) and the
+# tests' kstatus (hack/kstatus), into a cache
 # OUTSIDE the repository, keyed by version and by the hash of the module files, so a warm
 # run does nothing. Prints the bin directory on stdout.
 #
@@ -73,7 +74,9 @@ build_node() {
 
 build_one() { # name module-dir package version ldflags [build tags]
   local name="$1" dir="$2" pkg="$3" version="$4" tags="${6:-}"
-  local out="$cache/$name-$version-$(key "$here/$dir/go.mod" "$here/$dir/go.sum")"
+  local inputs=("$here/$dir/go.mod" "$here/$dir/go.sum")
+  [[ -f "$here/$dir/main.go" ]] && inputs+=("$here/$dir/main.go")  # a command of our own
+  local out="$cache/$name-$version-$(key "${inputs[@]}")"
   if [[ ! -x "$out/$name" ]]; then
     $check && exit 1
     echo ">> building $name $version into $out" >&2
@@ -97,6 +100,8 @@ if [[ -n "$HELM_VERSION" ]]; then
   d="$(build_one helm helm helm.sh/helm/v3/cmd/helm "$HELM_VERSION" \
     "-X helm.sh/helm/v3/internal/version.version=$HELM_VERSION")"; link_all "$d"
 fi
+# kstatus (sigs.k8s.io/cli-utils), the tests' judge of the objects' health as Flux reads it
+d="$(build_one kstatus kstatus . "$(required kstatus sigs.k8s.io/cli-utils)")"; link_all "$d"
 # Prometheus with only the Kubernetes service discovery (Debian's package has none)
 d="$(build_one prometheus prometheus github.com/prometheus/prometheus/cmd/prometheus "$PROM_MODULE_VERSION" \
   "-X github.com/prometheus/common/version.Version=$PROM_MODULE_VERSION -X github.com/prometheus/common/version.Branch=module" \

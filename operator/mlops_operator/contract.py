@@ -21,6 +21,8 @@ from typing import Final
 GROUP: Final = "mlops.dev"
 VERSION: Final = "v1alpha1"
 API_VERSION: Final = f"{GROUP}/{VERSION}"
+# status.observedGeneration of an object the operator has not reconciled yet (the CRDs' default)
+UNOBSERVED_GENERATION: Final = -1
 MODEL_DEPLOYMENT_KIND: Final = "ModelDeployment"
 RETRAIN_JOB_KIND: Final = "RetrainJob"
 MODEL_DEPLOYMENT_PLURAL: Final = "modeldeployments"

@@ -14,7 +14,8 @@ from typing import Any
 import pytest
 from kubernetes import client
 
-from mlops_operator.contract import GROUP, MODEL_DEPLOYMENT_PLURAL, VERSION
+from mlops_operator.contract import GROUP, MODEL_DEPLOYMENT_PLURAL, RETRAIN_JOB_PLURAL, VERSION
+from tests.support import kstatus
 from tests.support.argocd_lua import health
 from tests.support.cluster import eventually
 from tests.support.kube import server_side_apply
@@ -22,6 +23,7 @@ from tests.support.models import register_iris
 from tests.support.objects import make_model_deployment
 from tests.support.operator_launch import launch
 from tests.support.operator_process import OperatorProcess
+from tests.support.retrain_jobs import make_retrain_job
 
 PLURAL = MODEL_DEPLOYMENT_PLURAL
 
@@ -108,3 +110,38 @@ def test_health_of_live_objects(
     o = eventually(observed, 120, what=f"{case}: {settled_on}")
     status, message = health(o)
     assert (status, words in message) == (expected, True), message
+    # and Flux's reader, kstatus itself, agrees
+    ((verdict, why),) = kstatus.judge(o)
+    assert verdict == KSTATUS[expected], (verdict, why)
+
+
+KSTATUS = {"Healthy": "Current", "Progressing": "InProgress", "Degraded": "Failed"}
+
+
+def test_an_object_no_operator_has_reconciled_yet_is_in_progress(kube: client.ApiClient) -> None:
+    # kstatus calls an object without status Current (healthy): the CRD's status default makes
+    # it InProgress from the first second, until the operator's first write
+    name = f"t-unwatched-{uuid.uuid4().hex[:6]}"  # no operator watches this namespace
+    core = client.CoreV1Api(kube)
+    core.create_namespace(
+        client.V1Namespace(metadata=client.V1ObjectMeta(name=name, labels={"mlops.dev/test": "1"}))
+    )
+    try:
+        server_side_apply(kube, make_model_deployment("new", name, model={"name": "m"}))
+        o = _get(kube, name, "new")
+        assert o["status"] == {"observedGeneration": -1}
+        assert health(o)[0] == "Progressing"
+        ((verdict, why),) = kstatus.judge(o)
+        assert verdict == "InProgress", why
+        # the same object without the default, as before: what kstatus got wrong
+        bare = {k: v for k, v in o.items() if k != "status"}
+        assert kstatus.judge(bare)[0][0] == "Current"
+        # a RetrainJob too
+        server_side_apply(kube, make_retrain_job("job", name, "m"))
+        job = client.CustomObjectsApi(kube).get_namespaced_custom_object(
+            GROUP, VERSION, name, RETRAIN_JOB_PLURAL, "job"
+        )
+        assert job["status"] == {"observedGeneration": -1}
+        assert kstatus.judge(job)[0][0] == "InProgress"
+    finally:
+        core.delete_namespace(name, propagation_policy="Background")

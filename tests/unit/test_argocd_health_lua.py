@@ -93,7 +93,8 @@ READY = cond("Ready", "True", "Available", "serving fraud version 7 at http://fr
         (
             md(
                 cond("Ready", "False", "ProgressDeadlineExceeded"),
-                cond("Reconciling", "True", "ProgressDeadlineExceeded"),
+                cond("Reconciling", "False", "ProgressDeadlineExceeded"),
+                cond("Stalled", "True", "ProgressDeadlineExceeded", "rollout stuck"),
                 cond("Available", "False", "ProgressDeadlineExceeded", "rollout stuck"),
             ),
             "Degraded",

@@ -192,8 +192,23 @@ ROLLING = DeploymentState(**{**SETTLED.__dict__, "replicas": 3, "updated": 1, "r
             DeploymentState(
                 **{**STARTING.__dict__, "failing": [CRASH], "progress_deadline_exceeded": True}
             ),
-            {"Available": ("False", "ContainerFailing")},
+            {
+                "Available": ("False", "ContainerFailing"),
+                "Stalled": ("True", "ProgressDeadlineExceeded"),
+                "Reconciling": ("False", "ProgressDeadlineExceeded"),
+            },
             ["CrashLoopBackOff"],
+        ),
+        # past the deadline with no pod to blame (a quota, a slow pull): stuck, not rolling
+        (
+            DeploymentState(**{**STARTING.__dict__, "progress_deadline_exceeded": True}),
+            {
+                "Available": ("False", "ProgressDeadlineExceeded"),
+                "Ready": ("False", "ProgressDeadlineExceeded"),
+                "Stalled": ("True", "ProgressDeadlineExceeded"),
+                "Reconciling": ("False", "ProgressDeadlineExceeded"),
+            },
+            ["rollout stuck"],
         ),
         # a crashing extra pod does not take down a settled, available Deployment
         (
@@ -219,7 +234,15 @@ ROLLING = DeploymentState(**{**SETTLED.__dict__, "replicas": 3, "updated": 1, "r
             ["rolling out version 7"],
         ),
     ],
-    ids=["crash-loop", "never-pull", "deadline", "settled", "unschedulable", "starting"],
+    ids=[
+        "crash-loop",
+        "never-pull",
+        "deadline",
+        "deadline-alone",
+        "settled",
+        "unschedulable",
+        "starting",
+    ],
 )
 def test_container_failing(
     dep: DeploymentState, expect: dict[str, tuple[str, str]], words: list[str]

@@ -334,7 +334,9 @@ class ServedModel(ApiModel):
 
 class ModelDeploymentStatus(ApiModel):
     observed_generation: int | None = Field(
-        default=None, description="The metadata.generation this status describes."
+        default=None,
+        description="The metadata.generation this status describes; -1 until the operator "
+        "first reconciles the object.",
     )
     conditions: list[Condition] | None = Field(
         default=None,

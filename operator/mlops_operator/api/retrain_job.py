@@ -127,7 +127,9 @@ class ResultStatus(ApiModel):
 
 class RetrainJobStatus(ApiModel):
     observed_generation: int | None = Field(
-        default=None, description="The metadata.generation this status describes."
+        default=None,
+        description="The metadata.generation this status describes; -1 until the operator "
+        "first reconciles the object.",
     )
     conditions: list[Condition] | None = Field(
         default=None,

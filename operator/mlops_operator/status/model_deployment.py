@@ -211,6 +211,12 @@ def compute(i: StatusInput) -> ModelDeploymentStatus:
         reconciling = make(
             CondType.RECONCILING, False, stalled_reason, "stalled; fix the spec", gen
         )
+    elif d.progress_deadline_exceeded and i.rollout is None and ready.status != "True":
+        # the Deployment controller gave up waiting (kstatus: Failed); it stays so until the
+        # next change of the pods' template, so this is no progress, it is stuck
+        msg = f"the Deployment missed its progress deadline: {available.message}"
+        stalled = make(CondType.STALLED, True, Reason.PROGRESS_DEADLINE_EXCEEDED, msg, gen)
+        reconciling = make(CondType.RECONCILING, False, Reason.PROGRESS_DEADLINE_EXCEEDED, msg, gen)
     elif i.rollout is not None and i.rollout.stalled:
         # kstatus reads this as Failed (Argo CD: Degraded) while the stable version serves
         ro = i.rollout
