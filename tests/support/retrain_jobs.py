@@ -11,7 +11,7 @@ from typing import Any
 
 from kubernetes import client
 
-from mlops_operator.clients.pipelines import live_worker_pid
+from mlops_operator.clients.pipelines import JobId, live_worker_pid
 from mlops_operator.contract import (
     API_VERSION,
     GROUP,
@@ -73,7 +73,7 @@ def wait_released(
 def run_dir(work_dir: Path, obj: dict[str, Any]) -> Path:
     """Where the local backend runs this job (LocalBackend.run_dir)."""
     m: dict[str, str] = obj["metadata"]
-    return work_dir / m["namespace"] / f"{m['name']}-{m['uid']}"
+    return work_dir / m["namespace"] / JobId(m["namespace"], m["name"], m["uid"]).dir_name
 
 
 # the backend's own test of a live worker (pid file + command line, zombies excluded)

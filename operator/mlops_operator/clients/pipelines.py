@@ -37,7 +37,22 @@ class JobId:
 
     @property
     def run_name(self) -> str:
-        return f"rtj-{self.namespace}-{self.name}-{self.uid}"[:250]
+        return _keep_uid(f"rtj-{self.namespace}-{self.name}", self.uid, RUN_NAME_MAX)
+
+    @property
+    def dir_name(self) -> str:
+        """The run directory's name: a file name, so at most NAME_MAX bytes."""
+        return _keep_uid(self.name, self.uid, NAME_MAX)
+
+
+RUN_NAME_MAX = 250  # what KFP's display name takes
+NAME_MAX = 255  # bytes in one file name (Linux); Kubernetes names are ASCII
+
+
+def _keep_uid(prefix: str, uid: str, limit: int) -> str:
+    """`<prefix>-<uid>` within `limit` characters: the prefix gives way, never the uid (which
+    is what makes the name unique). A valid Kubernetes name can be 253 characters long."""
+    return f"{prefix[: max(0, limit - len(uid) - 1)]}-{uid}"
 
 
 @dataclass(frozen=True)
@@ -129,7 +144,7 @@ class LocalBackend:
         self._children = [p for p in self._children if p.poll() is None]
 
     def run_dir(self, job: JobId) -> Path:
-        return self.work_dir / job.namespace / f"{job.name}-{job.uid}"
+        return self.work_dir / job.namespace / job.dir_name
 
     async def find(self, job: JobId) -> RunRef | None:
         d = self.run_dir(job)
