@@ -138,6 +138,7 @@ class Reason:
     RECONCILED: Final = "Reconciled"
     NOT_STALLED: Final = "NotStalled"
     INVALID_SPEC: Final = "InvalidSpec"
+    INVALID_SCHEDULE: Final = "InvalidSchedule"  # spec.retraining.schedule never fires
     NAME_CONFLICT: Final = "NameConflict"
     # SLORules
     ROLLOUT_PROGRESSING: Final = "RolloutProgressing"  # spec.rollout Canary: a canary runs

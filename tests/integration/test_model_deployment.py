@@ -19,6 +19,7 @@ from tests.support.env import Env
 from tests.support.mlflow_server import MlflowServer
 from tests.support.models import register_iris, set_alias
 from tests.support.objects import make_model_deployment, unique
+from tests.support.retrain_jobs import rtj
 
 ROOT = Path(__file__).resolve().parents[2]
 PLURAL = MODEL_DEPLOYMENT_PLURAL
@@ -342,6 +343,49 @@ SHADOW = {"percent": 10, "duration": "1m", "minAgreement": 0.95}
         ),
     ],
 )
+def test_cron_schedules_out_of_range_are_refused_by_the_api_server(env: Env) -> None:
+    # the findings: each was accepted, then raised in the trigger on every pass
+    template = rtj("x", "m")["spec"]
+    for schedule in ("61 * * * *", "*/0 * * * *", "0 3 * * 8", "a b c d e", "0 24 * * *"):
+        body = make_model_deployment(
+            "bad", env.ns, retraining={"schedule": schedule, "template": template}
+        )
+        with pytest.raises(ApiException) as e:
+            env.custom.create_namespaced_custom_object(GROUP, VERSION, env.ns, PLURAL, body)
+        assert e.value.status == 422, schedule
+        message = json.loads(e.value.body)["message"]
+        assert "spec.retraining.schedule" in message and "minute 0-59" in message, message
+    for schedule in ("*/15 1-5 ? JAN-MAR MON-FRI", "@daily", "0,30 3 1-7 * 0"):
+        body = make_model_deployment(
+            "good", env.ns, retraining={"schedule": schedule, "template": template}
+        )
+        env.custom.create_namespaced_custom_object(
+            GROUP, VERSION, env.ns, PLURAL, body, dry_run="All"
+        )
+
+
+def test_a_schedule_that_never_fires_stalls_and_serving_goes_on(env: Env, mlflow_uri: str) -> None:
+    model = unique("feb30")
+    v = register_iris(mlflow_uri, model, alias="champion")
+    env.apply(
+        make_model_deployment(
+            "feb30",
+            model={"name": model, "alias": "champion"},
+            retraining={"schedule": "0 0 30 2 *", "template": rtj("x", model)["spec"]},
+        )
+    )
+    c = env.md.wait_cond("feb30", "Stalled", status="True")
+    assert c["reason"] == "InvalidSchedule" and "0 0 30 2 *" in c["message"], c
+    assert "never fire" in c["message"], c
+    assert env.md.cond("feb30", "Ready")["reason"] == "InvalidSchedule"
+    # the model is served all the same, and the same reason is told once, as an Event
+    eventually(lambda: env.model_uri("feb30") == f"models:/{model}/{v}", what="served")
+    eventually(
+        lambda: ("Warning", "InvalidSchedule") in env.md.events("feb30"), 30, what="an Event"
+    )
+    assert env.rtj.of("feb30") == []
+
+
 def test_invalid_specs_are_refused_by_the_api_server(
     env: Env, spec: dict[str, Any], message: str
 ) -> None:

@@ -1,10 +1,12 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 
 import pytest
 
-from mlops_operator.reconcilers.triggers import last_due, parse_duration
+from mlops_operator.api.model_deployment import CRON
+from mlops_operator.reconcilers.triggers import last_due, parse_duration, schedule_problem
 from mlops_operator.status.conditions import merge_patch
 
 T = dt.datetime(2026, 11, 25, 2, 30, tzinfo=dt.UTC)
@@ -41,3 +43,34 @@ def test_merge_patch_nulls_removed_keys_at_every_depth() -> None:
     new = {"a": 1, "drift": {"psi": 0.1}}
     assert merge_patch(old, new) == {"drift": {"psi": 0.1, "since": None}, "gone": None}
     assert merge_patch(new, new) == {}
+
+
+@pytest.mark.parametrize(
+    ("schedule", "words"),
+    [
+        ("61 * * * *", "out of range"),
+        ("*/0 * * * *", "step '0'"),
+        ("0 3 * * 8", "out of range"),
+        ("a b c d e", "not acceptable"),
+        ("0 0 30 2 *", "never fire"),
+        ("0 0 31 4 *", "never fire"),
+    ],
+)
+def test_a_schedule_that_cannot_fire_is_named(schedule: str, words: str) -> None:
+    problem = schedule_problem(schedule)
+    assert problem is not None and schedule in problem and words in problem, problem
+
+
+@pytest.mark.parametrize("schedule", ["0 3 * * *", "@daily", "0 0 29 2 *", "*/15 1-5 ? * MON-FRI"])
+def test_a_valid_schedule_has_no_problem(schedule: str) -> None:
+    assert schedule_problem(schedule) is None
+
+
+def test_the_crd_pattern_refuses_what_the_parser_refuses_by_range() -> None:
+    # the CEL rule's regular expression (RE2 there; the same syntax here, its flag moved)
+    cron = re.compile(CRON.replace("(?i)", ""), re.IGNORECASE)
+    for schedule in ("61 * * * *", "*/0 * * * *", "0 3 * * 8", "a b c d e", "0 3 * *"):
+        assert not cron.match(schedule), schedule
+    for schedule in ("0 3 * * *", "@daily", "*/15 1-5 ? JAN-MAR MON-FRI", "0,30 3 1-7 * 0"):
+        assert cron.match(schedule), schedule
+        assert schedule_problem(schedule) is None  # what CEL lets through, the parser takes

@@ -231,6 +231,32 @@ class OnDrift(ApiModel):
     )
 
 
+def _cron_field(value: str, question: bool = False) -> str:
+    # *, a value or a range a-b, each with an optional /step >= 1, in a comma list
+    item = rf"(\*|({value})(-({value}))?)(/[1-9][0-9]*)?"
+    one = rf"{item}(,{item})*"
+    return rf"(\?|{one})" if question else one
+
+
+_MONTHS = "jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec"
+_DAYS = "sun|mon|tue|wed|thu|fri|sat"
+# The fields of a cron schedule and their ranges, as CEL can check them (RE2); what needs a
+# calendar (a 30 February) is the operator's to find: Stalled, reason InvalidSchedule.
+CRON = (
+    r"^(?i)(@(yearly|annually|monthly|weekly|daily|midnight|hourly)|"
+    + r"\s+".join(
+        [
+            _cron_field(r"[0-5]?[0-9]"),
+            _cron_field(r"[01]?[0-9]|2[0-3]"),
+            _cron_field(r"0?[1-9]|[12][0-9]|3[01]", question=True),
+            _cron_field(rf"0?[1-9]|1[0-2]|{_MONTHS}"),
+            _cron_field(rf"[0-7]|{_DAYS}", question=True),
+        ]
+    )
+    + r")$"
+)
+
+
 class Retraining(ApiModel):
     model_config = ConfigDict(
         json_schema_extra={
@@ -238,6 +264,14 @@ class Retraining(ApiModel):
                 cel(
                     "has(self.schedule) || has(self.onDrift)",
                     "retraining needs a trigger: schedule, onDrift or both",
+                ),
+                cel(
+                    f"!has(self.schedule) || self.schedule.matches(r'{CRON}')",
+                    "schedule must be 5 cron fields (UTC) or a @daily-style macro: minute 0-59, "
+                    "hour 0-23, day of month 1-31, month 1-12 or JAN-DEC, day of week 0-7 or "
+                    "SUN-SAT; each *, a value or a range a-b, optionally /step (step 1 or "
+                    "more), or a comma list of those",
+                    ".schedule",
                 ),
             ]
         }

@@ -177,6 +177,13 @@ def _is_ours(obj: dict[str, Any], owner: Owner) -> bool:
     return any(r.get("uid") == owner.uid and r.get("controller") for r in refs)
 
 
+def _spec_problem(spec: ModelDeploymentSpec) -> tuple[str, str] | None:
+    schedule = spec.retraining.schedule if spec.retraining else None
+    if schedule and (problem := triggers.schedule_problem(schedule)):
+        return Reason.INVALID_SCHEDULE, f"spec.retraining.schedule: {problem}"
+    return None
+
+
 async def _write_status(
     deps: Deps, body: dict[str, Any], status: ModelDeploymentStatus, now: dt.datetime
 ) -> dict[str, Any] | None:
@@ -340,6 +347,7 @@ async def _reconcile(body: dict[str, Any], deps: Deps, now: dt.datetime) -> Requ
             served=served,
             slo=_slo_rules(spec, rule) if target is not None else None,
             rollout=ro.view,
+            spec_problem=_spec_problem(spec),
         )
     )
     if ro.record is not None:

@@ -15,7 +15,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from croniter import croniter
+from croniter import CroniterBadDateError, CroniterError, croniter
 
 from mlops_operator.api.model_deployment import Retraining
 from mlops_operator.builders.retrain_job import job_body
@@ -48,6 +48,17 @@ def parse_duration(s: str) -> dt.timedelta:
     for n, unit in re.findall(r"(\d+)([smh])", s):
         total += int(n) * {"s": 1, "m": 60, "h": 3600}[unit]
     return dt.timedelta(seconds=total)
+
+
+def schedule_problem(schedule: str) -> str | None:
+    """Why `schedule` can never fire, in the parser's words; None when it is valid (PURE)."""
+    try:
+        croniter(schedule, dt.datetime(2000, 1, 1, tzinfo=dt.UTC)).get_next(dt.datetime)
+    except CroniterBadDateError:
+        return f"schedule {schedule!r} matches no date (e.g. 30 February): it would never fire"
+    except (CroniterError, ValueError, KeyError) as e:
+        return f"schedule {schedule!r} is not a valid cron schedule: {e}"
+    return None
 
 
 def last_due(schedule: str, since: dt.datetime, now: dt.datetime) -> dt.datetime | None:
@@ -103,7 +114,9 @@ async def reconcile_triggers(
         running.append(name)
         st["active"] = sorted(running)
 
-    if retraining.schedule:
+    if retraining.schedule and (problem := schedule_problem(retraining.schedule)):
+        st["message"] = problem  # and the object is Stalled (reconcilers/model_deployment.py)
+    elif retraining.schedule:
         created = parse_time(body["metadata"].get("creationTimestamp")) or now
         since = parse_time(old.get("lastScheduleTime")) or created
         due = last_due(retraining.schedule, since, now)

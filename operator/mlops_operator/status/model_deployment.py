@@ -68,6 +68,9 @@ class StatusInput:
     served: ResolvedModel | None  # what the pods are pinned to (for status.model)
     slo: SloRules | None = None  # spec.slo's alerting rules; None when spec.slo is not set
     rollout: RolloutView | None = None  # a canary in progress, or one that failed
+    # (reason, message) of a part of the spec that cannot work (a schedule that never fires)
+    # while the rest does: the object is Stalled, what serves goes on serving
+    spec_problem: tuple[str, str] | None = None
 
 
 @dataclass(frozen=True)
@@ -206,7 +209,14 @@ def compute(i: StatusInput) -> ModelDeploymentStatus:
     else:
         ready = make(CondType.READY, False, available.reason, available.message, gen)
 
-    if stalled_reason:
+    if i.spec_problem and not stalled_reason:
+        reason, message = i.spec_problem
+        if ready.status == "True":
+            message = f"{message} (version {d.serving_version} serves meanwhile)"
+        ready = make(CondType.READY, False, reason, message, gen)
+        stalled = make(CondType.STALLED, True, reason, message, gen)
+        reconciling = make(CondType.RECONCILING, False, reason, "stalled; fix the spec", gen)
+    elif stalled_reason:
         stalled = make(CondType.STALLED, True, stalled_reason, r.message, gen)
         reconciling = make(
             CondType.RECONCILING, False, stalled_reason, "stalled; fix the spec", gen
