@@ -140,6 +140,8 @@ class Reason:
     INVALID_SPEC: Final = "InvalidSpec"
     INVALID_SCHEDULE: Final = "InvalidSchedule"  # spec.retraining.schedule never fires
     NAME_CONFLICT: Final = "NameConflict"
+    FORBIDDEN: Final = "Forbidden"  # the API server refused a child with 403 (RBAC, a policy)
+    API_UNAVAILABLE: Final = "ApiUnavailable"  # it did not answer (timeouts, 429, 5xx): retried
     # SLORules
     ROLLOUT_PROGRESSING: Final = "RolloutProgressing"  # spec.rollout Canary: a canary runs
     ROLLOUT_PAUSED: Final = "RolloutPaused"

@@ -19,6 +19,7 @@ from tests.support.env import Env
 from tests.support.mlflow_server import MlflowServer
 from tests.support.models import register_iris, set_alias
 from tests.support.objects import make_model_deployment, unique
+from tests.support.operator_process import OperatorProcess
 from tests.support.retrain_jobs import rtj
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -384,6 +385,31 @@ def test_a_schedule_that_never_fires_stalls_and_serving_goes_on(env: Env, mlflow
         lambda: ("Warning", "InvalidSchedule") in env.md.events("feb30"), 30, what="an Event"
     )
     assert env.rtj.of("feb30") == []
+
+
+@pytest.mark.parametrize(
+    ("spec", "words"),
+    [
+        # fields the CRD passes through untyped: the API server refuses the child it becomes
+        # (server-side apply answers a wrong type with a 500, a bad quantity with a 422)
+        ({"runtime": {"env": [{"x": 1}]}}, "failed to create typed patch object"),
+        ({"resources": {"requests": {"cpu": "abc"}}}, "quantities must match"),
+    ],
+    ids=["env-of-the-wrong-type", "bad-quantity"],
+)
+def test_a_child_the_api_server_refuses_is_reported_once_without_a_retry_loop(
+    env: Env, mlflow_uri: str, operator: OperatorProcess, spec: dict[str, Any], words: str
+) -> None:
+    model = unique("refused")
+    register_iris(mlflow_uri, model, alias="champion")
+    env.apply(make_model_deployment("refused", model={"name": model, "alias": "champion"}, **spec))
+    c = env.md.wait_cond("refused", "Stalled", status="True")
+    assert c["reason"] == "InvalidSpec" and words in c["message"], c
+    eventually(lambda: ("Warning", "InvalidSpec") in env.md.events("refused"), 30, what="Event")
+    time.sleep(6)  # a resync or two (5 s in the tests): nothing is tried again
+    # what the work queue logs for a pass that raised (with its traceback), or a retry
+    lines = [line for line in operator.logs().splitlines() if f"{env.ns}/refused" in line]
+    assert not [line for line in lines if "reconcile failed" in line or "retrying" in line]
 
 
 def test_invalid_specs_are_refused_by_the_api_server(

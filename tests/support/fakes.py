@@ -13,6 +13,8 @@ model of the real thing, and no more:
   with the resourceVersion precondition (409 when stale); server-side apply as "the applied
   object replaces the fields it names" (no field ownership); equality label selectors
   (`k=v,k2=v2`); delete with a uid precondition. Every write is recorded in `writes`.
+  `faults` makes a verb on a kind answer with an error instead (what the real API server
+  answers in those cases is in the integration tests; this is how a unit test meets one).
 - FakeRegistry: versions with tags and metrics, aliases, and an outage switch.
 """
 
@@ -65,6 +67,9 @@ class FakeKube:
         self.unserved: set[tuple[str, str]] = {(PROMETHEUS_RULE_API_VERSION, PROMETHEUS_RULE_KIND)}
         self._rv = itertools.count(1)
         self._uid = itertools.count(1)
+        # (verb, kind) -> the exception the next calls raise; kind "*" is any kind
+        self.faults: dict[tuple[str, str], BaseException] = {}
+        self.faulted: list[tuple[str, str]] = []  # the calls that met one
 
     # -- test set-up ---------------------------------------------------------------------
     def put(self, obj: dict[str, Any]) -> dict[str, Any]:
@@ -77,6 +82,12 @@ class FakeKube:
         self.objects[self._key(obj)] = obj
         return copy.deepcopy(obj)
 
+    def _fault(self, verb: str, kind: str) -> None:
+        e = self.faults.get((verb, kind)) or self.faults.get((verb, "*"))
+        if e is not None:
+            self.faulted.append((verb, kind))
+            raise e
+
     def writes_of(self, verb: str, kind: str | None = None) -> list[Write]:
         return [w for w in self.writes if w.verb == verb and kind in (None, w.kind)]
 
@@ -87,6 +98,7 @@ class FakeKube:
         key = self._key(obj)
         if (key[0], key[1]) in self.unserved:
             raise ApiError(404, "NotFound", f"the server could not find the kind {key[1]}")
+        self._fault("apply", key[1])
         self.writes.append(Write("apply", obj["kind"], key[3], subresource, copy.deepcopy(obj)))
         old = self.objects.get(key)
         if old is None:
@@ -102,6 +114,7 @@ class FakeKube:
         self, api_version: str, kind: str, namespace: str | None, name: str
     ) -> dict[str, Any] | None:
         _known(api_version, kind)
+        self._fault("get", kind)
         obj = self.objects.get((api_version, kind, namespace, name))
         return copy.deepcopy(obj) if obj else None
 
@@ -146,6 +159,7 @@ class FakeKube:
         patch: dict[str, Any],
         subresource: str | None = None,
     ) -> dict[str, Any]:
+        self._fault("patch", kind)
         old = self.objects.get((api_version, kind, namespace, name))
         if old is None:
             raise ApiError(404, "NotFound", f"{kind} {name} not found")

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from mlops_operator.clients.kube import ApiError
 from mlops_operator.contract import (
     API_VERSION,
     LABEL_MODEL_DEPLOYMENT,
@@ -209,3 +210,87 @@ def test_an_slo_where_prometheus_rules_are_served_gets_its_rule_and_loses_it_wit
     w.reconcile()
     assert RULE not in w.kube.objects
     assert "SLORules" not in w.conditions()
+
+
+# what the API server answers a child it will not take (the integration tests meet the real
+# ones: tests/integration/test_model_deployment.py)
+INVALID = ApiError(422, "Invalid", 'Service "fraud" is invalid: metadata.name: must be no more')
+SSA_TYPE_ERROR = ApiError(
+    500,
+    "InternalError",
+    "failed to create typed patch object (ml/fraud; apps/v1, Kind=Deployment): "
+    '.spec.template.spec.containers[name="model"].env[0].x: field not declared in schema',
+)
+FORBIDDEN = ApiError(403, "Forbidden", 'deployments.apps "fraud" is forbidden: quota exceeded')
+
+
+@pytest.mark.parametrize(
+    ("error", "reason"),
+    [
+        (INVALID, Reason.INVALID_SPEC),
+        (SSA_TYPE_ERROR, Reason.INVALID_SPEC),
+        (FORBIDDEN, Reason.FORBIDDEN),
+    ],
+    ids=["422", "ssa-500", "403"],
+)
+def test_a_child_the_api_server_refuses_stalls_and_is_not_sent_again(
+    error: ApiError, reason: str
+) -> None:
+    w = World()
+    w.kube.faults[("apply", "Deployment")] = error
+    assert w.reconcile() is None  # no retry loop: the next attempt is the next generation's
+    assert w.conditions()["Stalled"] == ("True", reason)
+    stalled = next(c for c in w.body()["status"]["conditions"] if c["type"] == "Stalled")
+    assert error.message in stalled["message"]
+    assert ("Warning", reason) in w.events
+    tried, writes = len(w.kube.faulted), len(w.kube.writes)
+    assert w.reconcile() is None  # a resync: the same children would meet the same answer
+    assert (len(w.kube.faulted), len(w.kube.writes)) == (tried, writes)
+    # a new generation is tried again, and once taken the object recovers
+    asyncio.run(
+        w.kube.patch_merge(
+            API_VERSION, MODEL_DEPLOYMENT_KIND, NS, "fraud", {"spec": {"replicas": 2}}
+        )
+    )
+    del w.kube.faults[("apply", "Deployment")]
+    w.reconcile()
+    w.roll_out()
+    w.reconcile()
+    assert w.conditions()["Stalled"] == ("False", Reason.NOT_STALLED)
+    assert w.conditions()["Ready"] == ("True", Reason.AVAILABLE)
+
+
+def test_an_api_server_that_does_not_answer_is_said_and_retried_with_backoff() -> None:
+    w = World()
+    w.kube.faults[("apply", "*")] = TimeoutError()
+    r = w.reconcile()  # no exception (the work queue would log a traceback per pass)
+    assert r is not None and r.backoff
+    assert w.conditions()["Reconciling"] == ("True", Reason.API_UNAVAILABLE)
+    assert w.conditions()["Ready"] == ("False", Reason.API_UNAVAILABLE)  # never reconciled
+    del w.kube.faults[("apply", "*")]
+    w.reconcile()
+    w.roll_out()
+    w.reconcile()
+    assert w.conditions()["Ready"] == ("True", Reason.AVAILABLE)
+    # overloaded while the model serves: what serves is untouched, and Ready stays
+    w.kube.faults[("get", "Deployment")] = ApiError(429, "TooManyRequests", "slow down")
+    r = w.reconcile()
+    assert r is not None and r.backoff
+    assert w.conditions()["Ready"] == ("True", Reason.AVAILABLE)
+    assert w.conditions()["Reconciling"] == ("True", Reason.API_UNAVAILABLE)
+    # and when the status write fails too, the pass still ends quietly, to be retried
+    w.kube.faults[("patch", "*")] = ApiError(503, "ServiceUnavailable", "etcd leader changed")
+    r = w.reconcile()
+    assert r is not None and r.backoff
+
+
+def test_a_namespace_being_deleted_is_let_go() -> None:
+    w = World()
+    w.kube.faults[("apply", "*")] = ApiError(
+        403,
+        "Forbidden",
+        'deployments.apps "fraud" is forbidden: unable to create new content in namespace ml '
+        "because it is being terminated",
+    )
+    assert w.reconcile() is None
+    assert w.kube.writes_of("patch") == []  # no Forbidden stall, no status at all

@@ -48,12 +48,51 @@ PLURALS: dict[tuple[str, str], str] = {
 DISCOVERY_SECONDS = 10.0  # how long an answer of serves() is reused (a CRD may appear)
 
 
+# How server-side apply answers a value of the wrong type in a field the CRD leaves untyped (a
+# string for an int, "abc" for a quantity): a 500, though the request is what is wrong.
+_SSA_TYPE_ERRORS = ("failed to create typed patch object", "failed to convert new object")
+
+
 class ApiError(Exception):
     def __init__(self, status: int, reason: str, message: str) -> None:
         super().__init__(f"{status} {reason}: {message}")
         self.status = status
         self.reason = reason
         self.message = message
+
+    @property
+    def invalid(self) -> bool:
+        """The object sent is wrong (400, 422, or SSA's type errors): sending it again fails
+        again."""
+        if self.status in (400, 422):
+            return True
+        return self.status == 500 and any(m in self.message for m in _SSA_TYPE_ERRORS)
+
+    @property
+    def namespace_gone(self) -> bool:
+        """The namespace is gone, or terminating: nothing more can be written in it."""
+        terminating = self.status == 403 and "because it is being terminated" in self.message
+        return self.status == 404 or terminating
+
+    @property
+    def forbidden(self) -> bool:
+        return self.status == 403 and not self.namespace_gone
+
+
+def transient(e: BaseException) -> bool:
+    """A failure the same request may not meet again: the API server busy (429, 409 on a
+    write race, 5xx that is no type error), slow (a timeout) or unreachable."""
+    if isinstance(e, ApiError):
+        return not (e.invalid or e.forbidden or e.namespace_gone)
+    return isinstance(e, TimeoutError | aiohttp.ClientError)
+
+
+def describe(e: BaseException) -> str:
+    """One line for a status message or a log line (a timeout has no text of its own)."""
+    if isinstance(e, TimeoutError):
+        return "the API server did not answer in time"
+    text = str(e) or type(e).__name__
+    return text if len(text) <= 500 else text[:497] + "..."
 
 
 def path_of(

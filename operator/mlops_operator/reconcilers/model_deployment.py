@@ -22,7 +22,7 @@ from mlops_operator.builders import model_deployment as b
 from mlops_operator.builders import shadow as sh
 from mlops_operator.builders import slo, traffic
 from mlops_operator.builders.meta import canary_name, endpoint, serving_port
-from mlops_operator.clients.kube import ApiError, Kube
+from mlops_operator.clients.kube import ApiError, Kube, describe, transient
 from mlops_operator.clients.prometheus import Prometheus
 from mlops_operator.clients.registry import Registry, RegistryError
 from mlops_operator.contract import (
@@ -38,7 +38,12 @@ from mlops_operator.contract import (
     ResolvedModel,
 )
 from mlops_operator.reconcilers import rollout, routing, triggers
-from mlops_operator.reconcilers.status_write import EventSink, StaleBody, write_status
+from mlops_operator.reconcilers.status_write import (
+    EventSink,
+    StaleBody,
+    report_api_outage,
+    write_status,
+)
 from mlops_operator.status import conditions as cond
 from mlops_operator.status import events
 from mlops_operator.status.model_deployment import (
@@ -60,10 +65,23 @@ class AppliedCache:
 
     last: dict[tuple[str, str], str] = field(default_factory=dict)
     dirty: set[tuple[str, str]] = field(default_factory=set)
+    # children the API server refused: (fingerprint, reason, message). The same children are
+    # not sent again (the answer would be the same); a new generation or version is.
+    refused: dict[tuple[str, str], tuple[str, str, str]] = field(default_factory=dict)
 
     def forget(self, namespace: str, name: str) -> None:
         self.last.pop((namespace, name), None)
         self.dirty.discard((namespace, name))
+        self.refused.pop((namespace, name), None)
+
+
+class ChildRefused(Exception):
+    """The API server refused a child for what it is (invalid, forbidden): a spec problem."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.message = message
 
 
 @dataclass(frozen=True)
@@ -130,6 +148,9 @@ async def _apply_children(
     fingerprint = hashlib.sha256(
         json.dumps([children.apply, children.absent, owner.uid], sort_keys=True).encode()
     ).hexdigest()
+    refused = deps.applied.refused.get(key)
+    if refused is not None and refused[0] == fingerprint:
+        raise ChildRefused(refused[1], refused[2])  # the same children: the same answer
     # A periodic resync with the same desired state and no child event since the last apply
     # has nothing to correct: skip the writes (500 objects would otherwise mean thousands of
     # no-op applies per resync). A child edited or deleted marks its owner dirty.
@@ -137,6 +158,28 @@ async def _apply_children(
     deps.applied.dirty.discard(key)
     if not dirty and existing_dep and deps.applied.last.get(key) == fingerprint:
         return False
+    try:
+        await _write_children(deps, owner, spec, existing_dep, children, ro)
+    except ApiError as e:
+        if not (e.invalid or e.forbidden):
+            raise
+        reason = Reason.FORBIDDEN if e.forbidden else Reason.INVALID_SPEC
+        message = f"the API server refused a child: {describe(e)}"
+        deps.applied.refused[key] = (fingerprint, reason, message)
+        raise ChildRefused(reason, message) from None
+    deps.applied.refused.pop(key, None)
+    deps.applied.last[key] = fingerprint
+    return True
+
+
+async def _write_children(
+    deps: Deps,
+    owner: Owner,
+    spec: ModelDeploymentSpec,
+    existing_dep: dict[str, Any] | None,
+    children: b.Children,
+    ro: rollout.Plan,
+) -> None:
     if spec.autoscaling and existing_dep and _owns_replicas(existing_dep):
         # Server-side apply drops a field its manager stops sending (replicas would fall
         # back to 1). Hand it over first: a second manager co-owns the current value, so
@@ -167,8 +210,6 @@ async def _apply_children(
             await deps.kube.delete(
                 api_version, kind, owner.namespace, name, uid=cur["metadata"]["uid"]
             )
-    deps.applied.last[key] = fingerprint
-    return True
 
 
 def _is_ours(obj: dict[str, Any], owner: Owner) -> bool:
@@ -212,6 +253,23 @@ async def _current(deps: Deps, body: dict[str, Any]) -> dict[str, Any] | None:
 
 
 async def reconcile(body: dict[str, Any], deps: Deps, now: dt.datetime) -> Requeue | None:
+    try:
+        return await _reconcile_current(body, deps, now)
+    except Exception as e:
+        if isinstance(e, ApiError) and e.namespace_gone:
+            return None  # its namespace is going: so is the object, and its children with it
+        if not transient(e):
+            raise
+        # the API server is overloaded or away: say so (if it takes the write) and retry
+        m = body["metadata"]
+        log.warning("%s/%s: %s; retrying", m["namespace"], m["name"], describe(e))
+        await report_api_outage(
+            deps.kube, deps.event, body, now, describe(e), events.MODEL_DEPLOYMENT
+        )
+        return Requeue(2.0, "API server unavailable", backoff=True)
+
+
+async def _reconcile_current(body: dict[str, Any], deps: Deps, now: dt.datetime) -> Requeue | None:
     if ((body.get("spec") or {}).get("rollout") or {}).get("strategy") == "Canary":
         # A watch event can trail our own last status write. A canary planned from such a body
         # would apply the pods of a step already left (0 canary pods, all the stable ones) before
@@ -310,18 +368,10 @@ async def _reconcile(body: dict[str, Any], deps: Deps, now: dt.datetime) -> Requ
             applied = await _apply_children(
                 deps, owner, spec, target, dep, rules_served, rule, ro, route is not None
             )
-        except ApiError as e:
-            if e.status in (400, 403, 422):
-                await _write_status(
-                    deps,
-                    body,
-                    stalled_status(
-                        gen, Reason.INVALID_SPEC, f"the API server refused a child: {e.message}"
-                    ),
-                    now,
-                )
-                return None
-            raise
+        except ChildRefused as e:
+            # the next attempt comes with the next generation (or version): no retry loop
+            await _write_status(deps, body, stalled_status(gen, e.reason, e.message), now)
+            return None
         if applied:
             dep = await deps.kube.get("apps/v1", "Deployment", owner.namespace, owner.name)
         if route is not None:

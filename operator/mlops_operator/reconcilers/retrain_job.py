@@ -18,7 +18,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from mlops_operator.api.retrain_job import RetrainJobSpec, RetrainJobStatus, RunStatus
-from mlops_operator.clients.kube import ApiError, Kube
+from mlops_operator.clients.kube import ApiError, Kube, describe, transient
 from mlops_operator.clients.pipelines import (
     BackendUnavailable,
     Busy,
@@ -42,7 +42,13 @@ from mlops_operator.contract import (
 from mlops_operator.gate import Decision, decide
 from mlops_operator.pipelines import catalog
 from mlops_operator.reconcilers.retrain_plan import Observed, Start, Step, plan, plan_start
-from mlops_operator.reconcilers.status_write import EventSink, StaleBody, checked, write_status
+from mlops_operator.reconcilers.status_write import (
+    EventSink,
+    StaleBody,
+    checked,
+    report_api_outage,
+    write_status,
+)
 from mlops_operator.seams import AFTER_SUBMIT, CrashPoint, no_crash
 from mlops_operator.status import conditions as cond
 from mlops_operator.status import events
@@ -133,6 +139,15 @@ async def reconcile(body: dict[str, Any], deps: Deps, now: dt.datetime) -> Reque
     except StaleBody:
         # written to meanwhile (a label, another pass's finalizer): the next pass reads it again
         return Requeue(0.5, "status changed meanwhile")
+    except Exception as e:
+        if isinstance(e, ApiError) and e.namespace_gone:
+            return None
+        if not transient(e):
+            raise
+        m = body["metadata"]
+        log.warning("%s/%s: %s; retrying", m["namespace"], m["name"], describe(e))
+        await report_api_outage(deps.kube, deps.event, body, now, describe(e), events.RETRAIN_JOB)
+        return Requeue(2.0, "API server unavailable", backoff=True)
 
 
 async def _reconcile(body: dict[str, Any], deps: Deps, now: dt.datetime) -> Requeue | None:

@@ -12,13 +12,19 @@ that write (409), and the caller reconciles again from the object as it is (Stal
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from collections.abc import Mapping
 from typing import Any, Protocol
 
+import aiohttp
+
 from mlops_operator.api.common import ApiModel
 from mlops_operator.clients.kube import ApiError, Kube
+from mlops_operator.contract import CondType, Reason
 from mlops_operator.status import conditions as cond
 from mlops_operator.status import events
+
+log = logging.getLogger(__name__)
 
 
 def checked(model: type[ApiModel], patch: dict[str, Any]) -> dict[str, Any]:
@@ -76,3 +82,30 @@ async def write_status(
     for ev in events.transitions(old_conditions, merged, policy):
         event(body, ev.type, ev.reason, ev.message)
     return out
+
+
+async def report_api_outage(
+    kube: Kube,
+    event: EventSink,
+    body: dict[str, Any],
+    now: dt.datetime,
+    message: str,
+    policy: Mapping[str, events.Severity],
+) -> None:
+    """Say in status that the API server did not answer (Reconciling=True, ApiUnavailable;
+    Ready=False only where nothing said Ready before: what serves keeps serving). The API
+    server is what fails, so this write may fail too: the next pass says it again."""
+    gen = int(body["metadata"].get("generation", 1))
+    text = f"the API server did not take the last change: {message}; retrying"
+    conditions = [cond.make(CondType.RECONCILING, True, Reason.API_UNAVAILABLE, text, gen)]
+    if cond.get((body.get("status") or {}).get("conditions") or [], CondType.READY) is None:
+        conditions.append(cond.make(CondType.READY, False, Reason.API_UNAVAILABLE, text, gen))
+    try:
+        await write_status(kube, event, body, {"observedGeneration": gen}, conditions, now, policy)
+    except (StaleBody, ApiError, TimeoutError, aiohttp.ClientError) as e:
+        log.warning(
+            "%s/%s: could not write status either: %s",
+            body["metadata"]["namespace"],
+            body["metadata"]["name"],
+            e,
+        )
