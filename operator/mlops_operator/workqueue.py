@@ -133,8 +133,9 @@ class WorkQueue:
                 elif result.backoff:
                     slot.failures += 1
                     delay, outcome = self._backoff(result.after, slot.failures), "requeue"
-                else:
-                    slot.failures, delay, outcome = 0, result.after, "requeue"
+                else:  # never later than the resync, which stays the backstop
+                    slot.failures, delay = 0, min(result.after, self._resync)
+                    outcome = "requeue"
             except asyncio.CancelledError:
                 raise
             except Exception:  # the operator never dies on one object

@@ -155,10 +155,39 @@ def test_a_due_schedule_creates_a_job_and_its_memory_goes_out_in_the_same_status
     assert st["retraining"]["lastScheduleTime"] == "2026-12-01T10:00:00Z"
     assert st["retraining"]["active"] == [job.name]
     assert "Ready" in {c["type"] for c in st["conditions"]}
+    # the queue is woken for the next firing (10:30), not left to the next resync
+    later = NOW + dt.timedelta(minutes=29, seconds=50)
+    wake = w.reconcile(later)
+    assert wake is not None and wake.after == pytest.approx(10.05)
     # the job still runs at the next firing: skipped, and said so
     w.reconcile(NOW + dt.timedelta(minutes=30))
     assert len(w.kube.writes_of("create", RETRAIN_JOB_KIND)) == 1
     assert "still running" in w.body()["status"]["retraining"]["message"]
+
+
+def test_a_firing_is_not_made_again_from_a_body_older_than_it() -> None:
+    w = World(
+        retraining={
+            "schedule": "0 10 * * *",
+            "historyLimit": 0,
+            "template": {
+                "model": {"name": "fraud-detector"},
+                "pipeline": {"name": "tabular-train", "parameters": {"data_uri": "sklearn:iris"}},
+                "promotion": {"metric": "accuracy", "alias": "champion"},
+            },
+        }
+    )
+    stale = w.body()  # what a watch event still carries after the firing's status write
+    w.reconcile()
+    [job] = w.kube.writes_of("create", RETRAIN_JOB_KIND)
+    stored = w.kube.objects[(API_VERSION, RETRAIN_JOB_KIND, NS, job.name)]
+    stored["status"] = {"conditions": [{"type": "Succeeded", "status": "False", "reason": "X"}]}
+    later = NOW + dt.timedelta(minutes=1)
+    w.reconcile(later)  # historyLimit 0: the finished job is pruned
+    assert (API_VERSION, RETRAIN_JOB_KIND, NS, job.name) not in w.kube.objects
+    asyncio.run(mdr.reconcile(stale, w.deps, later))
+    assert len(w.kube.writes_of("create", RETRAIN_JOB_KIND)) == 1  # no second run of 10:00
+    assert "skipped" not in w.body()["status"]["retraining"].get("message", "")
 
 
 def test_the_fake_refuses_a_stale_status_write() -> None:

@@ -6,7 +6,12 @@ import re
 import pytest
 
 from mlops_operator.api.model_deployment import CRON
-from mlops_operator.reconcilers.triggers import last_due, parse_duration, schedule_problem
+from mlops_operator.reconcilers.triggers import (
+    last_due,
+    parse_duration,
+    schedule_problem,
+    seconds_until_due,
+)
 from mlops_operator.status.conditions import merge_patch
 
 T = dt.datetime(2026, 11, 25, 2, 30, tzinfo=dt.UTC)
@@ -74,3 +79,10 @@ def test_the_crd_pattern_refuses_what_the_parser_refuses_by_range() -> None:
     for schedule in ("0 3 * * *", "@daily", "*/15 1-5 ? JAN-MAR MON-FRI", "0,30 3 1-7 * 0"):
         assert cron.match(schedule), schedule
         assert schedule_problem(schedule) is None  # what CEL lets through, the parser takes
+
+
+def test_the_queue_is_woken_at_the_next_firing() -> None:
+    now = dt.datetime(2026, 12, 1, 2, 59, 30, tzinfo=dt.UTC)
+    assert seconds_until_due("0 3 * * *", now) == pytest.approx(30.05)
+    assert seconds_until_due("*/15 * * * *", now) == pytest.approx(30.05)
+    assert seconds_until_due("0 0 30 2 *", now) is None  # never fires: nothing to wake for

@@ -53,3 +53,20 @@ def test_a_crashing_reconcile_is_retried_and_the_queue_survives() -> None:
 
     asyncio.run(scenario())
     assert seen == ["x", "x"]
+
+
+def test_a_requeue_never_waits_longer_than_the_resync() -> None:
+    calls: list[float] = []
+
+    async def reconcile(_: dict[str, Any], __: dt.datetime) -> Requeue | None:
+        calls.append(asyncio.get_running_loop().time())
+        return Requeue(3600.0, "next scheduled firing")  # tomorrow, say
+
+    async def scenario() -> None:
+        q = WorkQueue("T", reconcile, resync_seconds=0.1)
+        q.update(body())
+        await asyncio.sleep(0.55)
+        await q.stop()
+
+    asyncio.run(scenario())
+    assert len(calls) >= 4  # one per resync period, not one in an hour

@@ -270,10 +270,13 @@ async def reconcile(body: dict[str, Any], deps: Deps, now: dt.datetime) -> Reque
 
 
 async def _reconcile_current(body: dict[str, Any], deps: Deps, now: dt.datetime) -> Requeue | None:
-    if ((body.get("spec") or {}).get("rollout") or {}).get("strategy") == "Canary":
+    spec = body.get("spec") or {}
+    if (spec.get("rollout") or {}).get("strategy") == "Canary" or spec.get("retraining"):
         # A watch event can trail our own last status write. A canary planned from such a body
         # would apply the pods of a step already left (0 canary pods, all the stable ones) before
-        # its status write is refused as stale: plan from the object as it is.
+        # its status write is refused as stale; a trigger would see a firing it has just made
+        # as still due (and, with historyLimit 0, make it again once the first job is pruned).
+        # Plan from the object as it is.
         current = await _current(deps, body)
         if current is None:
             return None
@@ -428,4 +431,10 @@ async def _reconcile(body: dict[str, Any], deps: Deps, now: dt.datetime) -> Requ
         return Requeue(5.0, "registry unavailable", backoff=True)
     if ro.requeue is not None:
         return Requeue(ro.requeue, "rollout")
+    if spec.retraining and spec.retraining.schedule and deps.triggers:
+        # woken for the next firing itself, not the first resync after it (the queue never
+        # waits longer than its resync period)
+        due = triggers.seconds_until_due(spec.retraining.schedule, now)
+        if due is not None:
+            return Requeue(due, "next scheduled firing")
     return None

@@ -61,6 +61,15 @@ def schedule_problem(schedule: str) -> str | None:
     return None
 
 
+def seconds_until_due(schedule: str, now: dt.datetime) -> float | None:
+    """How long until the next firing after `now` (a moment past it, so that the pass then
+    finds it due); None for a schedule that cannot fire (PURE)."""
+    if schedule_problem(schedule):
+        return None
+    nxt = croniter(schedule, now).get_next(dt.datetime)
+    return max(0.0, (nxt - now).total_seconds()) + 0.05
+
+
 def last_due(schedule: str, since: dt.datetime, now: dt.datetime) -> dt.datetime | None:
     """The latest scheduled time in (since, now], or None (PURE)."""
     it = croniter(schedule, since)
