@@ -63,7 +63,10 @@ cluster-down: setup-python ## stop it and its real node, restoring the host (sta
 cluster-reset: setup-python
 	@$(PY) hack/localcluster.py reset
 
-crds: setup-python ## regenerate crds/ (and the chart's copy) from the typed models in api/
+crds: setup-python ## regenerate crds/ (and the chart's copy) from the typed models in api/; with the local cluster up, the Kubernetes types they embed too
+	@if [ -f .cluster/kubeconfig ] && kubectl --kubeconfig .cluster/kubeconfig get --raw /version >/dev/null 2>&1; then \
+	  $(PY) hack/k8s_openapi.py; \
+	else echo "local cluster down: the embedded Kubernetes types stay as committed (operator/mlops_operator/api/k8s_openapi.json)"; fi
 	@$(PY) -m mlops_operator.api.crdgen crds
 	@cp crds/*.yaml charts/mlops-operator/crds/
 

@@ -33,6 +33,7 @@ from mlops_operator.leader import (
     default_identity,
     default_namespace,
 )
+from mlops_operator.reconcilers import children
 from mlops_operator.reconcilers import model_deployment as mdr
 from mlops_operator.reconcilers import retrain_job as rjr
 from mlops_operator.reconcilers.triggers import TriggerDeps
@@ -50,7 +51,7 @@ class Memo:
 
     md_queue: WorkQueue
     rtj_queue: WorkQueue
-    md_applied: mdr.AppliedCache
+    md_applied: children.AppliedCache
 
     def model_deployment_event(self, type_: str | None, body: kopf.Body) -> None:
         namespace, name = _key(body)
@@ -140,7 +141,7 @@ def build(cfg: Settings, seams: Seams, observer: QueueObserver | None) -> Wired:
     kube = HttpKube(load_credentials())
     registry = MlflowRegistry(cfg.mlflow_tracking_uri)
     prometheus = HttpPrometheus(cfg.prometheus_url) if cfg.prometheus_url else None
-    applied = mdr.AppliedCache()
+    applied = children.AppliedCache()
     deps = mdr.Deps(
         kube=kube,
         registry=registry,

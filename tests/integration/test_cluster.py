@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -61,6 +62,23 @@ def test_api_server_reports_the_pinned_upstream_version(kube: client.ApiClient) 
     info = client.VersionApi(kube).get_code()
     assert info.git_version == pinned.group(1)
     assert (info.major, info.minor) == ("1", pinned.group(1).split(".")[1])
+
+
+def test_the_embedded_kubernetes_types_are_the_api_servers_own(
+    kubeconfig: tuple[str, str | None],
+) -> None:
+    # the CRDs embed EnvVar, Affinity, MetricSpec from a committed copy of this API server's
+    # OpenAPI v3 (hack/k8s_openapi.py); what it serves now is what was committed
+    if not (ROOT / ".cluster").exists():
+        pytest.skip("running against an external cluster")
+    sys.path.insert(0, str(ROOT / "hack"))
+    import k8s_openapi
+
+    from mlops_operator.api import k8s_types
+
+    live = k8s_openapi.fetch(kubeconfig[0])
+    committed = json.loads(k8s_types.OPENAPI.read_text())
+    assert live == committed, "run `make crds` with the local cluster up"
 
 
 def test_nodes_advertise_gpus(kube: client.ApiClient) -> None:

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import json
+import re
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
-from mlops_operator.api import crdgen
+from mlops_operator.api import crdgen, k8s_types
 from mlops_operator.api.model_deployment import ModelDeploymentSpec
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -76,3 +78,31 @@ def test_examples_round_trip_through_the_models(name: str, doc: dict[str, Any]) 
         return bool(big == small)
 
     assert contains(wire, doc["spec"]), name
+
+
+def test_the_embedded_kubernetes_types_come_whole_from_the_committed_openapi() -> None:
+    doc = json.loads(k8s_types.OPENAPI.read_text())
+    assert doc["source"].startswith("kube-apiserver v")
+    assert k8s_types.closure(doc["schemas"]) == doc["schemas"]  # all they need, nothing more
+    crd = yaml.safe_load((ROOT / "crds" / "modeldeployments.yaml").read_text())
+    spec = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]
+    env = spec["properties"]["runtime"]["properties"]["env"]
+    assert env["items"]["required"] == ["name"] and env["x-kubernetes-list-map-keys"] == ["name"]
+    assert "valueFrom" in env["items"]["properties"]
+    affinity = spec["properties"]["scheduling"]["properties"]["affinity"]
+    assert {"nodeAffinity", "podAffinity", "podAntiAffinity"} == set(affinity["properties"])
+    metric = spec["properties"]["autoscaling"]["properties"]["metrics"]["items"]
+    assert metric["required"] == ["type"]
+    cpu = spec["properties"]["resources"]["properties"]["requests"]["additionalProperties"]
+    assert cpu["x-kubernetes-int-or-string"] and cpu["pattern"] == k8s_types.QUANTITY["pattern"]
+    # nothing of the OpenAPI that a CRD schema cannot hold, and no defaults of the Go types
+    for embedded in (env, affinity, metric):
+        keys = set(re.findall(r'"([$\w-]+)":', json.dumps(embedded)))
+        assert not keys & {"$ref", "allOf", "oneOf", "default"}, keys
+
+
+def test_the_crds_fit_a_client_side_apply() -> None:
+    # kubectl apply without --server-side keeps the whole object in an annotation (256 KiB)
+    for path in (ROOT / "crds").glob("*.yaml"):
+        as_json = json.dumps(yaml.safe_load(path.read_text()))
+        assert len(as_json) < 200 * 1024, (path.name, len(as_json))

@@ -5,7 +5,7 @@ import re
 
 import pytest
 
-from mlops_operator.api.model_deployment import CRON
+from mlops_operator.api.cron import CRON
 from mlops_operator.reconcilers.triggers import (
     last_due,
     parse_duration,

@@ -7,11 +7,12 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, JsonValue
 from pydantic.alias_generators import to_camel
 
+from mlops_operator.api.k8s_types import MARKER, QUANTITY_TYPE
+
 # what pydantic accepts as json_schema_extra (its own alias is not exported)
 JsonDict = dict[str, JsonValue]
 
 PRESERVE: JsonDict = {"x-kubernetes-preserve-unknown-fields": True}
-INT_OR_STRING: JsonDict = {"x-kubernetes-int-or-string": True}
 
 
 def cel(rule: str, message: str, field_path: str | None = None) -> JsonDict:
@@ -79,11 +80,11 @@ class ResourceRequirements(ApiModel):
         default=None,
         description="Minimum resources per container, e.g. {cpu: 500m, memory: "
         "1Gi}, as in core/v1 ResourceRequirements.",
-        json_schema_extra={"additionalProperties": INT_OR_STRING},
+        json_schema_extra={"additionalProperties": {MARKER: QUANTITY_TYPE}},
     )
     limits: dict[str, int | str] | None = Field(
         default=None,
         description="Maximum resources per container, as in core/v1 "
         "ResourceRequirements. GPU limits come from spec.gpu, not from here.",
-        json_schema_extra={"additionalProperties": INT_OR_STRING},
+        json_schema_extra={"additionalProperties": {MARKER: QUANTITY_TYPE}},
     )

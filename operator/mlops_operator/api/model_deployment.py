@@ -19,6 +19,8 @@ from mlops_operator.api.common import (
     Toleration,
     cel,
 )
+from mlops_operator.api.cron import CRON
+from mlops_operator.api.k8s_types import AFFINITY, ENV_VAR, MARKER, METRIC_SPEC
 from mlops_operator.api.retrain_job import RetrainJobSpec
 from mlops_operator.api.rollout import Rollout, RolloutStatus
 from mlops_operator.api.slo import Slo
@@ -129,7 +131,12 @@ class Runtime(ApiModel):
         default=None,
         description="Extra environment variables (core/v1 EnvVar), added after "
         "the ones the operator sets.",
-        json_schema_extra={"items": {"type": "object", **PRESERVE}},
+        max_length=256,
+        json_schema_extra={
+            "items": {MARKER: ENV_VAR},
+            "x-kubernetes-list-type": "map",
+            "x-kubernetes-list-map-keys": ["name"],
+        },
     )
 
 
@@ -157,7 +164,8 @@ class Autoscaling(ApiModel):
     metrics: list[dict[str, Any]] | None = Field(
         default=None,
         description="autoscaling/v2 MetricSpecs, passed to the HPA as they are.",
-        json_schema_extra={"items": {"type": "object", **PRESERVE}},
+        max_length=64,
+        json_schema_extra={"items": {MARKER: METRIC_SPEC}, "x-kubernetes-list-type": "atomic"},
     )
 
 
@@ -211,7 +219,7 @@ class Scheduling(ApiModel):
     affinity: dict[str, Any] | None = Field(
         default=None,
         description="core/v1 Affinity, passed to the pods as it is.",
-        json_schema_extra=PRESERVE,
+        json_schema_extra={MARKER: AFFINITY},
     )
     priority_class_name: str | None = Field(default=None, description="PriorityClass of the pods.")
 
@@ -229,32 +237,6 @@ class OnDrift(ApiModel):
         pattern=r"^([0-9]+(s|m|h))+$",
         description="How long drift must last before retraining starts, e.g. 10m or 1h30m.",
     )
-
-
-def _cron_field(value: str, question: bool = False) -> str:
-    # *, a value or a range a-b, each with an optional /step >= 1, in a comma list
-    item = rf"(\*|({value})(-({value}))?)(/[1-9][0-9]*)?"
-    one = rf"{item}(,{item})*"
-    return rf"(\?|{one})" if question else one
-
-
-_MONTHS = "jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec"
-_DAYS = "sun|mon|tue|wed|thu|fri|sat"
-# The fields of a cron schedule and their ranges, as CEL can check them (RE2); what needs a
-# calendar (a 30 February) is the operator's to find: Stalled, reason InvalidSchedule.
-CRON = (
-    r"^(?i)(@(yearly|annually|monthly|weekly|daily|midnight|hourly)|"
-    + r"\s+".join(
-        [
-            _cron_field(r"[0-5]?[0-9]"),
-            _cron_field(r"[01]?[0-9]|2[0-3]"),
-            _cron_field(r"0?[1-9]|[12][0-9]|3[01]", question=True),
-            _cron_field(rf"0?[1-9]|1[0-2]|{_MONTHS}"),
-            _cron_field(rf"[0-7]|{_DAYS}", question=True),
-        ]
-    )
-    + r")$"
-)
 
 
 class Retraining(ApiModel):

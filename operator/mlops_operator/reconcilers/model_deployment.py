@@ -7,10 +7,7 @@ pure), applies the difference and derives the status (status/, pure).
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
-import hashlib
-import json
 import logging
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,28 +17,25 @@ from pydantic import ValidationError
 from mlops_operator.api.model_deployment import ModelDeploymentSpec, ModelDeploymentStatus
 from mlops_operator.builders import model_deployment as b
 from mlops_operator.builders import shadow as sh
-from mlops_operator.builders import slo, traffic
-from mlops_operator.builders.meta import canary_name, endpoint, serving_port
-from mlops_operator.clients.kube import ApiError, Kube, describe, transient
+from mlops_operator.builders import slo
+from mlops_operator.builders.meta import canary_name, endpoint
+from mlops_operator.clients.kube import Kube
 from mlops_operator.clients.prometheus import Prometheus
 from mlops_operator.clients.registry import Registry, RegistryError
 from mlops_operator.contract import (
-    HANDOVER_MANAGER,
     LABEL_MODEL_DEPLOYMENT,
-    MANAGER,
     PROMETHEUS_RULE_API_VERSION,
     PROMETHEUS_RULE_KIND,
     CondType,
     Owner,
     Reason,
     Requeue,
-    ResolvedModel,
 )
-from mlops_operator.reconcilers import rollout, routing, triggers
+from mlops_operator.reconcilers import children, rollout, routing, triggers
 from mlops_operator.reconcilers.status_write import (
     EventSink,
     StaleBody,
-    report_api_outage,
+    after_api_failure,
     write_status,
 )
 from mlops_operator.status import conditions as cond
@@ -58,32 +52,6 @@ from mlops_operator.status.observed import deployment_state, pods_worth_listing,
 log = logging.getLogger(__name__)
 
 
-@dataclass
-class AppliedCache:
-    """What this process last applied per object, and which objects' children changed since
-    (filled by the child watch). In memory only: a restarted operator applies everything once."""
-
-    last: dict[tuple[str, str], str] = field(default_factory=dict)
-    dirty: set[tuple[str, str]] = field(default_factory=set)
-    # children the API server refused: (fingerprint, reason, message). The same children are
-    # not sent again (the answer would be the same); a new generation or version is.
-    refused: dict[tuple[str, str], tuple[str, str, str]] = field(default_factory=dict)
-
-    def forget(self, namespace: str, name: str) -> None:
-        self.last.pop((namespace, name), None)
-        self.dirty.discard((namespace, name))
-        self.refused.pop((namespace, name), None)
-
-
-class ChildRefused(Exception):
-    """The API server refused a child for what it is (invalid, forbidden): a spec problem."""
-
-    def __init__(self, reason: str, message: str) -> None:
-        super().__init__(message)
-        self.reason = reason
-        self.message = message
-
-
 @dataclass(frozen=True)
 class Deps:
     kube: Kube
@@ -92,7 +60,7 @@ class Deps:
     event: EventSink
     triggers: triggers.TriggerDeps | None = None
     prometheus: Prometheus | None = None  # a canary's analysis; None: Canary cannot run
-    applied: AppliedCache = field(default_factory=AppliedCache)
+    applied: children.AppliedCache = field(default_factory=children.AppliedCache)
 
 
 def _slo_rules(spec: ModelDeploymentSpec, rule: dict[str, Any] | None) -> SloRules | None:
@@ -107,115 +75,6 @@ def _slo_rules(spec: ModelDeploymentSpec, rule: dict[str, Any] | None) -> SloRul
 def owner_of(body: dict[str, Any]) -> Owner:
     m = body["metadata"]
     return Owner(name=m["name"], namespace=m["namespace"], uid=m["uid"])
-
-
-def _owns_replicas(dep: dict[str, Any]) -> bool:
-    for mf in dep.get("metadata", {}).get("managedFields", []) or []:
-        ours = mf.get("manager") == MANAGER and mf.get("operation") == "Apply"
-        if ours and "f:replicas" in (mf.get("fieldsV1", {}).get("f:spec", {}) or {}):
-            return True
-    return False
-
-
-async def _apply_children(
-    deps: Deps,
-    owner: Owner,
-    spec: ModelDeploymentSpec,
-    model: ResolvedModel,
-    existing_dep: dict[str, Any] | None,
-    rules_served: bool,
-    rule: dict[str, Any] | None,
-    ro: rollout.Plan,
-    routed: bool,
-) -> bool:
-    """Apply what differs from the last apply; True when anything was written."""
-    children = b.get_children(owner, spec, model, deps.build, ro.canary, ro.shadow)
-    if routed:  # what trafficRouting.gatewayAPI's route weighs
-        children.apply.extend(traffic.services(owner, spec, model.version))
-    # spec.slo's alerts; where the kind is not served there is nothing to write or remove
-    if rule is not None:
-        children.apply.append(rule)
-    elif rules_served:
-        children.absent.append((PROMETHEUS_RULE_API_VERSION, PROMETHEUS_RULE_KIND, owner.name))
-    if ro.remove_canary:
-        children.absent.append(("apps/v1", "Deployment", canary_name(owner.name)))
-    if ro.remove_shadow:
-        children.absent.extend(sh.children_names(owner))
-    elif ro.shadow is not None and not ro.shadow.mirror:
-        # no copies before the shadow's pods run: they would count as its errors
-        children.absent.append(sh.children_names(owner)[0])
-    key = (owner.namespace, owner.name)
-    fingerprint = hashlib.sha256(
-        json.dumps([children.apply, children.absent, owner.uid], sort_keys=True).encode()
-    ).hexdigest()
-    refused = deps.applied.refused.get(key)
-    if refused is not None and refused[0] == fingerprint:
-        raise ChildRefused(refused[1], refused[2])  # the same children: the same answer
-    # A periodic resync with the same desired state and no child event since the last apply
-    # has nothing to correct: skip the writes (500 objects would otherwise mean thousands of
-    # no-op applies per resync). A child edited or deleted marks its owner dirty.
-    dirty = key in deps.applied.dirty
-    deps.applied.dirty.discard(key)
-    if not dirty and existing_dep and deps.applied.last.get(key) == fingerprint:
-        return False
-    try:
-        await _write_children(deps, owner, spec, existing_dep, children, ro)
-    except ApiError as e:
-        if not (e.invalid or e.forbidden):
-            raise
-        reason = Reason.FORBIDDEN if e.forbidden else Reason.INVALID_SPEC
-        message = f"the API server refused a child: {describe(e)}"
-        deps.applied.refused[key] = (fingerprint, reason, message)
-        raise ChildRefused(reason, message) from None
-    deps.applied.refused.pop(key, None)
-    deps.applied.last[key] = fingerprint
-    return True
-
-
-async def _write_children(
-    deps: Deps,
-    owner: Owner,
-    spec: ModelDeploymentSpec,
-    existing_dep: dict[str, Any] | None,
-    children: b.Children,
-    ro: rollout.Plan,
-) -> None:
-    if spec.autoscaling and existing_dep and _owns_replicas(existing_dep):
-        # Server-side apply drops a field its manager stops sending (replicas would fall
-        # back to 1). Hand it over first: a second manager co-owns the current value, so
-        # when we stop applying it, it stays until the HPA takes it.
-        await deps.kube.apply(
-            {
-                "apiVersion": "apps/v1",
-                "kind": "Deployment",
-                "metadata": {"name": owner.name, "namespace": owner.namespace},
-                "spec": {"replicas": existing_dep["spec"].get("replicas", 1)},
-            },
-            manager=HANDOVER_MANAGER,
-        )
-    # independent objects: one round trip for all of them, not one after another
-    applied = await asyncio.gather(*(deps.kube.apply(obj) for obj in children.apply))
-    if ro.shadow is not None and ro.shadow.mirror:
-        # the stable pods learn where to copy: the shadow Service's address, known once applied
-        name = sh.shadow_name(owner.name)
-        svc = next(
-            o for o in applied if o.get("kind") == "Service" and o["metadata"]["name"] == name
-        )
-        ip = (svc.get("spec") or {}).get("clusterIP") or ""
-        config = sh.shadow_config(owner, ip, serving_port(spec), ro.shadow)
-        await deps.kube.apply(config)
-    for api_version, kind, name in children.absent:
-        cur = await deps.kube.get(api_version, kind, owner.namespace, name)
-        if cur and _is_ours(cur, owner):
-            await deps.kube.delete(
-                api_version, kind, owner.namespace, name, uid=cur["metadata"]["uid"]
-            )
-
-
-def _is_ours(obj: dict[str, Any], owner: Owner) -> bool:
-    # delete only what this operator created for this very object
-    refs = obj.get("metadata", {}).get("ownerReferences", []) or []
-    return any(r.get("uid") == owner.uid and r.get("controller") for r in refs)
 
 
 def _spec_problem(spec: ModelDeploymentSpec) -> tuple[str, str] | None:
@@ -256,17 +115,7 @@ async def reconcile(body: dict[str, Any], deps: Deps, now: dt.datetime) -> Reque
     try:
         return await _reconcile_current(body, deps, now)
     except Exception as e:
-        if isinstance(e, ApiError) and e.namespace_gone:
-            return None  # its namespace is going: so is the object, and its children with it
-        if not transient(e):
-            raise
-        # the API server is overloaded or away: say so (if it takes the write) and retry
-        m = body["metadata"]
-        log.warning("%s/%s: %s; retrying", m["namespace"], m["name"], describe(e))
-        await report_api_outage(
-            deps.kube, deps.event, body, now, describe(e), events.MODEL_DEPLOYMENT
-        )
-        return Requeue(2.0, "API server unavailable", backoff=True)
+        return await after_api_failure(e, deps.kube, deps.event, body, now, events.MODEL_DEPLOYMENT)
 
 
 async def _reconcile_current(body: dict[str, Any], deps: Deps, now: dt.datetime) -> Requeue | None:
@@ -315,7 +164,7 @@ async def _reconcile(body: dict[str, Any], deps: Deps, now: dt.datetime) -> Requ
         resolution = Resolution(None, e.reason, e.message)
 
     dep = await deps.kube.get("apps/v1", "Deployment", owner.namespace, owner.name)
-    if dep and not _is_ours(dep, owner):
+    if dep and not children.is_ours(dep, owner):
         msg = f"a Deployment named {owner.name} exists and is not managed by this object"
         await _write_status(deps, body, stalled_status(gen, Reason.NAME_CONFLICT, msg), now)
         return None
@@ -325,7 +174,7 @@ async def _reconcile(body: dict[str, Any], deps: Deps, now: dt.datetime) -> Requ
         canary_dep = await deps.kube.get(
             "apps/v1", "Deployment", owner.namespace, canary_name(owner.name)
         )
-        if canary_dep and not _is_ours(canary_dep, owner):
+        if canary_dep and not children.is_ours(canary_dep, owner):
             msg = f"a Deployment named {canary_name(owner.name)} exists and is not ours"
             await _write_status(deps, body, stalled_status(gen, Reason.NAME_CONFLICT, msg), now)
             return None
@@ -334,7 +183,7 @@ async def _reconcile(body: dict[str, Any], deps: Deps, now: dt.datetime) -> Requ
         shadow_dep = await deps.kube.get(
             "apps/v1", "Deployment", owner.namespace, sh.shadow_name(owner.name)
         )
-        if shadow_dep and not _is_ours(shadow_dep, owner):
+        if shadow_dep and not children.is_ours(shadow_dep, owner):
             msg = f"a Deployment named {sh.shadow_name(owner.name)} exists and is not ours"
             await _write_status(deps, body, stalled_status(gen, Reason.NAME_CONFLICT, msg), now)
             return None
@@ -368,10 +217,20 @@ async def _reconcile(body: dict[str, Any], deps: Deps, now: dt.datetime) -> Requ
     rule = slo.prometheus_rule(owner, spec.slo) if spec.slo and rules_served else None
     if target is not None:
         try:
-            applied = await _apply_children(
-                deps, owner, spec, target, dep, rules_served, rule, ro, route is not None
+            applied = await children.apply_children(
+                deps.kube,
+                deps.build,
+                deps.applied,
+                owner,
+                spec,
+                target,
+                dep,
+                rules_served,
+                rule,
+                ro,
+                route is not None,
             )
-        except ChildRefused as e:
+        except children.ChildRefused as e:
             # the next attempt comes with the next generation (or version): no retry loop
             await _write_status(deps, body, stalled_status(gen, e.reason, e.message), now)
             return None

@@ -18,7 +18,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from mlops_operator.api.retrain_job import RetrainJobSpec, RetrainJobStatus, RunStatus
-from mlops_operator.clients.kube import ApiError, Kube, describe, transient
+from mlops_operator.clients.kube import ApiError, Kube
 from mlops_operator.clients.pipelines import (
     BackendUnavailable,
     Busy,
@@ -33,20 +33,19 @@ from mlops_operator.contract import (
     LABEL_MODEL_DEPLOYMENT,
     RETRAIN_JOB_KIND,
     TAG_RETRAINJOB,
-    TAG_ROLLED_BACK,
     Reason,
     Requeue,
     format_time,
-    parse_time,
 )
 from mlops_operator.gate import Decision, decide
 from mlops_operator.pipelines import catalog
+from mlops_operator.reconcilers import rollback
 from mlops_operator.reconcilers.retrain_plan import Observed, Start, Step, plan, plan_start
 from mlops_operator.reconcilers.status_write import (
     EventSink,
     StaleBody,
+    after_api_failure,
     checked,
-    report_api_outage,
     write_status,
 )
 from mlops_operator.seams import AFTER_SUBMIT, CrashPoint, no_crash
@@ -140,14 +139,7 @@ async def reconcile(body: dict[str, Any], deps: Deps, now: dt.datetime) -> Reque
         # written to meanwhile (a label, another pass's finalizer): the next pass reads it again
         return Requeue(0.5, "status changed meanwhile")
     except Exception as e:
-        if isinstance(e, ApiError) and e.namespace_gone:
-            return None
-        if not transient(e):
-            raise
-        m = body["metadata"]
-        log.warning("%s/%s: %s; retrying", m["namespace"], m["name"], describe(e))
-        await report_api_outage(deps.kube, deps.event, body, now, describe(e), events.RETRAIN_JOB)
-        return Requeue(2.0, "API server unavailable", backoff=True)
+        return await after_api_failure(e, deps.kube, deps.event, body, now, events.RETRAIN_JOB)
 
 
 async def _reconcile(body: dict[str, Any], deps: Deps, now: dt.datetime) -> Requeue | None:
@@ -217,34 +209,17 @@ async def _reconcile(body: dict[str, Any], deps: Deps, now: dt.datetime) -> Requ
     return await _apply(deps, body, step, now)
 
 
-ROLLBACK_WATCH = dt.timedelta(days=1)  # how long after promoting a job looks for a rollback
-
-
 async def _note_rollback(
     deps: Deps, body: dict[str, Any], spec: RetrainJobSpec, now: dt.datetime
 ) -> None:
-    """A version this job promoted that a ModelDeployment's canary rolled back carries the
-    mlops.dev/rolled-back tag (written by that reconciler); this one records it in its own
-    status.result. Looked for on resyncs for a day after the promotion."""
+    """A version this job promoted that a canary rolled back: recorded in status.result."""
     status = body.get("status") or {}
-    result = dict(status.get("result") or {})
-    if not result.get("promoted") or not result.get("version") or result.get("rolledBack"):
-        return
-    conds = status.get("conditions") or []
-    done: dict[str, Any] = next((c for c in conds if c.get("type") == "Succeeded"), {})
-    since = parse_time(done.get("lastTransitionTime"))
-    if since is None or now - since > ROLLBACK_WATCH:
-        return
-    try:
-        info = await deps.registry.version_info(spec.model.name, str(result["version"]))
-    except RegistryError:
-        return  # the next resync asks again
-    why = info.tags.get(TAG_ROLLED_BACK)
-    if why:
-        await _patch_status(deps, body, {"result": {**result, "rolledBack": why}}, None, now)
-        deps.event(
-            body, "Warning", Reason.ROLLED_BACK, f"version {info.version} rolled back: {why}"
-        )
+    found = await rollback.rolled_back(deps.registry, spec.model.name, status, now)
+    if found is not None:
+        version, why = found
+        result = {**(status.get("result") or {}), "rolledBack": why}
+        await _patch_status(deps, body, {"result": result}, None, now)
+        deps.event(body, "Warning", Reason.ROLLED_BACK, f"version {version} rolled back: {why}")
 
 
 async def _apply(deps: Deps, body: dict[str, Any], step: Step, now: dt.datetime) -> Requeue | None:

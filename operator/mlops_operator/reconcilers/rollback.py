@@ -1,15 +1,18 @@
 """The registry side of a canary rollback: the failed version tagged with why, and the alias
-moved back to the stable version when that is wanted and it still points at the failed one."""
+moved back to the stable version when that is wanted and it still points at the failed one;
+and how the RetrainJob that promoted the version learns of it."""
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from mlops_operator.api.model_deployment import ModelDeploymentSpec
 from mlops_operator.api.rollout import RolloutStatus
 from mlops_operator.clients.registry import Registry, RegistryError
-from mlops_operator.contract import TAG_RETRAINJOB, TAG_ROLLED_BACK, Owner
+from mlops_operator.contract import TAG_RETRAINJOB, TAG_ROLLED_BACK, Owner, parse_time
 
 log = logging.getLogger(__name__)
 
@@ -50,3 +53,28 @@ def registry_work(
         return rec.model_copy(update={"alias_reverted": True})
 
     return run
+
+
+ROLLBACK_WATCH = dt.timedelta(days=1)  # how long after promoting a job looks for a rollback
+
+
+async def rolled_back(
+    registry: Registry, model: str, status: dict[str, Any], now: dt.datetime
+) -> tuple[str, str] | None:
+    """(version, why) when the version a RetrainJob promoted (its `status`) was rolled back
+    by a canary: the mlops.dev/rolled-back tag the ModelDeployment wrote on it. Looked for on
+    resyncs for a day after the promotion; None until then, or once recorded."""
+    result = status.get("result") or {}
+    if not result.get("promoted") or not result.get("version") or result.get("rolledBack"):
+        return None
+    conds = status.get("conditions") or []
+    done: dict[str, Any] = next((c for c in conds if c.get("type") == "Succeeded"), {})
+    since = parse_time(done.get("lastTransitionTime"))
+    if since is None or now - since > ROLLBACK_WATCH:
+        return None
+    try:
+        info = await registry.version_info(model, str(result["version"]))
+    except RegistryError:
+        return None  # the next resync asks again
+    why = info.tags.get(TAG_ROLLED_BACK)
+    return (info.version, why) if why else None

@@ -19,8 +19,8 @@ from typing import Any, Protocol
 import aiohttp
 
 from mlops_operator.api.common import ApiModel
-from mlops_operator.clients.kube import ApiError, Kube
-from mlops_operator.contract import CondType, Reason
+from mlops_operator.clients.kube import ApiError, Kube, describe, transient
+from mlops_operator.contract import CondType, Reason, Requeue
 from mlops_operator.status import conditions as cond
 from mlops_operator.status import events
 
@@ -109,3 +109,24 @@ async def report_api_outage(
             body["metadata"]["name"],
             e,
         )
+
+
+async def after_api_failure(
+    e: Exception,
+    kube: Kube,
+    event: EventSink,
+    body: dict[str, Any],
+    now: dt.datetime,
+    policy: Mapping[str, events.Severity],
+) -> Requeue | None:
+    """What a pass that raised `e` comes to, when `e` is the API server's doing: nothing for a
+    namespace that is going away; for an overloaded or unreachable one, a status that says so
+    and a retry with backoff (no traceback). Anything else is raised again."""
+    if isinstance(e, ApiError) and e.namespace_gone:
+        return None  # the object goes with its namespace, and its children with it
+    if not transient(e):
+        raise e
+    m = body["metadata"]
+    log.warning("%s/%s: %s; retrying", m["namespace"], m["name"], describe(e))
+    await report_api_outage(kube, event, body, now, describe(e), policy)
+    return Requeue(2.0, "API server unavailable", backoff=True)
