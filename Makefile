@@ -8,7 +8,7 @@ export PATH := $(CURDIR)/.venv/bin:$(BIN):$(PATH)
 PYTEST  := $(PY) -m pytest
 PHASE   := hack/phase.sh
 
-.PHONY: help setup setup-python setup-binaries demo demo-down test test-unit test-integration \
+.PHONY: help setup setup-python setup-binaries demo demo-down test test-unit test-integration test-chaos \
         lint fmt run cluster-up cluster-down cluster-reset crds pipelines bench bench-runtime \
         bench-reconcile bench-canary bench-shadow bench-clients images constraints docs kind-up kind-down kind-load deploy e2e
 
@@ -33,6 +33,10 @@ test: setup ## everything CI runs: lint, unit, images, integration (with the rea
 	@$(PHASE) unit $(PYTEST) -m unit -q
 	@$(PHASE) images hack/setup.sh images
 	@$(PHASE) integration $(PYTEST) -m integration -q
+
+test-chaos: setup ## the fault-injection suite at full size: 1,000 generated objects from a fresh seed (printed), crashes after each write
+	@MLOPS_CHAOS_OBJECTS=$${MLOPS_CHAOS_OBJECTS:-1000} MLOPS_CHAOS_SEED=$${MLOPS_CHAOS_SEED:-$$(date +%s)} \
+	  $(PYTEST) tests/integration/test_chaos.py -s -q
 
 test-unit: setup-python ## pure tests, no servers (seconds)
 	@$(PYTEST) -m unit -q

@@ -19,6 +19,9 @@ CrashPoint = Callable[[str], None]  # called with the point's name; may end the 
 
 # the crash points the reconcilers pass (a test names them to crash there)
 AFTER_SUBMIT: Final = "retrainjob.after-submit"  # the run exists, its id is not in status yet
+# after the process's n-th API write (apply, create, merge patch, delete), n = 1, 2, ...:
+# the fault-injection suite kills the operator after each write of a reconcile in turn
+AFTER_WRITE: Final = "kube.after-write-{n}"
 
 
 def system_clock() -> dt.datetime:

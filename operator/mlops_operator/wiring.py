@@ -21,11 +21,11 @@ import kopf
 
 from mlops_operator.builders.model_deployment import BuildContext
 from mlops_operator.clients.kfp_backend import KfpBackend
-from mlops_operator.clients.kube import ApiError, HttpKube, load_credentials
+from mlops_operator.clients.kube import ApiError, HttpKube, Kube, load_credentials
 from mlops_operator.clients.pipelines import LocalBackend, PipelineBackend
 from mlops_operator.clients.prometheus import HttpPrometheus
 from mlops_operator.clients.registry import MlflowRegistry
-from mlops_operator.contract import LABEL_MODEL_DEPLOYMENT, Requeue
+from mlops_operator.contract import LABEL_MODEL_DEPLOYMENT, MANAGER, Requeue
 from mlops_operator.leader import (
     HttpLeaseStore,
     LeaderElector,
@@ -37,7 +37,7 @@ from mlops_operator.reconcilers import children
 from mlops_operator.reconcilers import model_deployment as mdr
 from mlops_operator.reconcilers import retrain_job as rjr
 from mlops_operator.reconcilers.triggers import TriggerDeps
-from mlops_operator.seams import Seams
+from mlops_operator.seams import AFTER_WRITE, CrashPoint, Seams, no_crash
 from mlops_operator.settings import Settings
 from mlops_operator.workqueue import QueueObserver, WorkQueue
 
@@ -135,10 +135,72 @@ def build_elector(
     return elector, store
 
 
+class CrashAfterWrites:
+    """The Kube client with the crash-point seam after each write (the tests' fault injection;
+    built only when a crash point is set, never in production)."""
+
+    def __init__(self, kube: Kube, crash_point: CrashPoint) -> None:
+        self._kube, self._crash, self._writes = kube, crash_point, 0
+
+    def _wrote(self) -> None:
+        self._writes += 1
+        self._crash(AFTER_WRITE.format(n=self._writes))
+
+    async def apply(
+        self, obj: dict[str, Any], manager: str = MANAGER, subresource: str | None = None
+    ) -> dict[str, Any]:
+        out = await self._kube.apply(obj, manager, subresource)
+        self._wrote()
+        return out
+
+    async def create(self, obj: dict[str, Any]) -> dict[str, Any]:
+        out = await self._kube.create(obj)
+        self._wrote()
+        return out
+
+    async def patch_merge(
+        self,
+        api_version: str,
+        kind: str,
+        namespace: str | None,
+        name: str,
+        patch: dict[str, Any],
+        subresource: str | None = None,
+    ) -> dict[str, Any]:
+        out = await self._kube.patch_merge(api_version, kind, namespace, name, patch, subresource)
+        self._wrote()
+        return out
+
+    async def delete(
+        self, api_version: str, kind: str, namespace: str | None, name: str, uid: str | None = None
+    ) -> bool:
+        out = await self._kube.delete(api_version, kind, namespace, name, uid)
+        self._wrote()
+        return out
+
+    async def get(
+        self, api_version: str, kind: str, namespace: str | None, name: str
+    ) -> dict[str, Any] | None:
+        return await self._kube.get(api_version, kind, namespace, name)
+
+    async def list(
+        self, api_version: str, kind: str, namespace: str | None, label_selector: str | None = None
+    ) -> list[dict[str, Any]]:
+        return await self._kube.list(api_version, kind, namespace, label_selector)
+
+    async def serves(self, api_version: str, kind: str) -> bool:
+        return await self._kube.serves(api_version, kind)
+
+
 def build(cfg: Settings, seams: Seams, observer: QueueObserver | None) -> Wired:
     """Everything, from the settings. Call it inside the event loop that runs kopf: the queues
     start tasks and the HTTP clients bind to that loop."""
-    kube = HttpKube(load_credentials())
+    http_kube = HttpKube(load_credentials())
+    kube: Kube = (
+        http_kube
+        if seams.crash_point is no_crash
+        else CrashAfterWrites(http_kube, seams.crash_point)
+    )
     registry = MlflowRegistry(cfg.mlflow_tracking_uri)
     prometheus = HttpPrometheus(cfg.prometheus_url) if cfg.prometheus_url else None
     applied = children.AppliedCache()
@@ -193,4 +255,4 @@ def build(cfg: Settings, seams: Seams, observer: QueueObserver | None) -> Wired:
         return None
 
     rtj_queue = WorkQueue("RetrainJob", reconcile_rtj, cfg.resync_seconds, observer=observer)
-    return Wired(Memo(md_queue, rtj_queue, applied), kube)
+    return Wired(Memo(md_queue, rtj_queue, applied), http_kube)
