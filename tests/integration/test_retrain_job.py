@@ -81,15 +81,19 @@ def test_better_model_is_promoted_and_rolled_out(env: Env) -> None:
 def test_worse_model_is_registered_but_not_promoted(env: Env) -> None:
     model = unique("iris")
     v1 = register_iris(env.mlflow_uri, model, alias="champion", tags={"metric.accuracy": "0.999"})
-    env.apply(rtj("worse", model, label_noise=0.4))
-    st = env.rtj.finished("worse")["status"]
-    promoted = env.rtj.cond("worse", "Promoted")
+    # the longest name Kubernetes allows: its run directory and run name stay within bounds
+    # (it failed with "File name too long" before any status was written)
+    worse = "worse-" + "w" * 247
+    env.apply(rtj(worse, model, label_noise=0.4))
+    st = env.rtj.finished(worse)["status"]
+    assert len(Path(st["run"]["logs"]).parent.name) <= 255
+    promoted = env.rtj.cond(worse, "Promoted")
     assert (promoted["status"], promoted["reason"]) == ("False", "NotBetter")
     assert "0.999" in promoted["message"]
     assert st["result"]["promoted"] is False and st["result"]["version"] != v1
     assert env.mlflow.get_model_version_by_alias(model, "champion").version == v1
     assert len(env.versions(model)) == 2
-    assert env.rtj.cond("worse", "Ready")["status"] == "True"  # the job did its work
+    assert env.rtj.cond(worse, "Ready")["status"] == "True"  # the job did its work
 
 
 def test_invalid_data_fails_with_the_validation_reason(env: Env, tmp_path: Path) -> None:
