@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import signal
 import sys
 
 import kopf
@@ -48,6 +49,8 @@ async def _kopf(settings: Settings, seams: Seams) -> None:
         list(settings.namespaces) or "all",
     )
     namespaces = list(settings.namespaces)
+    ready, stop = asyncio.Event(), asyncio.Event()
+    signals = asyncio.create_task(_stop_on_signals(ready, stop), name="signals")
     try:
         await kopf.operator(
             clusterwide=not namespaces,
@@ -58,9 +61,29 @@ async def _kopf(settings: Settings, seams: Seams) -> None:
             # kopf's own default asks getpass for the user name, which fails for a numeric uid
             # with no passwd entry (the image's 65532, as Pod Security `restricted` wants)
             identity=Identity(default_identity()),
+            ready_flag=ready,
+            stop_flag=stop,
         )
     finally:
+        signals.cancel()
         await wired.close()
+
+
+async def _stop_on_signals(ready: asyncio.Event, stop: asyncio.Event) -> None:
+    """Once kopf is up (it installs its own handlers at start), SIGTERM and SIGINT set `stop`.
+    kopf's handlers resolve a future, and a second signal while stopping (Ctrl+C twice, a
+    SIGTERM after a SIGINT) raised InvalidStateError from inside the event loop; setting an
+    Event twice is nothing."""
+    await ready.wait()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, _stop_once, stop, sig)
+
+
+def _stop_once(stop: asyncio.Event, sig: signal.Signals) -> None:
+    if not stop.is_set():
+        log.info("%s received: stopping", sig.name)
+    stop.set()
 
 
 async def _run(settings: Settings, seams: Seams) -> int:

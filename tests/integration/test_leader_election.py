@@ -198,6 +198,9 @@ def test_only_the_leader_reconciles_and_a_standby_takes_over(
     # a clean stop releases the Lease: the next standby need not wait for it to expire
     candidates.start("op-c", wait_for=STANDING_BY)
     stopped = time.monotonic()
+    # a second signal while it stops (Ctrl+C twice, SIGINT after SIGTERM) changes nothing
+    b.process.send_signal(signal.SIGTERM)
+    b.process.send_signal(signal.SIGINT)
     b.stop(signal.SIGTERM)
     # released on the way out: had it merely stopped renewing, it would hold the Lease for
     # a whole lease duration more
@@ -210,6 +213,7 @@ def test_only_the_leader_reconciles_and_a_standby_takes_over(
     handover = time.monotonic() - stopped
     assert b.process.returncode == 0, b.logs()[-2000:]
     assert "released the Lease" in b.logs()
+    assert "InvalidStateError" not in b.logs(), b.logs()[-2000:]
     print(
         f"\nleader election ({LEASE_SECONDS}s lease): SIGKILL -> standby holds the Lease in "
         f"{takeover:.1f}s, new object Ready {converged:.1f}s after the kill; "
