@@ -124,6 +124,7 @@ def test_the_helm_installed_operator_pod_serves_a_model_end_to_end(
     assert env.mlflow.get_model_version_by_alias(iris, "champion").version == new
 
     # what the pods cost (hack/node_usage.py; `python hack/realnode.py usage` prints it all)
+    print("\nreal node usage (MB):", json.dumps(node_usage.usage()))
     rss = node_usage.containers_rss()
     assert rss.get(f"{ns}/{op.metadata.name}/operator", 0) > 0, rss
     (model_pod,) = env.pods("served")
