@@ -81,8 +81,9 @@ build_one() { # name module-dir package version ldflags [build tags]
     $check && exit 1
     echo ">> building $name $version into $out" >&2
     mkdir -p "$out.tmp"
+    # a failed build must fail the step: inside $(...) errexit alone would carry on
     (cd "$here/$dir" && CGO_ENABLED=0 go build -v -trimpath -tags "$tags" -ldflags "-s -w $5" \
-       -o "$out.tmp/$name" "$pkg") >&2
+       -o "$out.tmp/$name" "$pkg") >&2 || { echo ">> building $name failed" >&2; exit 1; }
     rm -rf "$out"; mv "$out.tmp" "$out"
   fi
   echo "$out"
@@ -101,7 +102,7 @@ if [[ -n "$HELM_VERSION" ]]; then
     "-X helm.sh/helm/v3/internal/version.version=$HELM_VERSION")"; link_all "$d"
 fi
 # kstatus (sigs.k8s.io/cli-utils), the tests' judge of the objects' health as Flux reads it
-d="$(build_one kstatus kstatus . "$(required kstatus sigs.k8s.io/cli-utils)")"; link_all "$d"
+d="$(build_one kstatus kstatus . "$(required kstatus sigs.k8s.io/cli-utils)" "")"; link_all "$d"
 # Prometheus with only the Kubernetes service discovery (Debian's package has none)
 d="$(build_one prometheus prometheus github.com/prometheus/prometheus/cmd/prometheus "$PROM_MODULE_VERSION" \
   "-X github.com/prometheus/common/version.Version=$PROM_MODULE_VERSION -X github.com/prometheus/common/version.Branch=module" \
