@@ -13,6 +13,7 @@ Service answers, and restrict() enforces Pod Security `restricted` on the namesp
 from __future__ import annotations
 
 import builtins
+import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,6 +36,14 @@ from tests.support.cluster import eventually
 from tests.support.kube import server_side_apply
 from tests.support.objects import make_model_deployment
 from tests.support.realnode import RUNTIME_IMAGE, SCHEDULING
+
+# Bit-identical predictions need the same BLAS kernels on both sides. A machine that forces
+# OpenBLAS's choice in its environment (this one: OPENBLAS_CORETYPE=Haswell on an AVX-512 CPU,
+# where a pod would pick SkylakeX) passes that choice on to the model pods, which do not
+# inherit the host's environment.
+BLAS_ENV = [
+    {"name": k, "value": v} for k, v in sorted(os.environ.items()) if k.startswith("OPENBLAS_")
+]
 
 
 class Objects:
@@ -178,7 +187,7 @@ class Env:
         defaults: dict[str, Any] = {
             "model": {"name": registered, "alias": "champion"},
             "replicas": 1,
-            "runtime": {"image": RUNTIME_IMAGE},
+            "runtime": {"image": RUNTIME_IMAGE, **({"env": BLAS_ENV} if BLAS_ENV else {})},
             "scheduling": SCHEDULING,
             "resources": {"requests": {"cpu": "50m", "memory": "256Mi"}},
         }

@@ -85,8 +85,8 @@ def local_predict(tracking_uri: str, name: str, version: str, rows: Any) -> list
 def rows(n: int = 20) -> Any:
     """Rows of diabetes, as a DataFrame built from rows, the way a server builds one from a
     request (MLflow's scoring server does the same). The memory layout matters to the last
-    bit: on AVX-512 machines the sum in X @ coef runs in another order for the layout a
-    sliced load_diabetes frame has, and "exactly equal" becomes equal to 1e-14."""
+    bit: the BLAS kernel sums X @ coef in another order for the layout a sliced load_diabetes
+    frame has, and "exactly equal" becomes equal to 1e-14 (seen on this machine's CPU)."""
     import pandas as pd
     from sklearn.datasets import load_diabetes
 
