@@ -72,7 +72,7 @@ class ApiError(Exception):
     def namespace_gone(self) -> bool:
         """The namespace is gone, or terminating: nothing more can be written in it."""
         terminating = self.status == 403 and "because it is being terminated" in self.message
-        return self.status == 404 or terminating
+        return terminating or (self.status == 404 and self.message.startswith('namespaces "'))
 
     @property
     def forbidden(self) -> bool:
