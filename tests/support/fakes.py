@@ -97,7 +97,7 @@ class FakeKube:
     ) -> dict[str, Any]:
         key = self._key(obj)
         if (key[0], key[1]) in self.unserved:
-            raise ApiError(404, "NotFound", f"the server could not find the kind {key[1]}")
+            raise ApiError(404, "NotFound", "the server could not find the requested resource")
         self._fault("apply", key[1])
         self.writes.append(Write("apply", obj["kind"], key[3], subresource, copy.deepcopy(obj)))
         old = self.objects.get(key)

@@ -23,6 +23,7 @@ TERMINATING = "unable to create new content in namespace ml because it is being 
         (ApiError(403, "Forbidden", "quota exceeded"), False, True, False, False),
         (ApiError(403, "Forbidden", TERMINATING), False, False, True, False),
         (ApiError(404, "NotFound", 'namespaces "ml" not found'), False, False, True, False),
+        (ApiError(404, "NotFound", 'deployments.apps "x" not found'), False, False, True, False),
         # a kind that is not served is not a namespace going away
         (ApiError(404, "NotFound", "the server could not find the requested resource"),
          False, False, False, True),

@@ -70,9 +70,11 @@ class ApiError(Exception):
 
     @property
     def namespace_gone(self) -> bool:
-        """The namespace is gone, or terminating: nothing more can be written in it."""
+        """The object or its namespace is gone, or the namespace is terminating: nothing more
+        can be written there. (A kind that is not served is a 404 too, and is not that.)"""
         terminating = self.status == 403 and "because it is being terminated" in self.message
-        return terminating or (self.status == 404 and self.message.startswith('namespaces "'))
+        unserved = "could not find the requested resource" in self.message
+        return terminating or (self.status == 404 and not unserved)
 
     @property
     def forbidden(self) -> bool:
