@@ -119,11 +119,11 @@ async def after_api_failure(
     now: dt.datetime,
     policy: Mapping[str, events.Severity],
 ) -> Requeue | None:
-    """What a pass that raised `e` comes to, when `e` is the API server's doing: nothing for a
-    namespace that is going away; for an overloaded or unreachable one, a status that says so
-    and a retry with backoff (no traceback). Anything else is raised again."""
+    """What a pass that raised `e` comes to, when `e` is the API server's doing: nothing for an
+    object or namespace that is going away; for an overloaded or unreachable server, a status
+    that says so and a retry with backoff (no traceback). Anything else is raised again."""
     if isinstance(e, ApiError) and e.namespace_gone:
-        return None  # the object goes with its namespace, and its children with it
+        return None  # gone (its children go with it); a watch event forgets it
     if not transient(e):
         raise e
     m = body["metadata"]
