@@ -1,8 +1,9 @@
 """The project's own fault-injection suite, in the manner of Sieve and Acto.
 
 `make test` runs its fast part (a fixed seed, 150 generated objects, a crash after each write
-of one ModelDeployment reconcile); `make test-chaos` runs the same with MLOPS_CHAOS_OBJECTS and a
-fresh seed (MLOPS_CHAOS_SEED, printed). The figures are printed at the end of each test (`-s`).
+of one ModelDeployment reconcile, 30 rapid updates of one object, delete and re-create under
+one name); `make test-chaos` runs the same with MLOPS_CHAOS_OBJECTS and a fresh seed
+(MLOPS_CHAOS_SEED, printed). The figures are printed at the end of each test (`-s`).
 
 Crash points go through the fault-injection seam (seams.AFTER_WRITE, passed by the tests' entry
 point tests/support/operator_main.py), never through a switch read by production code.
@@ -170,3 +171,44 @@ def test_a_crash_after_each_write_of_a_reconcile_converges(
     print(f"\ncrash after each write: {kills} kills (writes 1..{n - 1}), all converged, "
           "no duplicate children")  # fmt: skip
     assert kills >= 3  # a fresh object's reconcile writes its children and its status
+
+
+def test_rapid_updates_end_with_the_status_of_the_last_generation(
+    env: Env, mlflow_uri: str, operator: OperatorProcess
+) -> None:
+    # (d) tens of updates of one object in about a second
+    model = unique("rapid")
+    register_iris(mlflow_uri, model, alias="champion")
+    env.apply(make_model_deployment("rapid", model={"name": model, "alias": "champion"}))
+    env.md.wait_ready("rapid")
+    for i in range(30):
+        env.custom.patch_namespaced_custom_object(
+            GROUP, VERSION, env.ns, PLURAL, "rapid", {"spec": {"runtime": {"args": [f"--n={i}"]}}}
+        )
+    final = env.md.get("rapid")["metadata"]["generation"]
+    o = env.md.wait_ready("rapid", timeout=90)
+    assert o["status"]["observedGeneration"] == final
+    dep = client.AppsV1Api(env.kube).read_namespaced_deployment("rapid", env.ns)
+    assert dep.spec.template.spec.containers[0].args[-1] == "--n=29"
+    print(f"\nrapid updates: 30 patches, generation {final}, status and Deployment at the last")
+
+
+def test_a_re_created_object_converges_and_never_keeps_the_old_children(
+    env: Env, mlflow_uri: str, operator: OperatorProcess
+) -> None:
+    # (e) deleted and created again under the same name while the old children are collected
+    model = unique("again")
+    register_iris(mlflow_uri, model, alias="champion")
+    md = make_model_deployment("again", model={"name": model, "alias": "champion"})
+    for round_ in range(3):
+        env.apply(md)
+        o = env.md.wait_ready("again")
+        uid = o["metadata"]["uid"]
+        dep = client.AppsV1Api(env.kube).read_namespaced_deployment("again", env.ns)
+        assert [r.uid for r in dep.metadata.owner_references] == [uid], round_
+        env.custom.delete_namespaced_custom_object(GROUP, VERSION, env.ns, PLURAL, "again")
+        eventually(lambda: not env.md.list(), 30, what="deleted")
+    env.apply(md)
+    uid = env.md.wait_ready("again")["metadata"]["uid"]
+    deps = client.AppsV1Api(env.kube).list_namespaced_deployment(env.ns).items
+    assert [(d.metadata.name, d.metadata.owner_references[0].uid) for d in deps] == [("again", uid)]
