@@ -20,28 +20,24 @@ ROOT = Path(__file__).resolve().parents[1]
 KUBECTL = Path.home() / ".cache" / "mlops-operator" / "bin" / "kubectl"
 
 
+def _get(kubeconfig: str, path: str) -> Any:
+    kubectl = str(KUBECTL) if KUBECTL.exists() else "kubectl"
+    done = subprocess.run(
+        [kubectl, f"--kubeconfig={kubeconfig}", "get", "--raw", path],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    return json.loads(done.stdout)
+
+
 def fetch(kubeconfig: str) -> dict[str, Any]:
     """The document k8s_openapi.json holds, read from the API server behind `kubeconfig`."""
-    kubectl = str(KUBECTL) if KUBECTL.exists() else "kubectl"
     components: dict[str, Any] = {}
     for path in k8s_types.SOURCES:
-        raw = subprocess.run(
-            [kubectl, f"--kubeconfig={kubeconfig}", "get", "--raw", f"/openapi/v3/{path}"],
-            capture_output=True,
-            text=True,
-            check=True,
-            timeout=60,
-        ).stdout
-        components.update(json.loads(raw)["components"]["schemas"])
-    version = json.loads(
-        subprocess.run(
-            [kubectl, f"--kubeconfig={kubeconfig}", "get", "--raw", "/version"],
-            capture_output=True,
-            text=True,
-            check=True,
-            timeout=60,
-        ).stdout
-    )["gitVersion"]
+        components.update(_get(kubeconfig, f"/openapi/v3/{path}")["components"]["schemas"])
+    version = _get(kubeconfig, "/version")["gitVersion"]
     return {
         "source": f"kube-apiserver {version}, /openapi/v3/{{{','.join(k8s_types.SOURCES)}}}",
         "schemas": k8s_types.closure(components),
