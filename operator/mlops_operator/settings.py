@@ -51,6 +51,12 @@ class Settings(EnvSettings):
         "30",
         "Seconds between periodic re-checks of every ModelDeployment (alias moves, children).",
     )
+    api_timeout_seconds: float = var(
+        "MLOPS_API_TIMEOUT_SECONDS",
+        "30",
+        "Seconds the operator waits for one API server request before it counts it as failed, "
+        "reports it in status (ApiUnavailable) and retries with backoff.",
+    )
     pipeline_backend: Backend = var(
         "MLOPS_PIPELINE_BACKEND",
         "local",
@@ -146,13 +152,14 @@ def _parse(attr: str, name: str, raw: str) -> object:
         if not ok:
             raise bad("expected an http(s):// URL")
         return raw.rstrip("/")
-    if attr == "resync_seconds":
+    if attr in ("resync_seconds", "api_timeout_seconds"):
         try:
             v = float(raw)
         except ValueError:
             raise bad("expected a number of seconds") from None
-        if not 1 <= v <= 86400:
-            raise bad("expected between 1 and 86400 seconds")
+        hi = 86400 if attr == "resync_seconds" else 600
+        if not 1 <= v <= hi:
+            raise bad(f"expected between 1 and {hi} seconds")
         return v
     if attr in ("local_concurrency", "metrics_port"):
         try:

@@ -195,7 +195,7 @@ class CrashAfterWrites:
 def build(cfg: Settings, seams: Seams, observer: QueueObserver | None) -> Wired:
     """Everything, from the settings. Call it inside the event loop that runs kopf: the queues
     start tasks and the HTTP clients bind to that loop."""
-    http_kube = HttpKube(load_credentials())
+    http_kube = HttpKube(load_credentials(), timeout=cfg.api_timeout_seconds)
     kube: Kube = (
         http_kube
         if seams.crash_point is no_crash

@@ -1,5 +1,5 @@
-"""HttpKube.serves(): whether the API server serves a kind, asked of a small real HTTP server
-(aiohttp) that answers like the discovery endpoints do. The real API server's answer is
+"""HttpKube.serves() (whether the API server serves a kind) and its request timeout, asked of a
+small real HTTP server (aiohttp) that answers like the discovery endpoints do. The real API server's answer is
 exercised by tests/integration/test_slo.py (with and without the PrometheusRule CRD)."""
 
 from __future__ import annotations
@@ -59,3 +59,35 @@ def test_a_discovery_error_keeps_the_last_answer(monkeypatch: pytest.MonkeyPatch
     # a 503 after a yes stays yes (what serves does not flap on a blip); a first error says no
     assert asyncio.run(scenario([listed, 503], monkeypatch)) == [True, True]
     assert asyncio.run(scenario([503], monkeypatch)) == [False]
+
+
+def test_a_request_slower_than_the_timeout_raises_a_transient_timeout() -> None:
+    # MLOPS_API_TIMEOUT_SECONDS reaches the client: a server slower than it is a TimeoutError,
+    # which the reconcilers report (ApiUnavailable) and retry with backoff
+    async def run() -> BaseException | None:
+        async def slow(_: web.Request) -> web.Response:
+            await asyncio.sleep(5)
+            return web.json_response({})
+
+        app = web.Application()
+        app.router.add_get("/api/v1/namespaces/ml/services/x", slow)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        creds = Credentials(f"http://127.0.0.1:{port}", ssl.create_default_context(), None)
+        client = HttpKube(creds, timeout=0.3)
+        try:
+            await client.get("v1", "Service", "ml", "x")
+        except BaseException as e:  # noqa: BLE001 - the test looks at what came out
+            return e
+        finally:
+            await client.close()
+            await runner.cleanup()
+        return None
+
+    e = asyncio.run(run())
+    assert isinstance(e, TimeoutError)
+    assert kube.transient(e)
+    assert kube.describe(e) == "the API server did not answer in time"

@@ -15,6 +15,7 @@ def test_defaults() -> None:
     assert s.mlflow_tracking_uri == "http://mlflow:5000"
     assert s.pod_mlflow_uri == "http://mlflow:5000"
     assert s.resync_seconds == 30
+    assert s.api_timeout_seconds == 30
     assert s.pipeline_backend == "local"
     assert s.namespaces == ()
 
@@ -28,8 +29,10 @@ def test_parses_values() -> None:
             "MLOPS_PIPELINE_BACKEND": "kfp",
             "MLOPS_NAMESPACES": "ml, team-b",
             "MLOPS_LOCAL_CONCURRENCY": "4",
+            "MLOPS_API_TIMEOUT_SECONDS": "4",
         }
     )
+    assert s.api_timeout_seconds == 4
     assert s.pod_mlflow_uri == "http://mlflow.ml.svc:5000"
     assert (s.resync_seconds, s.pipeline_backend, s.namespaces, s.local_concurrency) == (
         2.5,
@@ -50,6 +53,8 @@ def test_parses_values() -> None:
         ({"MLOPS_KFP_HOST": "ftp://x"}, "MLOPS_KFP_HOST"),
         ({"MLOPS_NAMESPACES": "Bad_NS"}, "not a namespace name"),
         ({"MLOPS_LOCAL_CONCURRENCY": "0"}, "between 1 and 64"),
+        ({"MLOPS_API_TIMEOUT_SECONDS": "0.5"}, "between 1 and 600"),
+        ({"MLOPS_API_TIMEOUT_SECONDS": "never"}, "MLOPS_API_TIMEOUT_SECONDS='never' is invalid"),
     ],
 )
 def test_bad_values_name_the_variable(env: dict[str, str], words: str) -> None:

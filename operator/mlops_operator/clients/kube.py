@@ -187,14 +187,20 @@ def session(creds: Credentials, *, limit: int, timeout: float) -> aiohttp.Client
 
 
 class HttpKube:
-    def __init__(self, creds: Credentials, session: aiohttp.ClientSession | None = None) -> None:
+    def __init__(
+        self,
+        creds: Credentials,
+        session: aiohttp.ClientSession | None = None,
+        timeout: float = 30,
+    ) -> None:
         self._creds = creds
         self._session = session
+        self._timeout = timeout
         self._served: dict[tuple[str, str], tuple[bool, float]] = {}
 
     async def _http(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
-            self._session = session(self._creds, limit=50, timeout=30)
+            self._session = session(self._creds, limit=50, timeout=self._timeout)
         return self._session
 
     async def close(self) -> None:
