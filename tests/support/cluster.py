@@ -46,3 +46,12 @@ def eventually(
         if time.monotonic() > deadline:
             raise AssertionError(f"{what} not reached in {timeout}s; last: {last!r}")
         time.sleep(interval)
+
+
+def local_pid(name: str) -> int | None:
+    """The pid of a process of the local control plane (hack/localcluster.py's pid file), or
+    None when the tests run against another cluster (MLOPS_TEST_CONTEXT)."""
+    if os.environ.get("MLOPS_TEST_CONTEXT"):
+        return None
+    f = LOCAL_KUBECONFIG.parent / f"{name}.pid"
+    return int(f.read_text()) if f.exists() else None

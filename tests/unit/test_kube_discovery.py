@@ -1,6 +1,7 @@
 """HttpKube.serves() (whether the API server serves a kind) and its request timeout, asked of a
-small real HTTP server (aiohttp) that answers like the discovery endpoints do. The real API server's answer is
-exercised by tests/integration/test_slo.py (with and without the PrometheusRule CRD)."""
+small real HTTP server (aiohttp) that answers like the discovery endpoints do. The real API
+server's answer is exercised by tests/integration/test_slo.py (with and without the
+PrometheusRule CRD)."""
 
 from __future__ import annotations
 
@@ -80,7 +81,7 @@ def test_a_request_slower_than_the_timeout_raises_a_transient_timeout() -> None:
         client = HttpKube(creds, timeout=0.3)
         try:
             await client.get("v1", "Service", "ml", "x")
-        except BaseException as e:  # noqa: BLE001 - the test looks at what came out
+        except BaseException as e:
             return e
         finally:
             await client.close()
