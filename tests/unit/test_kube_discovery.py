@@ -6,7 +6,9 @@ PrometheusRule CRD)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ssl
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import pytest
@@ -19,6 +21,28 @@ from mlops_operator.contract import PROMETHEUS_RULE_API_VERSION, PROMETHEUS_RULE
 pytestmark = pytest.mark.unit
 
 KIND = (PROMETHEUS_RULE_API_VERSION, PROMETHEUS_RULE_KIND)
+Handler = Callable[[web.Request], Awaitable[web.Response]]
+
+
+@contextlib.asynccontextmanager
+async def serving(
+    path: str, handler: Handler, client_timeout: float = 30.0
+) -> AsyncIterator[HttpKube]:
+    """An HttpKube client of a real local HTTP server that answers GET `path` with `handler`."""
+    app = web.Application()
+    app.router.add_get(path, handler)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    creds = Credentials(f"http://127.0.0.1:{port}", ssl.create_default_context(), None)
+    client = HttpKube(creds, timeout=client_timeout)
+    try:
+        yield client
+    finally:
+        await client.close()
+        await runner.cleanup()
 
 
 async def scenario(answers: list[Any], monkeypatch: pytest.MonkeyPatch) -> list[bool]:
@@ -32,20 +56,9 @@ async def scenario(answers: list[Any], monkeypatch: pytest.MonkeyPatch) -> list[
             return web.json_response({"reason": "x", "message": "x"}, status=answer)
         return web.json_response(answer)
 
-    app = web.Application()
-    app.router.add_get("/apis/monitoring.coreos.com/v1", group)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    client = HttpKube(Credentials(f"http://127.0.0.1:{port}", ssl.create_default_context(), None))
     monkeypatch.setattr(kube, "DISCOVERY_SECONDS", 0.0)  # ask every time
-    try:
+    async with serving("/apis/monitoring.coreos.com/v1", group) as client:
         return [await client.serves(*KIND) for _ in answers]
-    finally:
-        await client.close()
-        await runner.cleanup()
 
 
 def test_served_only_when_the_group_lists_the_kind(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -70,22 +83,11 @@ def test_a_request_slower_than_the_timeout_raises_a_transient_timeout() -> None:
             await asyncio.sleep(5)
             return web.json_response({})
 
-        app = web.Application()
-        app.router.add_get("/api/v1/namespaces/ml/services/x", slow)
-        runner = web.AppRunner(app)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        creds = Credentials(f"http://127.0.0.1:{port}", ssl.create_default_context(), None)
-        client = HttpKube(creds, timeout=0.3)
-        try:
-            await client.get("v1", "Service", "ml", "x")
-        except BaseException as e:
-            return e
-        finally:
-            await client.close()
-            await runner.cleanup()
+        async with serving("/api/v1/namespaces/ml/services/x", slow, client_timeout=0.3) as client:
+            try:
+                await client.get("v1", "Service", "ml", "x")
+            except BaseException as e:
+                return e
         return None
 
     e = asyncio.run(run())
