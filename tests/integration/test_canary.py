@@ -268,14 +268,17 @@ def test_a_shadow_whose_agreement_is_below_the_gate_stops_before_user_traffic_mo
     eventually(lambda: t.ok >= 20, 60, 0.2, "traffic before the shadow")
 
     set_alias(mlflow_uri, model, "champion", v2)
+    t.mark("the alias move")
 
     def shadowing() -> dict[str, Any] | None:
         ro = rollout(env, "shadow")
         return ro if ro.get("shadow") else None
 
     ro = eventually(shadowing, 60, 0.5, "the shadow phase")
+    t.mark("the shadow phase")
     assert ro["weight"] == 0 and ro["version"] == v2, ro
     ro = wait_phase(env, "shadow", "RolledBack", 240)
+    t.mark("the rollback")
     last = ro["lastAnalysis"]
     assert last["result"] == "Fail" and last["agreement"] < 0.95, last
     assert last["requests"] >= 3 and last["meanRelativeError"] > 0, last
@@ -300,6 +303,7 @@ def test_a_shadow_whose_agreement_is_below_the_gate_stops_before_user_traffic_mo
             return False
 
         eventually(gone, 60, 0.5, f"shadow-shadow {kind} removed")
+    t.mark("the shadow's children gone")
     # the kubelet empties the optional volume of the deleted ConfigMap: the copies stop
     share = f'mlops_shadow_percent{{namespace="{env.ns}",model_deployment="shadow"}}'
 

@@ -24,6 +24,9 @@ class Traffic:
     failed: list[str] = field(default_factory=list)
     latencies: list[float] = field(default_factory=list)
     versions: set[str] = field(default_factory=set)
+    # what the test is doing now (mark()): each failure says when it came and during what
+    phase: str = "start"
+    began: float = field(default_factory=time.monotonic)
     stop: threading.Event = field(default_factory=threading.Event)
     thread: threading.Thread | None = None
 
@@ -40,10 +43,18 @@ class Traffic:
                         self.ok += 1
                         self.versions.add(r.json()["model_version"])
                     else:
-                        self.failed.append(f"{r.status_code} {r.text[:200]}")
+                        self._failure(f"{r.status_code} {r.text[:200]}")
                 except requests.RequestException as e:
-                    self.failed.append(repr(e))
+                    self._failure(repr(e))
                 self.latencies.append(time.perf_counter() - t)
+
+    def _failure(self, what: str) -> None:
+        sent = self.ok + len(self.failed) + 1
+        elapsed = time.monotonic() - self.began
+        self.failed.append(f"request {sent} at +{elapsed:.1f}s, during {self.phase}: {what}")
+
+    def mark(self, phase: str) -> None:
+        self.phase = f"{phase} (from +{time.monotonic() - self.began:.1f}s)"
 
     def start(self) -> Traffic:
         self.thread = threading.Thread(target=self.run, daemon=True)
