@@ -77,6 +77,13 @@ class Settings(EnvSettings):
     local_concurrency: int = var(
         "MLOPS_LOCAL_CONCURRENCY", "2", "How many `local` pipeline runs may execute at once."
     )
+    pipeline_packages_dir: str = var(
+        "MLOPS_PIPELINE_PACKAGES_DIR",
+        "",
+        "A directory of compiled pipeline packages (`<name>.yaml`, as `make pipelines` writes "
+        "them) that RetrainJobs may name beside the shipped ones; a shipped name always means "
+        "the shipped pipeline. Empty: the shipped pipelines only.",
+    )
     # NoDecode: a comma-separated list, not the JSON pydantic-settings expects by default
     namespaces: Annotated[tuple[str, ...], NoDecode] = var(
         "MLOPS_NAMESPACES",

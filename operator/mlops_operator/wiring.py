@@ -33,6 +33,7 @@ from mlops_operator.leader import (
     default_identity,
     default_namespace,
 )
+from mlops_operator.pipelines import catalog
 from mlops_operator.reconcilers import children
 from mlops_operator.reconcilers import model_deployment as mdr
 from mlops_operator.reconcilers import retrain_job as rjr
@@ -246,6 +247,7 @@ def build(cfg: Settings, seams: Seams, observer: QueueObserver | None) -> Wired:
         mlflow_uri=cfg.mlflow_tracking_uri,
         event=post_event,
         promoted=promoted,
+        pipelines=catalog.Catalog.with_extra(cfg.pipeline_packages_dir),
         crash_point=seams.crash_point,
     )
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from mlops_operator.pipelines import catalog
@@ -22,6 +24,25 @@ def test_package_path_finds_the_compiled_package() -> None:
 def test_unknown_names_are_refused_with_the_known_ones(name: str) -> None:
     with pytest.raises(catalog.UnknownPipelineError, match=r"known pipelines: .*tabular-train"):
         catalog.package_path(name)
+
+
+def test_a_packages_directory_adds_pipelines_and_never_shadows_a_shipped_one(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "mine.yaml").write_text("root: {}\n")
+    (tmp_path / "tabular-train.yaml").write_text("root: {}\n")
+    (tmp_path / "notes.txt").write_text("not a package\n")
+    both = catalog.Catalog.with_extra(tmp_path)
+    assert both.package_path("mine") == tmp_path / "mine.yaml"
+    assert both.package_path("tabular-train") == catalog.package_path("tabular-train")
+    assert "mine" in both.names() and "tabular-train" in both.names()
+    assert "notes" not in both.names()
+    with pytest.raises(catalog.UnknownPipelineError, match=r"known pipelines: mine, tabular"):
+        both.package_path("../mine")
+    # the shipped catalog knows nothing of the directory
+    assert catalog.Catalog.with_extra("") == catalog.SHIPPED
+    with pytest.raises(catalog.UnknownPipelineError):
+        catalog.SHIPPED.package_path("mine")
 
 
 def test_parameters_come_from_the_package() -> None:

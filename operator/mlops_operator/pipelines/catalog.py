@@ -2,6 +2,7 @@
 
     package_path("tabular-train")   # .../mlops_operator/pipelines/packages/tabular-train.yaml
     names()                         # ["tabular-train"]
+    Catalog.with_extra("/etc/pipelines").package_path("mine")   # a package of your own
     parameters("tabular-train")     # {"model_name": Parameter(...), ...}
     check_parameters("tabular-train", {"data_uri": 3})   # ["data_uri: expected a string ..."]
 
@@ -59,19 +60,43 @@ class Parameter:
     description: str = ""
 
 
+@dataclass(frozen=True)
+class Catalog:
+    """Where pipeline names are looked up: the shipped packages first, then the directories of
+    MLOPS_PIPELINE_PACKAGES_DIR, so a shipped name always means the shipped pipeline."""
+
+    dirs: tuple[Path, ...] = (PACKAGES,)
+
+    @classmethod
+    def with_extra(cls, extra: str | Path) -> Catalog:
+        return cls((PACKAGES, Path(extra))) if str(extra) else cls()
+
+    def names(self) -> list[str]:
+        """Names of the pipelines in every directory, sorted."""
+        return sorted({p.stem for d in self.dirs for p in d.glob("*.yaml")})
+
+    def package_path(self, name: str) -> Path:
+        """The compiled package (KFP IR YAML) of pipeline ``name``."""
+        # the name is user input (spec.pipeline.name): never let it walk out of a directory
+        if _NAME.match(name):
+            for d in self.dirs:
+                if (path := d / f"{name}.yaml").is_file():
+                    return path
+        known = ", ".join(self.names()) or "none"
+        raise UnknownPipelineError(f"unknown pipeline {name!r}; known pipelines: {known}")
+
+
+SHIPPED = Catalog()
+
+
 def names() -> list[str]:
     """Names of the shipped pipelines, sorted."""
-    return sorted(p.stem for p in PACKAGES.glob("*.yaml"))
+    return SHIPPED.names()
 
 
 def package_path(name: str) -> Path:
-    """The compiled package (KFP IR YAML) of pipeline ``name``."""
-    path = PACKAGES / f"{name}.yaml"
-    # the name is user input (spec.pipeline.name): never let it walk out of the directory
-    if not _NAME.match(name) or not path.is_file():
-        known = ", ".join(names()) or "none"
-        raise UnknownPipelineError(f"unknown pipeline {name!r}; known pipelines: {known}")
-    return path
+    """The compiled package (KFP IR YAML) of the shipped pipeline ``name``."""
+    return SHIPPED.package_path(name)
 
 
 def parameters(name: str) -> dict[str, Parameter]:

@@ -65,6 +65,7 @@ class Deps:
     mlflow_uri: str
     event: EventSink
     promoted: Callable[[str, str | None], None]  # (namespace, owning ModelDeployment)
+    pipelines: catalog.Catalog = catalog.SHIPPED
     crash_point: CrashPoint = no_crash  # a test seam (seams.py); production never crashes
 
 
@@ -244,7 +245,7 @@ async def _submit(
     await _set_finalizer(deps, body, present=True)
     ref = await backend.find(job)
     if ref is None:
-        package = catalog.package_path(spec.pipeline.name)
+        package = deps.pipelines.package_path(spec.pipeline.name)
         declared = catalog.package_parameters(package)
         params = catalog.coerce_parameters(
             declared,
