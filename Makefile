@@ -34,10 +34,10 @@ test: setup ## everything CI runs: lint, unit, images, integration (with the rea
 	@$(PHASE) images hack/setup.sh images
 	@$(PHASE) integration $(PYTEST) -m integration -q
 
-test-chaos: setup ## the fault-injection suite at full size: 1,000 generated objects from a fresh seed (printed), 60 objects rolled under 9 kills, 6 jobs
+test-chaos: setup ## the fault-injection suite at full size: 1,000 generated objects from a fresh seed (printed), 60 objects rolled under 9 kills, 6 jobs, the RetrainJob crash points on tabular-train
 	@MLOPS_CHAOS_OBJECTS=$${MLOPS_CHAOS_OBJECTS:-1000} MLOPS_CHAOS_SEED=$${MLOPS_CHAOS_SEED:-$$(date +%s)} \
 	  MLOPS_CHAOS_ROLLOUT_OBJECTS=$${MLOPS_CHAOS_ROLLOUT_OBJECTS:-60} MLOPS_CHAOS_KILLS=$${MLOPS_CHAOS_KILLS:-9} \
-	  MLOPS_CHAOS_RUNS=$${MLOPS_CHAOS_RUNS:-6} \
+	  MLOPS_CHAOS_RUNS=$${MLOPS_CHAOS_RUNS:-6} MLOPS_CHAOS_CRASH_PIPELINE=$${MLOPS_CHAOS_CRASH_PIPELINE:-tabular-train} \
 	  $(PYTEST) tests/integration/test_chaos.py -s -q
 
 test-unit: setup-python ## pure tests, no servers (seconds)

@@ -1,7 +1,8 @@
 """The project's own fault-injection suite, in the manner of Sieve and Acto.
 
 `make test` runs it at a fixed seed and small sizes; `make test-chaos` at full size from a fresh
-seed (MLOPS_CHAOS_SEED, printed), with MLOPS_CHAOS_OBJECTS, _ROLLOUT_OBJECTS, _KILLS and _RUNS.
+seed (MLOPS_CHAOS_SEED, printed), with MLOPS_CHAOS_OBJECTS, _ROLLOUT_OBJECTS, _KILLS, _RUNS and
+_CRASH_PIPELINE (the RetrainJob crash points: the test-only quick-train, or tabular-train).
 What it does to the operator, by the letters of the Hardening issue:
 (a) generated bad objects, each refused by the API server or reported in status;
 (b) a crash after each API write of one ModelDeployment and one RetrainJob reconcile, and
@@ -54,12 +55,19 @@ from tests.support.models import register_iris
 from tests.support.objects import make_model_deployment, unique
 from tests.support.operator_main import CRASH_EXIT
 from tests.support.operator_process import OperatorProcess, start_operator
-from tests.support.retrain_jobs import WORKER_STARTED, release_all, rtj, stop_workers
+from tests.support.retrain_jobs import (
+    WORKER_STARTED,
+    quick_train_packages,
+    release_all,
+    rtj,
+    stop_workers,
+)
 from tests.support.retrain_jobs import conditions as rs_conditions
 from tests.support.slow_webhook import slow_writes
 
 OBJECTS = int(os.environ.get("MLOPS_CHAOS_OBJECTS", "150"))
 SEED = int(os.environ.get("MLOPS_CHAOS_SEED", "1415"))
+CRASH_PIPELINE = os.environ.get("MLOPS_CHAOS_CRASH_PIPELINE", "quick-train")
 PLURAL = MODEL_DEPLOYMENT_PLURAL
 # per scenario: objects, kills, duplicates, silent, converged (printed at the end of the module)
 FIGURES: dict[str, tuple[int, int, int, int, int]] = {}
@@ -165,28 +173,71 @@ def _own_namespace(
     return ns
 
 
+def _own_env(
+    kube: client.ApiClient, made: list[str], mlflow_uri: str, what: str
+) -> tuple[Env, str]:
+    """A scenario's namespace of its own (its operator watches only it) and a model name."""
+    return Env(kube, _own_namespace(kube, made, what), mlflow_uri), unique(what)
+
+
 def _crash_after_each_write(
     kube: client.ApiClient,
     kubeconfig: tuple[str, str | None],
     mlflow_uri: str,
     own_namespaces: list[str],
     work: Path,
-    points: int,
+    first: int,
     apply: Callable[[Env, int], None],
     converged: Callable[[Env, int, float], None],
+    **settings: str,
+) -> tuple[list[int], int]:
+    """Crash points 1..first at once (`_crash_batch`), then, while the last point of a batch
+    was reached (the reconcile may have more writes), the next two. Returns the crash points
+    met and how many points ran, so every write of the reconcile was a crash point.
+
+    How many writes one reconcile makes depends on timing (status as pods come up), so a fixed
+    last point that must never be reached flaked, and a generous one cost a run per point."""
+    crashed: list[int] = []
+    points = range(1, first + 1)
+    while True:
+        met = _crash_batch(
+            kube, kubeconfig, mlflow_uri, own_namespaces, work, points, apply, converged, settings
+        )
+        crashed += met
+        if points[-1] not in met:
+            return crashed, points[-1]
+        assert points[-1] < 2 * first, f"crash point {points[-1]} reached: a reconcile loop?"
+        points = range(points[-1] + 1, points[-1] + 3)
+
+
+def _crash_batch(
+    kube: client.ApiClient,
+    kubeconfig: tuple[str, str | None],
+    mlflow_uri: str,
+    own_namespaces: list[str],
+    work: Path,
+    points: range,
+    apply: Callable[[Env, int], None],
+    converged: Callable[[Env, int, float], None],
+    extra: dict[str, str],
 ) -> list[int]:
-    """For each n = 1..points at once: a fresh object in a namespace of its own and an operator
+    """For each n in `points` at once: a fresh object in a namespace of its own and an operator
     of its own that exits right after its n-th API write; then one new operator that must take
     every crashed object from there to `converged` (which asserts no duplicates). Returns the
-    crash points met: the operators whose n-th write came, with the last point never reached
-    (so every write of the reconcile was a crash point).
+    crash points met: the operators whose n-th write came.
 
     An operator per crash point, watching only its own namespace (not the session operator's),
     so that its writes are those of this one object's reconciles."""
     prefix = f"t-crash-{uuid.uuid4().hex[:4]}"
-    settings = {"MLOPS_WORK_DIR": str(work / "runs")}
+    # every run at once: at the default of 2 the jobs queued in waves, which cost a minute
+    settings = {
+        "MLOPS_WORK_DIR": str(work / "runs"),
+        "MLOPS_LOCAL_CONCURRENCY": str(len(points)),
+        **extra,
+    }
+    began = time.monotonic()
     envs: dict[int, Env] = {}
-    for n in range(1, points + 1):
+    for n in points:
         envs[n] = Env(kube, _own_namespace(kube, own_namespaces, "", f"{prefix}-{n}"), mlflow_uri)
         apply(envs[n], n)
     ops = {
@@ -216,14 +267,12 @@ def _crash_after_each_write(
                 except AssertionError:
                     if time.monotonic() > deadline:
                         raise
+        crash_phase = time.monotonic() - began
         time.sleep(7)  # a write after convergence would crash it too: two resyncs to show it
         crashed = sorted(n for n, op in ops.items() if op.process.poll() is not None)
         for n in crashed:
             code = ops[n].process.returncode
             assert code == CRASH_EXIT, (n, code, ops[n].logs()[-2000:])
-        # how many writes a reconcile makes depends on timing (status as pods come up): a few
-        # of the last points may be reached in one namespace and not in the next
-        assert max(crashed, default=0) < points, f"crash point {points} reached: raise `points`"
         for op in ops.values():
             op.stop()
         # the next process picks every crashed object up from whatever its killer left
@@ -233,6 +282,9 @@ def _crash_after_each_write(
         )  # fmt: skip
         for n in envs:
             converged(envs[n], n, 180)
+        print(f"\npoints {points.start}..{points[-1]}: crashed or converged at "
+              f"{crash_phase:.0f} s, all converged after the restart at "
+              f"{time.monotonic() - began:.0f} s")  # fmt: skip
         return crashed
     finally:
         for op in ops.values():
@@ -263,12 +315,12 @@ def test_a_crash_after_each_write_of_a_reconcile_converges(
         assert [d.metadata.name for d in deps.items] == ["md"]
         assert [s.metadata.name for s in env.core.list_namespaced_service(env.ns).items] == ["md"]
 
-    kills = _crash_after_each_write(
+    kills, points = _crash_after_each_write(
         kube, kubeconfig, mlflow_uri, own_namespaces, tmp_path, 12, apply, converged
     )
     print(f"\nModelDeployment, crash after each write: {len(kills)} kills (after writes "
           f"{kills}), all converged, no duplicate children")  # fmt: skip
-    FIGURES["crash after each write (ModelDeployment)"] = (12, len(kills), 0, 0, 12)
+    FIGURES["crash after each write (ModelDeployment)"] = (points, len(kills), 0, 0, points)
     assert kills[:3] == [1, 2, 3]  # a fresh object's reconcile writes its children and its status
 
 
@@ -279,11 +331,13 @@ def test_a_crash_after_each_write_of_a_retrain_job_converges(
     own_namespaces: list[str],
     tmp_path: Path,
 ) -> None:
-    # the local backend: the run outlives the killed operator and is adopted, never run twice
+    # the local backend: the run outlives the killed operator and is adopted, never run twice;
+    # the pipeline is the test-only quick-train (half tabular-train's CPU per run) unless
+    # MLOPS_CHAOS_CRASH_PIPELINE says otherwise (make test-chaos: tabular-train)
     model = unique("crashjob")
 
     def apply(env: Env, n: int) -> None:
-        env.apply(rtj("job", f"{model}-{n}"))
+        env.apply(rtj("job", f"{model}-{n}", pipeline=CRASH_PIPELINE))
 
     def converged(env: Env, n: int, timeout: float) -> None:
         o = env.rtj.finished("job", timeout)
@@ -299,12 +353,13 @@ def test_a_crash_after_each_write_of_a_retrain_job_converges(
         log = (runs[0] / "run.log").read_text(errors="replace")
         assert log.count(WORKER_STARTED) == 1, log[-2000:]
 
-    kills = _crash_after_each_write(
-        kube, kubeconfig, mlflow_uri, own_namespaces, tmp_path, 10, apply, converged
-    )
-    print(f"\nRetrainJob, crash after each write: {len(kills)} kills (after writes {kills}), "
-          "all succeeded, one run and one model version each")  # fmt: skip
-    FIGURES["crash after each write (RetrainJob)"] = (10, len(kills), 0, 0, 10)
+    kills, points = _crash_after_each_write(
+        kube, kubeconfig, mlflow_uri, own_namespaces, tmp_path, 7, apply, converged,
+        MLOPS_PIPELINE_PACKAGES_DIR=str(quick_train_packages(tmp_path / "pipelines")),
+    )  # fmt: skip
+    print(f"\nRetrainJob ({CRASH_PIPELINE}), crash after each write: {len(kills)} kills (after "
+          f"writes {kills}), all succeeded, one run and one model version each")  # fmt: skip
+    FIGURES["crash after each write (RetrainJob)"] = (points, len(kills), 0, 0, points)
     # finalizer, run submitted, the result before the alias moves, succeeded, finalizer off
     assert kills[:5] == [1, 2, 3, 4, 5]
 
@@ -366,8 +421,7 @@ def test_random_kills_during_a_rollout_of_dozens_converge_without_duplicates(
     # (b) SIGKILL at seeded random moments while dozens of objects are created and then rolled
     # to a new version, a new process started after each kill
     rng = random.Random(SEED)
-    env = Env(kube, _own_namespace(kube, own_namespaces, "kills"), mlflow_uri)
-    model = unique("kills")
+    env, model = _own_env(kube, own_namespaces, mlflow_uri, "kills")
     register_iris(mlflow_uri, model, alias="champion")
     log = tmp_path / "operator.log"
     op = start_operator(kubeconfig[0], mlflow_uri, log, MLOPS_NAMESPACES=env.ns)
@@ -412,9 +466,8 @@ def test_random_kills_during_a_rollout_of_dozens_converge_without_duplicates(
     assert sorted(d.metadata.name for d in deps) == sorted(names)
     assert sorted(s.metadata.name for s in services) == sorted(names)
     assert orphans == []
-    for d in deps:
-        uri = next(e.value for e in d.spec.template.spec.containers[0].env if e.name == "MODEL_URI")
-        assert uri == f"models:/{model}/{v2}", (d.metadata.name, uri)
+    uris = {n: env.model_uri(n) for n in names}
+    assert set(uris.values()) == {f"models:/{model}/{v2}"}, uris
 
 
 RUNS = int(os.environ.get("MLOPS_CHAOS_RUNS", "3"))
@@ -430,8 +483,7 @@ def test_random_kills_during_retrain_job_runs_run_each_once(
     # (b) SIGKILL at seeded random moments while RetrainJobs run on the local backend: each job
     # ends with one run and one model version, never two
     rng = random.Random(SEED + 1)
-    env = Env(kube, _own_namespace(kube, own_namespaces, "runs"), mlflow_uri)
-    model = unique("runs")
+    env, model = _own_env(kube, own_namespaces, mlflow_uri, "runs")
     work = tmp_path / "runs"
     log = tmp_path / "operator.log"
     op = start_operator(
@@ -504,8 +556,7 @@ def test_an_api_server_too_slow_for_applies_is_reported_and_all_converge_after(
 ) -> None:
     # (f) every write of a Deployment in the namespace takes longer than the operator's client
     # timeout (a slow admission webhook of the real API server); its status writes do not
-    env = Env(kube, _own_namespace(kube, own_namespaces, "slow"), mlflow_uri)
-    model = unique("slow")
+    env, model = _own_env(kube, own_namespaces, mlflow_uri, "slow")
     register_iris(mlflow_uri, model, alias="champion")
     log = tmp_path / "operator.log"
     names = [f"md-{i}" for i in range(SLOW_OBJECTS)]
@@ -570,8 +621,7 @@ def test_the_api_server_paused_past_the_client_timeout_then_all_converge(
     pid = local_pid("kube-apiserver")
     if pid is None:
         pytest.skip("the API server of this cluster is not a local process (MLOPS_TEST_CONTEXT)")
-    env = Env(kube, _own_namespace(kube, own_namespaces, "pause"), mlflow_uri)
-    model = unique("pause")
+    env, model = _own_env(kube, own_namespaces, mlflow_uri, "pause")
     register_iris(mlflow_uri, model, alias="champion")
     log = tmp_path / "operator.log"
     names = [f"md-{i}" for i in range(PAUSE_OBJECTS)]
@@ -618,8 +668,7 @@ def test_the_registry_stopped_mid_retrain_leaves_serving_untouched_and_it_recove
     # (c) the operator killed while a RetrainJob runs, MLflow stopped when the run has ended,
     # the operator started again: the gate cannot ask the registry, the job and the
     # ModelDeployment say so, what serves stays; MLflow back, the job promotes and it rolls
-    env = Env(kube, _own_namespace(kube, own_namespaces, "registry"), mlflow_uri)
-    model = unique("registry")
+    env, model = _own_env(kube, own_namespaces, mlflow_uri, "registry")
     register_iris(mlflow_uri, model, alias="champion", tags={"metric.accuracy": "0.5"})
     work = tmp_path / "runs"
     op = start_operator(

@@ -19,6 +19,7 @@ from mlops_operator.contract import (
     RETRAIN_JOB_PLURAL,
     VERSION,
 )
+from mlops_operator.pipelines.compile import compile_source
 from tests.support.cluster import eventually
 
 PLURAL = RETRAIN_JOB_PLURAL
@@ -114,9 +115,10 @@ def rtj(
     backend: str = "local",
     metric: str = "accuracy",
     min_delta: float = 0.0,
+    pipeline: str = "tabular-train",
     **params: Any,
 ) -> dict[str, Any]:
-    """A RetrainJob of `tabular-train` without a namespace (Env.apply puts it in its own)."""
+    """A RetrainJob of `pipeline` without a namespace (Env.apply puts it in its own)."""
     return {
         "apiVersion": API_VERSION,
         "kind": RETRAIN_JOB_KIND,
@@ -125,9 +127,20 @@ def rtj(
             "model": {"name": model},
             "backend": backend,
             "pipeline": {
-                "name": "tabular-train",
+                "name": pipeline,
                 "parameters": {"data_uri": "sklearn:iris", **params},
             },
             "promotion": {"metric": metric, "minDelta": min_delta, "alias": "champion"},
         },
     }
+
+
+QUICK_TRAIN = Path(__file__).resolve().parent / "pipelines" / "quick-train" / "pipeline.py"
+
+
+def quick_train_packages(out: Path) -> Path:
+    """`out`, holding the compiled test-only pipeline quick-train (one task; see its source),
+    for MLOPS_PIPELINE_PACKAGES_DIR. Compiled by the project's own compile step."""
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "quick-train.yaml").write_text(compile_source(QUICK_TRAIN))
+    return out
