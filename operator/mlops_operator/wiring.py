@@ -9,6 +9,7 @@ production passes the defaults.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import copy
 import datetime as dt
@@ -44,6 +45,9 @@ from mlops_operator.workqueue import QueueObserver, WorkQueue
 
 log = logging.getLogger(__name__)
 
+# well inside a pod's default 30 s terminationGracePeriodSeconds, kopf's own stop included
+SHUTDOWN_GRACE_SECONDS = 10.0
+
 
 @dataclass
 class Memo:
@@ -53,6 +57,13 @@ class Memo:
     md_queue: WorkQueue
     rtj_queue: WorkQueue
     md_applied: children.AppliedCache
+
+    async def stop_queues(self) -> None:
+        """At shutdown (kopf's cleanup activity): passes under way get SHUTDOWN_GRACE_SECONDS
+        to finish; a write they could not make is made by the next process, as after a crash."""
+        await asyncio.gather(
+            self.md_queue.stop(SHUTDOWN_GRACE_SECONDS), self.rtj_queue.stop(SHUTDOWN_GRACE_SECONDS)
+        )
 
     def model_deployment_event(self, type_: str | None, body: kopf.Body) -> None:
         namespace, name = _key(body)

@@ -18,7 +18,7 @@ import random
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from mlops_operator.contract import Requeue
 
@@ -44,6 +44,7 @@ class _Slot:
     wake: asyncio.Event = field(default_factory=asyncio.Event)
     task: asyncio.Task[None] | None = None
     failures: int = 0
+    busy: bool = False  # inside a reconcile pass
 
 
 class WorkQueue:
@@ -63,12 +64,15 @@ class WorkQueue:
         self._clock = clock
         self._slots: dict[Key, _Slot] = {}
         self._observer = observer
+        self._stopping = False
 
     def __len__(self) -> int:
         return len(self._slots)
 
     def update(self, body: dict[str, Any]) -> None:
         """A new version of the object was seen: remember it and wake its worker."""
+        if self._stopping:
+            return
         m = body["metadata"]
         key = (m["namespace"], m["name"])
         slot = self._slots.get(key)
@@ -100,13 +104,25 @@ class WorkQueue:
         slot = self._slots.get((namespace, name))
         return slot.body if slot else None
 
-    async def stop(self) -> None:
-        tasks = [s.task for s in self._slots.values() if s.task]
-        for t in tasks:
-            t.cancel()
-        for t in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await t
+    async def stop(self, grace: float = 0.0) -> None:
+        """No new passes; a pass under way may finish within `grace` seconds (then it is
+        cancelled, as a crash would end it); workers waiting for their next pass end at once.
+
+        kopf waits 5 s for tasks it did not start before it cancels them, so stopping the
+        workers in its cleanup activity is what makes a SIGTERM take well under a second."""
+        self._stopping = True
+        slots = [s for s in self._slots.values() if s.task]
+        for s in slots:
+            if not s.busy:
+                cast(asyncio.Task[None], s.task).cancel()
+        tasks = [cast(asyncio.Task[None], s.task) for s in slots]
+        if tasks:
+            _, late = await asyncio.wait(tasks, timeout=grace if grace > 0 else None)
+            for t in late:
+                t.cancel()
+            for t in tasks:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await t
         self._slots.clear()
 
     @staticmethod
@@ -126,6 +142,7 @@ class WorkQueue:
             slot.wake.clear()
             delay: float
             started = time.perf_counter()
+            slot.busy = True
             try:
                 result = await self._reconcile(slot.body, self._clock())
                 if result is None:
@@ -144,8 +161,12 @@ class WorkQueue:
                     "%s %s/%s: reconcile failed (attempt %d)", self.name, *key, slot.failures
                 )
                 delay, outcome = self._backoff(1.0, slot.failures), "error"
+            finally:
+                slot.busy = False
             if self._observer:
                 elapsed = time.perf_counter() - started
                 self._observe(self._observer.reconciled, self.name, elapsed, outcome)
+            if self._stopping:
+                return
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(slot.wake.wait(), timeout=delay)

@@ -70,3 +70,54 @@ def test_a_requeue_never_waits_longer_than_the_resync() -> None:
 
     asyncio.run(scenario())
     assert len(calls) >= 4  # one per resync period, not one in an hour
+
+
+def test_stop_lets_a_pass_under_way_finish_within_the_grace_and_starts_no_other() -> None:
+    seen: list[str] = []
+    started = asyncio.Event()
+
+    async def reconcile(b: dict[str, Any], _: dt.datetime) -> Requeue | None:
+        seen.append(f"start {b['metadata']['name']}")
+        started.set()
+        await asyncio.sleep(0.05)
+        seen.append(f"end {b['metadata']['name']}")
+        return None
+
+    async def scenario() -> None:
+        q = WorkQueue("T", reconcile, resync_seconds=0.01)
+        q.update(body("a"))
+        await started.wait()
+        await q.stop(grace=30)
+        q.update(body("b"))  # an event while stopping starts nothing
+        await asyncio.sleep(0.1)
+
+    asyncio.run(scenario())
+    assert seen == ["start a", "end a"]
+
+
+def test_stop_cancels_a_pass_that_outlasts_the_grace_and_ends_idle_workers() -> None:
+    seen: list[str] = []
+    started = asyncio.Event()
+
+    async def reconcile(b: dict[str, Any], _: dt.datetime) -> Requeue | None:
+        name = b["metadata"]["name"]
+        seen.append(f"start {name}")
+        if name == "slow":
+            started.set()
+            try:
+                await asyncio.sleep(3600)
+            except asyncio.CancelledError:
+                seen.append("cancelled slow")
+                raise
+        return Requeue(3600.0, "idle for an hour")
+
+    async def scenario() -> None:
+        q = WorkQueue("T", reconcile, resync_seconds=3600)
+        q.update(body("idle"))
+        q.update(body("slow"))
+        await started.wait()
+        await q.stop(grace=0.05)  # returns: neither the hour's sleep nor the idle wait holds it
+        assert len(q) == 0
+
+    asyncio.run(scenario())
+    assert seen == ["start idle", "start slow", "cancelled slow"]
