@@ -214,6 +214,8 @@ def test_only_the_leader_reconciles_and_a_standby_takes_over(
     assert b.process.returncode == 0, b.logs()[-2000:]
     assert "released the Lease" in b.logs()
     assert "InvalidStateError" not in b.logs(), b.logs()[-2000:]
+    # the queues stop in kopf's cleanup activity: kopf itself would wait 5 s for their tasks
+    assert "Activity 'stop-queues' succeeded" in b.logs(), b.logs()[-2000:]
     print(
         f"\nleader election ({LEASE_SECONDS}s lease): SIGKILL -> standby holds the Lease in "
         f"{takeover:.1f}s, new object Ready {converged:.1f}s after the kill; "
