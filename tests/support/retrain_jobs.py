@@ -135,7 +135,7 @@ def rtj(
     }
 
 
-QUICK_TRAIN = Path(__file__).resolve().parent / "pipelines" / "quick-train" / "pipeline.py"
+QUICK_TRAIN = Path(__file__).resolve().parent / "pipelines" / "quick-train" / "quick_train.py"
 
 
 def quick_train_packages(out: Path) -> Path:

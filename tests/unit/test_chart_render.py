@@ -320,6 +320,20 @@ def test_values_reach_the_environment() -> None:
     assert lease_role["rules"][1]["resourceNames"] == ["my-lease"]
 
 
+def test_a_packages_config_map_is_mounted_where_the_setting_points() -> None:
+    docs = template("pipelines.packagesConfigMap=team-pipelines")
+    path = env_of(docs)["MLOPS_PIPELINE_PACKAGES_DIR"]
+    (mount,) = [m for m in container(docs)["volumeMounts"] if m["name"] == "pipeline-packages"]
+    assert (mount["mountPath"], mount["readOnly"]) == (path, True)
+    (dep,) = by_kind(docs, "Deployment")
+    volumes = {v["name"]: v for v in dep["spec"]["template"]["spec"]["volumes"]}
+    assert volumes["pipeline-packages"]["configMap"] == {"name": "team-pipelines"}
+    # unset: the shipped pipelines only, nothing mounted
+    plain = template()
+    assert env_of(plain)["MLOPS_PIPELINE_PACKAGES_DIR"] == ""
+    assert "pipeline-packages" not in {m["name"] for m in container(plain)["volumeMounts"]}
+
+
 def test_chart_yaml() -> None:
     chart = yaml.safe_load((CHART / "Chart.yaml").read_text())
     assert chart["apiVersion"] == "v2" and chart["name"] == "mlops-operator"
