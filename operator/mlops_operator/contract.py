@@ -164,6 +164,13 @@ class Reason:
     NOT_BETTER: Final = "NotBetter"
     NO_METRIC: Final = "NoMetric"
     NO_HOLDER: Final = "NoHolder"
+    CHECKS_FAILED: Final = "ChecksFailed"
+
+
+class Check:
+    """The checks of spec.promotion.checks, as status.result.checks names them."""
+
+    FLOOR: Final = "floor"
 
 
 # ModelResolved=False reasons that waiting will not fix (kstatus: Stalled)

@@ -34,13 +34,19 @@ def test_better_model_is_promoted_and_rolled_out(env: Env) -> None:
         lambda: (env.md.get("serve").get("status") or {}).get("model", {}).get("version") == v1,
         what="serving v1",
     )
-    env.apply(rtj("better", model))
+    job = rtj("better", model)
+    job["spec"]["promotion"]["checks"] = {"floor": 0.6}
+    env.apply(job)
     obj = env.rtj.finished("better")
     st = obj["status"]
     assert env.rtj.cond("better", "Succeeded")["status"] == "True"
     promoted = env.rtj.cond("better", "Promoted")
     assert (promoted["status"], promoted["reason"]) == ("True", "Better")
     new = st["result"]["version"]
+    accuracy = st["result"]["metrics"]["accuracy"]
+    assert st["result"]["checks"] == [
+        {"check": "floor", "value": accuracy, "bound": 0.6, "passed": True}
+    ]
     assert st["result"]["promoted"] is True and st["result"]["previousVersion"] == v1
     assert st["result"]["metrics"]["accuracy"] > 0.5
     assert st["run"]["id"] and st["run"]["startedAt"] and st["run"]["completedAt"]
@@ -94,6 +100,28 @@ def test_worse_model_is_registered_but_not_promoted(env: Env) -> None:
     assert env.mlflow.get_model_version_by_alias(model, "champion").version == v1
     assert len(env.versions(model)) == 2
     assert env.rtj.cond(worse, "Ready")["status"] == "True"  # the job did its work
+
+
+def test_a_model_below_the_floor_is_not_promoted_over_a_weaker_holder(env: Env) -> None:
+    model = unique("floor")
+    v1 = register_iris(env.mlflow_uri, model, alias="champion", tags={"metric.accuracy": "0.5"})
+    job = rtj("floor", model)
+    job["spec"]["promotion"]["checks"] = {"floor": 1.01}  # no accuracy reaches it
+    env.apply(job)
+    st = env.rtj.finished("floor")["status"]
+    promoted = env.rtj.cond("floor", "Promoted")
+    assert (promoted["status"], promoted["reason"]) == ("False", "ChecksFailed"), promoted
+    accuracy = st["result"]["metrics"]["accuracy"]
+    assert accuracy > 0.5  # it beats the holder: the floor alone keeps the alias
+    assert promoted["message"] == (
+        f"failed check floor: accuracy {accuracy:g}, must be at least 1.01; the alias stays"
+    )
+    assert st["result"]["checks"] == [
+        {"check": "floor", "value": accuracy, "bound": 1.01, "passed": False}
+    ]
+    assert st["result"]["promoted"] is False
+    assert env.mlflow.get_model_version_by_alias(model, "champion").version == v1
+    assert env.rtj.cond("floor", "Ready")["status"] == "True"  # the job did its work
 
 
 def test_invalid_data_fails_with_the_validation_reason(env: Env, tmp_path: Path) -> None:

@@ -43,6 +43,16 @@ class PipelineRef(ApiModel):
     )
 
 
+class PromotionChecks(ApiModel):
+    floor: float | None = Field(
+        default=None,
+        description="An absolute bound of the promotion metric: the new version must reach "
+        "at least this (at most, when greaterIsBetter is false), whatever the alias holder "
+        "scores; beating a weak holder is not enough. Judged even when no version holds the "
+        "alias. A failed check ends Promoted=False with reason ChecksFailed.",
+    )
+
+
 class Promotion(ApiModel):
     metric: str = Field(
         min_length=1,
@@ -65,6 +75,11 @@ class Promotion(ApiModel):
         pattern=r"^[A-Za-z0-9_\-]+$",
         description="Alias moved to the new version when it wins; a ModelDeployment "
         "following this alias then rolls forward.",
+    )
+    checks: PromotionChecks | None = Field(
+        default=None,
+        description="Tests of the new version beyond beating the holder; each is optional "
+        "and every one must pass. status.result.checks lists each: value, bound, passed.",
     )
 
 
@@ -109,12 +124,24 @@ class RunStatus(ApiModel):
     completed_at: str | None = Field(default=None, description="When it finished.")
 
 
+class CheckStatus(ApiModel):
+    check: str = Field(description="Which check of spec.promotion.checks, e.g. floor.")
+    value: float | None = Field(default=None, description="What the new version measured.")
+    bound: float = Field(description="The bound the spec sets.")
+    passed: bool = Field(description="Whether the new version is within the bound.")
+
+
 class ResultStatus(ApiModel):
     version: str | None = Field(default=None, description="The version the run registered.")
     metrics: dict[str, float] | None = Field(
         default=None, description="Metrics of the evaluate step."
     )
     promoted: bool | None = Field(default=None, description="Whether the alias moved to it.")
+    checks: list[CheckStatus] | None = Field(
+        default=None,
+        max_length=32,
+        description="The verdict of each check of spec.promotion.checks on the new version.",
+    )
     previous_version: str | None = Field(
         default=None, description="The alias holder before (empty when there was none)."
     )

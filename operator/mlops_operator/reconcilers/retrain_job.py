@@ -37,7 +37,7 @@ from mlops_operator.contract import (
     Requeue,
     format_time,
 )
-from mlops_operator.gate import Decision, decide
+from mlops_operator.gate import Decision, decide, run_checks
 from mlops_operator.pipelines import catalog
 from mlops_operator.reconcilers import rollback
 from mlops_operator.reconcilers.retrain_plan import Observed, Start, Step, plan, plan_start
@@ -331,13 +331,14 @@ async def _gate(
         holder_metric = None
         if holder:
             holder_metric = (await deps.registry.version_info(name, holder)).metrics.get(p.metric)
+        candidate = found.metrics.get(p.metric)
+        checks = run_checks(
+            p.metric, candidate, p.greater_is_better, p.checks.floor if p.checks else None
+        )
+        if checks:
+            result["checks"] = [c.to_wire() for c in checks]
         decision = decide(
-            p.metric,
-            found.metrics.get(p.metric),
-            holder,
-            holder_metric,
-            p.greater_is_better,
-            p.min_delta,
+            p.metric, candidate, holder, holder_metric, p.greater_is_better, p.min_delta, checks
         )
         result["previousVersion"] = holder or ""
         if decision.promote:
