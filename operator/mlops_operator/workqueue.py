@@ -18,7 +18,7 @@ import random
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol, cast
+from typing import Any, Protocol
 
 from mlops_operator.contract import Requeue
 
@@ -111,18 +111,18 @@ class WorkQueue:
         kopf waits 5 s for tasks it did not start before it cancels them, so stopping the
         workers in its cleanup activity is what makes a SIGTERM take well under a second."""
         self._stopping = True
-        slots = [s for s in self._slots.values() if s.task]
-        for s in slots:
-            if not s.busy:
-                cast(asyncio.Task[None], s.task).cancel()
-        tasks = [cast(asyncio.Task[None], s.task) for s in slots]
-        if tasks:
-            _, late = await asyncio.wait(tasks, timeout=grace if grace > 0 else None)
+        tasks = [s.task for s in self._slots.values() if s.task]
+        busy = {s.task for s in self._slots.values() if s.task and s.busy and grace > 0}
+        for t in tasks:
+            if t not in busy:
+                t.cancel()
+        if busy:
+            _, late = await asyncio.wait(busy, timeout=grace)
             for t in late:
                 t.cancel()
-            for t in tasks:
-                with contextlib.suppress(asyncio.CancelledError):
-                    await t
+        for t in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await t
         self._slots.clear()
 
     @staticmethod

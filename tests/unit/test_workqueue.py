@@ -121,3 +121,26 @@ def test_stop_cancels_a_pass_that_outlasts_the_grace_and_ends_idle_workers() -> 
 
     asyncio.run(scenario())
     assert seen == ["start idle", "start slow", "cancelled slow"]
+
+
+def test_stop_without_a_grace_cancels_a_pass_under_way() -> None:
+    seen: list[str] = []
+    started = asyncio.Event()
+
+    async def reconcile(_: dict[str, Any], __: dt.datetime) -> Requeue | None:
+        started.set()
+        try:
+            await asyncio.sleep(3600)
+        except asyncio.CancelledError:
+            seen.append("cancelled")
+            raise
+        return None
+
+    async def scenario() -> None:
+        q = WorkQueue("T", reconcile, resync_seconds=3600)
+        q.update(body())
+        await started.wait()
+        await q.stop()
+
+    asyncio.run(scenario())
+    assert seen == ["cancelled"]
