@@ -12,9 +12,10 @@ import yaml
 
 from mlops_operator.api import crdgen, k8s_types
 from mlops_operator.api.model_deployment import ModelDeploymentSpec
+from mlops_operator.api.retrain_job import RetrainJobSpec
 
 ROOT = Path(__file__).resolve().parents[2]
-MODELS = {"ModelDeployment": ModelDeploymentSpec}
+MODELS = {"ModelDeployment": ModelDeploymentSpec, "RetrainJob": RetrainJobSpec}
 
 
 def test_committed_crds_are_fresh() -> None:
