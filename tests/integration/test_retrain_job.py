@@ -7,6 +7,7 @@ import base64
 import datetime as dt
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from kubernetes import client
@@ -333,7 +334,14 @@ def test_schedule_trigger_creates_one_job_no_overlap_and_prunes(
         assert "still running" in md["status"]["retraining"]["message"]
     finally:
         fake_kfp.release()
-    env.rtj.finished(j["metadata"]["name"])
+    done = env.rtj.finished(j["metadata"]["name"])
+    # the ModelDeployment says what its newest finished job decided (kubectl describe mdep)
+    expected = _verdict(done)
+    eventually(
+        lambda: env.md.get("sched")["status"]["retraining"].get("lastResult") == expected,
+        timeout=30,
+        what=f"lastResult {expected}",
+    )
     # a third firing creates a second job; with historyLimit 1 the first is pruned
     _set_now(now_file, first_due + dt.timedelta(days=2, minutes=1))
     eventually(
@@ -350,4 +358,24 @@ def test_schedule_trigger_creates_one_job_no_overlap_and_prunes(
         timeout=30,
         what="history pruned to 1",
     )
+    last = env.md.get("sched")["status"]["retraining"]["lastResult"]
+    assert last["name"] == second["metadata"]["name"], last
     now_file.unlink()
+
+
+def _verdict(job: dict[str, Any]) -> dict[str, Any]:
+    """status.retraining.lastResult as a reader would write it from the job's own status."""
+    st = job["status"]
+    conds = {c["type"]: c for c in st["conditions"]}
+    ok = conds["Succeeded"]["status"] == "True"
+    decided = conds["Promoted"] if ok else conds["Succeeded"]
+    out = {
+        "name": job["metadata"]["name"],
+        "succeeded": ok,
+        "promoted": (st.get("result") or {}).get("promoted") is True,
+        "reason": decided["reason"],
+        "message": decided["message"],
+    }
+    if (st.get("result") or {}).get("version"):
+        out["version"] = st["result"]["version"]
+    return out

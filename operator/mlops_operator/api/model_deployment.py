@@ -366,7 +366,8 @@ class ModelDeploymentStatus(ApiModel):
     retraining: dict[str, Any] | None = Field(
         default=None,
         description="State of the retraining triggers: lastScheduleTime, drift (psi, "
-        "since), active RetrainJobs, lastTriggered.",
+        "since), active RetrainJobs, lastTriggered, and lastResult: what the newest finished "
+        "RetrainJob decided (name, succeeded, version, promoted, reason, message, checks).",
         json_schema_extra=PRESERVE,
     )
     selector: str | None = Field(

@@ -105,6 +105,13 @@ async def reconcile_triggers(
     ]
     running = [j["metadata"]["name"] for j in jobs if not is_finished(j)]
     st["active"] = sorted(running)
+    newest = max(
+        (j for j in jobs if is_finished(j)),
+        key=lambda j: j["metadata"].get("creationTimestamp", ""),
+        default=None,
+    )
+    if newest is not None:  # kept when historyLimit has pruned every job since
+        st["lastResult"] = rs.verdict(newest)
 
     async def create(trigger: str, when: dt.datetime, reason: str) -> None:
         name = f"{owner.name}-{trigger}-{_ts(when)}"[:253]

@@ -7,6 +7,8 @@ Flux) see a finished job as Current and a failed one as Failed.
 
 from __future__ import annotations
 
+from typing import Any
+
 from mlops_operator.contract import CondType, Reason
 from mlops_operator.gate import Decision
 from mlops_operator.status.conditions import Condition, WireCondition, make
@@ -57,3 +59,29 @@ def is_finished(conditions: list[WireCondition]) -> bool:
     if s.get("status") == "False":
         return True
     return any(c.get("type") == CondType.PROMOTED for c in conditions)
+
+
+def verdict(job: dict[str, Any]) -> dict[str, Any] | None:
+    """What a finished RetrainJob decided, as its ModelDeployment's status.retraining.lastResult
+    shows it (so `kubectl describe mdep` tells why the alias moved or stayed); None while it
+    runs."""
+    status = job.get("status") or {}
+    conditions = status.get("conditions") or []
+    if not is_finished(conditions):
+        return None
+    by_type = {c.get("type"): c for c in conditions}
+    succeeded = by_type.get(CondType.SUCCEEDED) or {}
+    result = status.get("result") or {}
+    decided = by_type.get(CondType.PROMOTED) if succeeded.get("status") == "True" else succeeded
+    out: dict[str, Any] = {
+        "name": job["metadata"]["name"],
+        "succeeded": succeeded.get("status") == "True",
+        "promoted": result.get("promoted") is True,
+        "reason": (decided or {}).get("reason", ""),
+        "message": (decided or {}).get("message", ""),
+    }
+    if result.get("version"):
+        out["version"] = result["version"]
+    if result.get("checks"):
+        out["checks"] = result["checks"]
+    return out
