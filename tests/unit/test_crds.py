@@ -11,11 +11,15 @@ import pytest
 import yaml
 
 from mlops_operator.api import crdgen, k8s_types
+from mlops_operator.api.common import ApiModel
 from mlops_operator.api.model_deployment import ModelDeploymentSpec
 from mlops_operator.api.retrain_job import RetrainJobSpec
 
 ROOT = Path(__file__).resolve().parents[2]
-MODELS = {"ModelDeployment": ModelDeploymentSpec, "RetrainJob": RetrainJobSpec}
+MODELS: dict[str, type[ApiModel]] = {
+    "ModelDeployment": ModelDeploymentSpec,
+    "RetrainJob": RetrainJobSpec,
+}
 
 
 def test_committed_crds_are_fresh() -> None:
