@@ -171,7 +171,7 @@ def ready_version(name: str) -> str | None:
     return st.get("model", {}).get("version") if ok else None
 
 
-def run_retrain_job(name: str, **params: object) -> str:
+def run_retrain_job(name: str, checks: dict[str, Any] | None = None, **params: object) -> str:
     """Apply a RetrainJob on iris, wait until it is decided, print the outcome; -> version."""
     doc = {
         "apiVersion": "mlops.dev/v1alpha1",
@@ -184,7 +184,11 @@ def run_retrain_job(name: str, **params: object) -> str:
                 "name": "tabular-train",
                 "parameters": {"data_uri": "sklearn:iris", **params},
             },
-            "promotion": {"metric": "accuracy", "alias": "champion"},
+            "promotion": {
+                "metric": "accuracy",
+                "alias": "champion",
+                **({"checks": checks} if checks else {}),
+            },
         },
     }
     subprocess.run(
@@ -446,6 +450,11 @@ def up() -> None:
         bad_release(v2)
     with step("retrain once more with very noisy labels: worse, registered but not promoted"):
         run_retrain_job("retrain-noisy", label_noise=0.6)
+    with step(
+        "a RetrainJob whose promotion.checks.floor asks for accuracy 0.95: a candidate trained "
+        "on partly wrong labels fails the check, whatever the holder scores"
+    ):
+        run_retrain_job("retrain-floor", checks={"floor": 0.95}, label_noise=0.3)
         print(kubectl("-n", NAMESPACE, "get", "rtj", capture=True))
     print(
         f"""
