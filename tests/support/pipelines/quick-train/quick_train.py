@@ -6,8 +6,8 @@ operator as MLOPS_PIPELINE_PACKAGES_DIR. It keeps the contract the operator's ga
 shipped tabular-train does: one version of `model_name` per `retrainjob` (the tag
 mlops.dev/retrainjob, set when the version is created), its metrics as version tags
 metric.<name>, and the pipeline's outputs `version` and `metrics`. tabular-train's five tasks
-cost about 16 s of CPU per run (each task is a process importing kfp, pandas and scikit-learn);
-this one costs a third of that.
+cost about 17 s of CPU per run (each task is a process importing kfp, pandas and scikit-learn);
+this one about half (8.6 s against 17.2 s, measured with `time` on the local worker).
 """
 
 from typing import NamedTuple
