@@ -5,6 +5,8 @@ import datetime as dt
 import itertools
 from typing import Any
 
+import pytest
+
 from mlops_operator.contract import Requeue
 from mlops_operator.workqueue import WorkQueue
 
@@ -95,7 +97,8 @@ def test_stop_lets_a_pass_under_way_finish_within_the_grace_and_starts_no_other(
     assert seen == ["start a", "end a"]
 
 
-def test_stop_cancels_a_pass_that_outlasts_the_grace_and_ends_idle_workers() -> None:
+@pytest.mark.parametrize("grace", [0.05, 0.0])  # past the grace, or none (the default)
+def test_stop_cancels_a_pass_that_outlasts_the_grace_and_ends_idle_workers(grace: float) -> None:
     seen: list[str] = []
     started = asyncio.Event()
 
@@ -116,31 +119,8 @@ def test_stop_cancels_a_pass_that_outlasts_the_grace_and_ends_idle_workers() -> 
         q.update(body("idle"))
         q.update(body("slow"))
         await started.wait()
-        await q.stop(grace=0.05)  # returns: neither the hour's sleep nor the idle wait holds it
+        await q.stop(grace)  # returns: neither the hour's sleep nor the idle wait holds it
         assert len(q) == 0
 
     asyncio.run(scenario())
     assert seen == ["start idle", "start slow", "cancelled slow"]
-
-
-def test_stop_without_a_grace_cancels_a_pass_under_way() -> None:
-    seen: list[str] = []
-    started = asyncio.Event()
-
-    async def reconcile(_: dict[str, Any], __: dt.datetime) -> Requeue | None:
-        started.set()
-        try:
-            await asyncio.sleep(3600)
-        except asyncio.CancelledError:
-            seen.append("cancelled")
-            raise
-        return None
-
-    async def scenario() -> None:
-        q = WorkQueue("T", reconcile, resync_seconds=3600)
-        q.update(body())
-        await started.wait()
-        await q.stop()
-
-    asyncio.run(scenario())
-    assert seen == ["cancelled"]
