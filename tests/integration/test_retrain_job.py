@@ -7,13 +7,13 @@ import base64
 import datetime as dt
 import time
 from pathlib import Path
-from typing import Any
 
 import pytest
 from kubernetes import client
 
 from mlops_operator.contract import GROUP, TAG_ROLLED_BACK, VERSION
 from mlops_operator.seams import AFTER_SUBMIT
+from mlops_operator.status.retrain_job import verdict
 from tests.support.cluster import eventually
 from tests.support.env import Env
 from tests.support.fake_kfp import FakeKfp
@@ -335,8 +335,10 @@ def test_schedule_trigger_creates_one_job_no_overlap_and_prunes(
     finally:
         fake_kfp.release()
     done = env.rtj.finished(j["metadata"]["name"])
-    # the ModelDeployment says what its newest finished job decided (kubectl describe mdep)
-    expected = _verdict(done)
+    # the ModelDeployment says what its newest finished job decided (kubectl describe mdep);
+    # what a verdict holds is table-tested in tests/unit/test_status_retrain_job.py
+    expected = verdict(done)
+    assert expected is not None and expected["name"] == j["metadata"]["name"], expected
     eventually(
         lambda: env.md.get("sched")["status"]["retraining"].get("lastResult") == expected,
         timeout=30,
@@ -361,21 +363,3 @@ def test_schedule_trigger_creates_one_job_no_overlap_and_prunes(
     last = env.md.get("sched")["status"]["retraining"]["lastResult"]
     assert last["name"] == second["metadata"]["name"], last
     now_file.unlink()
-
-
-def _verdict(job: dict[str, Any]) -> dict[str, Any]:
-    """status.retraining.lastResult as a reader would write it from the job's own status."""
-    st = job["status"]
-    conds = {c["type"]: c for c in st["conditions"]}
-    ok = conds["Succeeded"]["status"] == "True"
-    decided = conds["Promoted"] if ok else conds["Succeeded"]
-    out = {
-        "name": job["metadata"]["name"],
-        "succeeded": ok,
-        "promoted": (st.get("result") or {}).get("promoted") is True,
-        "reason": decided["reason"],
-        "message": decided["message"],
-    }
-    if (st.get("result") or {}).get("version"):
-        out["version"] = st["result"]["version"]
-    return out
