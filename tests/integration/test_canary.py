@@ -177,7 +177,7 @@ def test_a_bad_version_is_rolled_back_by_analysis_and_the_alias_reverted(
     assert stalled["status"] == "True" and stalled["reason"] == "RolledBack", stalled
     assert judged in stalled["message"] and "budget" in stalled["message"], stalled
     assert env.md.cond("bad", "Ready")["status"] == "True"  # the stable version serves
-    assert ("Warning", "RolledBack") in env.md.events("bad")
+    env.md.wait_event("bad", "Warning", "RolledBack")
     eventually(lambda: canary_deployment(env, "bad") is None, 60, 0.5, "canary removed")
     eventually(lambda: not canary_pods(env, "bad"), 90, 0.5, "canary pods gone")
 
@@ -192,7 +192,7 @@ def test_a_bad_version_is_rolled_back_by_analysis_and_the_alias_reverted(
     tag = reg.get_model_version(model, v2).tags.get(TAG_ROLLED_BACK, "")
     assert tag.startswith(f"{env.ns}/bad: ") and judged in tag, tag
     assert eventually(lambda: rollout(env, "bad").get("aliasReverted"), 30, 0.5, "recorded")
-    assert ("Normal", "AliasReverted") in env.md.events("bad")
+    env.md.wait_event("bad", "Normal", "AliasReverted")
     assert env.deployment("bad").spec.template.metadata.labels["mlops.dev/model-version"] == v1
     print(f"{bad}: rolled back {took:.1f} s after the alias moved: {stalled['message']}")
 

@@ -81,7 +81,7 @@ def test_better_model_is_promoted_and_rolled_out(env: Env) -> None:
         what="result.rolledBack",
     )
     assert seen == why
-    assert ("Warning", "RolledBack") in env.rtj.events("better")
+    env.rtj.wait_event("better", "Warning", "RolledBack")
     assert env.rtj.get("better")["status"]["result"]["promoted"] is True  # what it did stays
 
 

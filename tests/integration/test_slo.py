@@ -76,7 +76,7 @@ def test_without_the_prometheus_operator_no_rule_is_written_and_status_says_why(
     c = env.md.wait_cond("plain", "SLORules", status="False", timeout=60)
     assert c["reason"] == "PrometheusRuleUnavailable" and "not installed" in c["message"]
     env.md.wait_ready("plain", timeout=90)  # what serves does not depend on the alerts
-    assert ("Warning", "PrometheusRuleUnavailable") in env.md.events("plain")
+    env.md.wait_event("plain", "Warning", "PrometheusRuleUnavailable")
 
 
 def test_the_written_rule_fires_in_a_real_prometheus_on_a_failing_model(

@@ -95,6 +95,11 @@ class Objects:
         """(type, reason) of the Events posted about `name`."""
         return {(t, r) for t, r, _ in self.event_list(name)}
 
+    def wait_event(self, name: str, type_: str, reason: str, timeout: float = 30) -> None:
+        """Until an Event (type_, reason) about `name` is there. Events trail the status write
+        they follow: kopf posts them from its own queue."""
+        eventually(lambda: (type_, reason) in self.events(name), timeout, what=f"{reason} Event")
+
 
 class ModelDeployments(Objects):
     def wait_ready(self, name: str, timeout: float = 60) -> dict[str, Any]:
