@@ -214,6 +214,9 @@ def run_retrain_job(name: str, checks: dict[str, Any] | None = None, **params: o
         f"    version {result['version']}: accuracy {result['metrics'].get('accuracy', 0):.3f}; "
         f"promoted={result['promoted']} ({promoted['reason']}: {promoted['message']})"
     )
+    for c in result.get("checks") or []:
+        verdict = "passed" if c["passed"] else "FAILED"
+        print(f"      {c['check']:<28} {verdict:<7} {c.get('message', '')}")
     return str(result["version"])
 
 
@@ -451,10 +454,23 @@ def up() -> None:
     with step("retrain once more with very noisy labels: worse, registered but not promoted"):
         run_retrain_job("retrain-noisy", label_noise=0.6)
     with step(
-        "a RetrainJob whose promotion.checks.floor asks for accuracy 0.95: a candidate trained "
-        "on partly wrong labels fails the check, whatever the holder scores"
+        "a RetrainJob with promotion.checks: the pipeline's check step loads the candidate "
+        "through the runtime's loader and measures latency, robustness and per-slice accuracy; "
+        "the gate judges them and the floor (accuracy 0.95), which a candidate trained on partly "
+        "wrong labels misses, whatever the holder scores"
     ):
-        run_retrain_job("retrain-floor", checks={"floor": 0.95}, label_noise=0.3)
+        checks = {
+            "floor": 0.95,
+            "latency": {"p99": "200ms", "batchSize": 1},
+            "robustness": {"noise": 0.05, "maxChangedShare": 0.2},
+            "slices": {
+                "columns": [{"name": "petal length (cm)", "bins": [0, 2.5, 5, 8]}],
+                "minSize": 5,
+                "maxGap": 0.5,
+            },
+            "signature": {},
+        }
+        run_retrain_job("retrain-floor", checks=checks, label_noise=0.3)
         print(kubectl("-n", NAMESPACE, "get", "rtj", capture=True))
     print(
         f"""

@@ -154,9 +154,12 @@ def operator(
 ) -> Iterator[OperatorProcess]:
     """`mlops-operator run` as a real process against the test cluster and MLflow."""
     from tests.support.operator_process import start_operator
+    from tests.support.retrain_jobs import extra_pipeline_packages
 
     root = tmp_path_factory.mktemp("operator")
     env = {
+        # the test-only pipelines (tests/support/pipelines/) beside the shipped ones
+        "MLOPS_PIPELINE_PACKAGES_DIR": str(extra_pipeline_packages(root / "pipelines")),
         "MLOPS_KFP_HOST": fake_kfp.url,
         "MLOPS_PROMETHEUS_URL": prometheus.url,
         "MLOPS_TEST_NOW_FILE": str(now_file),

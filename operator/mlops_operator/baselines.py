@@ -29,7 +29,7 @@ def log_baseline(profile: Profile, model: str, *, client: MlflowClient | None = 
     from mlflow.tracking import MlflowClient
 
     client = client or MlflowClient()
-    model_id = _resolve_model_id(model, client)
+    model_id = model_id_of(model, client)
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / Path(BASELINE_ARTIFACT).name
         path.write_text(profile.to_json())
@@ -90,7 +90,7 @@ def _registered_version(ref: str, client: MlflowClient) -> tuple[str, str]:
     return name, version
 
 
-def _resolve_model_id(model: str, client: MlflowClient) -> str:
+def model_id_of(model: str, client: MlflowClient) -> str:
     ref = model[len("models:/") :].rstrip("/") if model.startswith("models:/") else model
     if ref.startswith("m-") and "/" not in ref:
         return ref

@@ -63,6 +63,10 @@ TAG_PIPELINE: Final = "mlops.dev/pipeline"
 TAG_CODE_VERSION: Final = "mlops.dev/code-version"
 TAG_ROLLED_BACK: Final = "mlops.dev/rolled-back"  # <ns>/<ModelDeployment>: why, on the version
 TAG_METRIC_PREFIX: Final = "metric."  # metric.<name> = the evaluation metric, repr(float)
+# the check step's report (JSON; the keys are modelchecks.py's, read by gate.judge_report), and
+# the same report in full beside the model, in the version's run
+TAG_CHECKS: Final = "mlops.dev/checks"
+CHECKS_REPORT_ARTIFACT: Final = "checks/report.json"
 
 # -- the runtime's environment (set by builders/, read by runtime/config.py) -----------------
 ENV_MODEL_URI: Final = "MODEL_URI"
@@ -171,6 +175,14 @@ class Check:
     """The checks of spec.promotion.checks, as status.result.checks names them."""
 
     FLOOR: Final = "floor"
+    LATENCY: Final = "latency"
+    NOISE: Final = "robustness.noise"
+    OUT_OF_RANGE: Final = "robustness.outOfRange"
+    MISSING: Final = "robustness.missing"
+    SLICES: Final = "slices"
+    DEMOGRAPHIC_PARITY: Final = "fairness.demographicParity"
+    EQUALIZED_ODDS: Final = "fairness.equalizedOdds"
+    SIGNATURE: Final = "signature"
 
 
 # ModelResolved=False reasons that waiting will not fix (kstatus: Stalled)

@@ -1,4 +1,4 @@
-"""tabular-train: load -> validate -> train -> evaluate -> register, for tabular data.
+"""tabular-train: load -> validate -> train -> evaluate -> register -> check, for tabular data.
 
 A KFP v2 pipeline of small lightweight Python components. Every component runs in
 ``PIPELINES_IMAGE`` (the operator image with the ``pipelines`` extra: kfp, MLflow,
@@ -533,6 +533,44 @@ def register_model(
     return (str(version.version), {k: float(v) for k, v in metrics.items()})
 
 
+@component
+def check_model(
+    model_name: str,
+    version: str,
+    test_data: Input[Dataset],
+    label_column: str,
+    task: str,
+    mlflow_tracking_uri: str,
+    checks: dict,  # type: ignore[type-arg]
+) -> str:
+    """Measure the registered version for the RetrainJob's ``spec.promotion.checks``.
+
+    ``checks`` is what the operator passes (the checks but floor, plus ``metric`` and
+    ``alias``; ``{}``: nothing to measure, the step ends at once). The version is loaded
+    through the serving runtime's own loader and request path and measured on the held-out
+    rows (``mlops_operator.modelchecks``); the report goes to the version tag
+    ``mlops.dev/checks``, to ``checks/report.json`` beside the model and, as ``check.*``
+    metrics, to the version's run. A failed check never fails the run: the operator's gate
+    reads the report and decides. Returns the report as JSON.
+    """
+    import json
+
+    if not checks:
+        print("no checks to measure")
+        return "{}"
+
+    import pandas as pd
+
+    from mlops_operator.modelchecks.report import check_version
+
+    data = pd.read_parquet(test_data.path)
+    print(f"checking {model_name} version {version} on {len(data)} held-out rows: {checks}")
+    report = check_version(
+        mlflow_tracking_uri, model_name, version, data, label_column, task, checks
+    )
+    return json.dumps(report, sort_keys=True)
+
+
 @dsl.pipeline(
     name=PIPELINE_NAME,
     description=(
@@ -563,6 +601,7 @@ def tabular_train(
     shift_scale: float = 0.0,
     experiment: str = "",
     code_version: str = CODE_VERSION,
+    checks: dict = {},  # type: ignore[type-arg]  # noqa: B006
 ) -> PipelineOutputs:
     """Train on tabular data and register the model in MLflow; outputs its version and metrics.
 
@@ -589,6 +628,8 @@ def tabular_train(
         shift_scale: Demo shift: standard deviations added to every numeric feature (drift).
         experiment: MLflow experiment of the training run; empty = model_name.
         code_version: Recorded as mlops.dev/code-version; defaults to the project version.
+        checks: What the check step measures (the operator sets it from
+            spec.promotion.checks); {} = nothing.
     """
     load = load_data(
         data_uri=data_uri,
@@ -645,4 +686,15 @@ def tabular_train(
     )
     # a cached registration would skip the registry lookup that makes retries safe
     register.set_caching_options(False)
+    measured = check_model(
+        model_name=model_name,
+        version=register.outputs["version"],
+        test_data=train.outputs["test_data"],
+        label_column=label_column,
+        task=task,
+        mlflow_tracking_uri=mlflow_tracking_uri,
+        checks=checks,
+    )
+    # the report describes the version as it is in the registry now
+    measured.set_caching_options(False)
     return PipelineOutputs(register.outputs["version"], register.outputs["metrics"])

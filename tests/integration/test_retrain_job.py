@@ -36,7 +36,18 @@ def test_better_model_is_promoted_and_rolled_out(env: Env) -> None:
         what="serving v1",
     )
     job = rtj("better", model)
-    job["spec"]["promotion"]["checks"] = {"floor": 0.6}
+    job["spec"]["promotion"]["checks"] = {
+        "floor": 0.6,
+        # generous bounds: this test is about a sound model getting through every check
+        "latency": {"p99": "2s"},
+        "robustness": {"maxChangedShare": 0.3},
+        "slices": {
+            "columns": [{"name": "petal length (cm)", "bins": [0, 2.5, 5, 8]}],
+            "minSize": 5,
+            "maxGap": 0.5,
+        },
+        "signature": {},
+    }
     env.apply(job)
     obj = env.rtj.finished("better")
     st = obj["status"]
@@ -45,9 +56,24 @@ def test_better_model_is_promoted_and_rolled_out(env: Env) -> None:
     assert (promoted["status"], promoted["reason"]) == ("True", "Better")
     new = st["result"]["version"]
     accuracy = st["result"]["metrics"]["accuracy"]
-    assert st["result"]["checks"] == [
-        {"check": "floor", "value": accuracy, "bound": 0.6, "passed": True}
-    ]
+    checks = {c["check"]: c for c in st["result"]["checks"]}
+    assert checks.pop("floor") == {
+        "check": "floor",
+        "value": accuracy,
+        "bound": 0.6,
+        "passed": True,
+        "message": f"floor: accuracy {accuracy:g}, must be at least 0.6",
+    }
+    # the shipped pipeline's check step measured the rest, and each passed
+    assert set(checks) == {
+        "latency",
+        "robustness.noise",
+        "robustness.outOfRange",
+        "robustness.missing",
+        "slices",
+        "signature",
+    }
+    assert all(c["passed"] for c in checks.values()), checks
     assert st["result"]["promoted"] is True and st["result"]["previousVersion"] == v1
     assert st["result"]["metrics"]["accuracy"] > 0.5
     assert st["run"]["id"] and st["run"]["startedAt"] and st["run"]["completedAt"]
@@ -118,7 +144,13 @@ def test_a_model_below_the_floor_is_not_promoted_over_a_weaker_holder(env: Env) 
         f"failed check floor: accuracy {accuracy:g}, must be at least 1.01; the alias stays"
     )
     assert st["result"]["checks"] == [
-        {"check": "floor", "value": accuracy, "bound": 1.01, "passed": False}
+        {
+            "check": "floor",
+            "value": accuracy,
+            "bound": 1.01,
+            "passed": False,
+            "message": f"floor: accuracy {accuracy:g}, must be at least 1.01",
+        }
     ]
     assert st["result"]["promoted"] is False
     assert env.mlflow.get_model_version_by_alias(model, "champion").version == v1
@@ -222,6 +254,7 @@ def test_kfp_task_pods_get_the_credentials_secret(env: Env, fake_kfp: FakeKfp) -
     run = fake_kfp.runs[st["run"]["id"]]
     # every task of the pipeline, each credential key mapped, all of them optional
     assert sorted(run.executors) == [
+        "exec-check-model",
         "exec-evaluate-model",
         "exec-load-data",
         "exec-register-model",

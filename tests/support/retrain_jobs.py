@@ -138,6 +138,19 @@ def rtj(
 QUICK_TRAIN = Path(__file__).resolve().parent / "pipelines" / "quick-train" / "quick_train.py"
 
 
+CHECK_CANDIDATE = (
+    Path(__file__).resolve().parent / "pipelines" / "check-candidate" / "check_candidate.py"
+)
+
+
+def extra_pipeline_packages(out: Path) -> Path:
+    """`out`, holding every test-only pipeline compiled (quick-train, check-candidate), for the
+    session operator's MLOPS_PIPELINE_PACKAGES_DIR."""
+    quick_train_packages(out)
+    (out / "check-candidate.yaml").write_text(compile_source(CHECK_CANDIDATE))
+    return out
+
+
 def quick_train_packages(out: Path) -> Path:
     """`out`, holding the compiled test-only pipeline quick-train (one task; see its source),
     for MLOPS_PIPELINE_PACKAGES_DIR. Compiled by the project's own compile step."""

@@ -54,6 +54,7 @@ def test_the_floor_check(cand: float | None, gib: bool, floor: float, passed: bo
         "check": "floor",
         "bound": floor,
         "passed": passed,
+        "message": c.message,
         **({"value": cand} if cand is not None else {}),
     }
 

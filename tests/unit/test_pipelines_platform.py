@@ -21,7 +21,7 @@ def test_every_task_gets_every_credential_key_from_the_secret_optionally() -> No
     doc = platform.secret_env(SPEC, "mlflow-creds")
     executors = doc["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
     assert sorted(executors) == sorted(SPEC["deploymentSpec"]["executors"])
-    assert len(executors) == 5
+    assert len(executors) == 6  # the six steps of tabular-train
     for cfg in executors.values():
         parsed = k8s.KubernetesExecutorConfig()
         json_format.ParseDict(cfg, parsed)  # the driver's own schema: unknown fields fail

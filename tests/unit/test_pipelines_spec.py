@@ -11,7 +11,14 @@ import yaml
 from mlops_operator import contract
 from mlops_operator.pipelines import catalog
 
-STEPS = ["load-data", "validate-data", "train-model", "evaluate-model", "register-model"]
+STEPS = [
+    "load-data",
+    "validate-data",
+    "train-model",
+    "evaluate-model",
+    "register-model",
+    "check-model",
+]
 # the component names the tags through the contract module (imported inside its body), so
 # what it writes is what the operator looks versions up by
 LINEAGE_TAGS = [
@@ -34,7 +41,7 @@ def test_pipeline_name_and_pinned_sdk(spec: dict[str, Any]) -> None:
     assert spec["sdkVersion"] == f"kfp-{importlib.metadata.version('kfp')}"
 
 
-def test_the_dag_is_the_five_steps_in_order(spec: dict[str, Any]) -> None:
+def test_the_dag_is_the_six_steps_in_order(spec: dict[str, Any]) -> None:
     tasks = spec["root"]["dag"]["tasks"]
     assert sorted(tasks) == sorted(STEPS)
     assert sorted(spec["components"]) == sorted(f"comp-{s}" for s in STEPS)
@@ -44,6 +51,8 @@ def test_the_dag_is_the_five_steps_in_order(spec: dict[str, Any]) -> None:
     assert deps["train-model"] == {"load-data", "validate-data"}
     assert deps["evaluate-model"] == {"train-model"}
     assert deps["register-model"] == {"load-data", "train-model", "evaluate-model"}
+    # the check step measures the registered version on the held-out split
+    assert deps["check-model"] == {"register-model", "train-model"}
 
 
 def test_no_conditions_loops_or_nested_dags(spec: dict[str, Any]) -> None:

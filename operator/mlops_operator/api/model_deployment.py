@@ -294,6 +294,14 @@ class ModelDeploymentSpec(ApiModel):
                     "rollout.shadow needs runtime.kind mlflow: the operator's runtime copies "
                     "the requests",
                 ),
+                cel(
+                    "!has(self.retraining) || !has(self.retraining.template.promotion.checks) "
+                    "|| !has(self.retraining.template.promotion.checks.latency) "
+                    "|| has(self.retraining.template.promotion.checks.latency.p99) "
+                    "|| has(self.slo)",
+                    "retraining.template.promotion.checks.latency needs p99, or spec.slo whose "
+                    "latency budget it then takes",
+                ),
             ]
         }
     )

@@ -53,6 +53,6 @@ CRDS = [
             {"name": "Promoted", "type": "string", "jsonPath": _cond("Promoted")},
             {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
         ],
-        spec_validations=[rtj.IMMUTABLE_SPEC],
+        spec_validations=[rtj.IMMUTABLE_SPEC, rtj.LATENCY_BUDGET_SET],
     ),
 ]

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import ConfigDict, Field
 
 from mlops_operator.api.common import PRESERVE, ApiModel, Condition, cel
+from mlops_operator.api.slo import LATENCY
 from mlops_operator.contract import RETRAIN_JOB_KIND, RETRAIN_JOB_PLURAL
 
 KIND = RETRAIN_JOB_KIND
@@ -43,6 +44,134 @@ class PipelineRef(ApiModel):
     )
 
 
+class LatencyCheck(ApiModel):
+    p99: str | None = Field(
+        default=None,
+        pattern=LATENCY,
+        max_length=16,
+        description="Budget of the 99th-percentile time of one request of batchSize held-out "
+        "rows, e.g. 200ms, written as in spec.slo. The new version is loaded through the "
+        "runtime's own loader and timed on its request path (parsing and predict), one request "
+        "at a time. In a ModelDeployment's retraining template it defaults to that "
+        "ModelDeployment's spec.slo.latency.p99; a RetrainJob of its own must set it.",
+    )
+    batch_size: int = Field(
+        default=1, ge=1, le=10000, description="Rows per timed request (1 = single decisions)."
+    )
+
+
+class RobustnessCheck(ApiModel):
+    noise: float = Field(
+        default=0.05,
+        gt=0,
+        le=1,
+        description="Standard deviation of the Gaussian noise added to each numeric feature, "
+        "as a share of that feature's standard deviation in the held-out rows.",
+    )
+    max_changed_share: float = Field(
+        default=0.05,
+        ge=0,
+        le=1,
+        description="Largest share of held-out predictions the noise may change (a class "
+        "that differs; for a regressor, a value that moves by more than a tenth of the "
+        "predictions' standard deviation).",
+    )
+    out_of_range: bool = Field(
+        default=True,
+        description="Send values far outside each numeric feature's range (ten ranges below "
+        "the minimum and above the maximum): the model must answer, or the runtime's input "
+        "checks refuse the request (a 4xx); a crash (5xx) fails the check.",
+    )
+    missing: bool = Field(
+        default=True,
+        description="Send a null in each input column in turn: answered or refused (4xx), "
+        "never a crash.",
+    )
+
+
+class SliceColumn(ApiModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                cel(
+                    "!has(self.bins) || self.bins.isSorted() && "
+                    "self.bins.all(b, self.bins.indexOf(b) == self.bins.lastIndexOf(b))",
+                    "slices.columns[].bins must increase",
+                )
+            ]
+        }
+    )
+
+    name: str = Field(min_length=1, max_length=250, description="A feature column.")
+    bins: list[float] | None = Field(
+        default=None,
+        min_length=2,
+        max_length=32,
+        description="Edges of the bins of a numeric column, increasing: [0, 30, 60] makes "
+        "(0, 30] and (30, 60]; rows outside every bin are not judged. Without bins, each "
+        "value of the column is a slice.",
+    )
+
+
+class SlicesCheck(ApiModel):
+    columns: list[SliceColumn] = Field(
+        min_length=1, max_length=16, description="The columns whose values or bins are slices."
+    )
+    min_size: int = Field(
+        default=30,
+        ge=1,
+        description="Slices with fewer held-out rows are reported, not judged.",
+    )
+    max_gap: float = Field(
+        ge=0,
+        description="How far the promotion metric of the worst judged slice may be from its "
+        "value on all held-out rows (worse by at most this much).",
+    )
+
+
+class FairnessCheck(ApiModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                cel(
+                    "has(self.maxDemographicParityDifference) || "
+                    "has(self.maxEqualizedOddsDifference)",
+                    "fairness needs maxDemographicParityDifference or maxEqualizedOddsDifference",
+                )
+            ]
+        }
+    )
+
+    sensitive_column: str = Field(
+        min_length=1,
+        max_length=250,
+        description="The column of the held-out rows that names each row's group.",
+    )
+    max_demographic_parity_difference: float | None = Field(
+        default=None,
+        ge=0,
+        le=1,
+        description="Largest difference between the groups' rates of positive predictions "
+        "(fairlearn's demographic_parity_difference). Binary classifiers only.",
+    )
+    max_equalized_odds_difference: float | None = Field(
+        default=None,
+        ge=0,
+        le=1,
+        description="Largest difference between the groups' true- or false-positive rates "
+        "(fairlearn's equalized_odds_difference). Binary classifiers only.",
+    )
+
+
+class SignatureCheck(ApiModel):
+    allow_breaking_signature: bool = Field(
+        default=False,
+        description="The new version's input signature is compared with the alias holder's: "
+        "a removed, renamed or retyped input, or a new required one, is a breaking change "
+        "for the callers and blocks promotion unless this is true.",
+    )
+
+
 class PromotionChecks(ApiModel):
     floor: float | None = Field(
         default=None,
@@ -51,6 +180,32 @@ class PromotionChecks(ApiModel):
         "scores; beating a weak holder is not enough. Judged even when no version holds the "
         "alias. A failed check ends Promoted=False with reason ChecksFailed.",
     )
+    latency: LatencyCheck | None = Field(
+        default=None, description="A latency budget of the new version's predictions."
+    )
+    robustness: RobustnessCheck | None = Field(
+        default=None,
+        description="The new version under noise, out-of-range values and nulls.",
+    )
+    slices: SlicesCheck | None = Field(
+        default=None,
+        description="The promotion metric per value or bin of named columns.",
+    )
+    fairness: FairnessCheck | None = Field(
+        default=None,
+        description="Group fairness of a binary classifier over a sensitive column.",
+    )
+    signature: SignatureCheck | None = Field(
+        default=None,
+        description="The new version's inputs against the alias holder's.",
+    )
+
+    def measured(self) -> bool:
+        """Whether a check needs the pipeline's check step (all but floor do)."""
+        return any(
+            c is not None
+            for c in (self.latency, self.robustness, self.slices, self.fairness, self.signature)
+        )
 
 
 class Promotion(ApiModel):
@@ -87,6 +242,12 @@ class Promotion(ApiModel):
 # RetrainJobSpec as its retraining template, which must stay editable.
 IMMUTABLE_SPEC = cel(
     "self == oldSelf", "the spec of a RetrainJob is immutable: create a new RetrainJob instead"
+)
+# a template's latency budget may come from its ModelDeployment's spec.slo (that rule is there)
+LATENCY_BUDGET_SET = cel(
+    "!has(self.promotion.checks) || !has(self.promotion.checks.latency) || "
+    "has(self.promotion.checks.latency.p99)",
+    "promotion.checks.latency needs p99, the budget (e.g. 200ms)",
 )
 
 
@@ -129,6 +290,9 @@ class CheckStatus(ApiModel):
     value: float | None = Field(default=None, description="What the new version measured.")
     bound: float = Field(description="The bound the spec sets.")
     passed: bool = Field(description="Whether the new version is within the bound.")
+    message: str | None = Field(
+        default=None, max_length=1000, description="What was measured, in words."
+    )
 
 
 class ResultStatus(ApiModel):

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from mlops_operator.api.model_deployment import Retraining
+from mlops_operator.api.slo import Slo
 from mlops_operator.builders.meta import owner_reference
 from mlops_operator.contract import (
     ANNOTATION_TRIGGER_REASON,
@@ -17,8 +18,18 @@ from mlops_operator.contract import (
 
 
 def job_body(
-    owner: Owner, retraining: Retraining, name: str, trigger: str, reason: str
+    owner: Owner,
+    retraining: Retraining,
+    name: str,
+    trigger: str,
+    reason: str,
+    slo: Slo | None = None,
 ) -> dict[str, Any]:
+    spec = retraining.template.to_wire()
+    latency = ((spec["promotion"].get("checks") or {}).get("latency")) or None
+    if latency is not None and "p99" not in latency and slo is not None:
+        # the budget the endpoint is held to is the one the candidate is tested against
+        latency["p99"] = slo.latency.p99
     return {
         "apiVersion": API_VERSION,
         "kind": RETRAIN_JOB_KIND,
@@ -29,5 +40,5 @@ def job_body(
             "annotations": {ANNOTATION_TRIGGER_REASON: reason[:1000]},
             "ownerReferences": [owner_reference(owner)],
         },
-        "spec": retraining.template.to_wire(),
+        "spec": spec,
     }

@@ -269,7 +269,7 @@ async def _reconcile(body: dict[str, Any], deps: Deps, now: dt.datetime) -> Requ
     if spec.retraining and deps.triggers:
         try:
             retraining = await triggers.reconcile_triggers(
-                body, owner, spec.retraining, deps.triggers, now
+                body, owner, spec.retraining, deps.triggers, now, spec.slo
             )
             new = new.model_copy(update={"retraining": retraining})
         except Exception as e:  # what serves is reported all the same; the queue retries

@@ -39,7 +39,7 @@ from mlops_operator.contract import (
 )
 from mlops_operator.gate import Decision, decide, run_checks
 from mlops_operator.pipelines import catalog
-from mlops_operator.reconcilers import rollback
+from mlops_operator.reconcilers import gate_inputs, rollback
 from mlops_operator.reconcilers.retrain_plan import Observed, Start, Step, plan, plan_start
 from mlops_operator.reconcilers.status_write import (
     EventSink,
@@ -247,16 +247,24 @@ async def _submit(
     if ref is None:
         package = deps.pipelines.package_path(spec.pipeline.name)
         declared = catalog.package_parameters(package)
-        params = catalog.coerce_parameters(
-            declared,
-            {
-                **(spec.pipeline.parameters or {}),
-                "mlflow_tracking_uri": deps.mlflow_uri,
-                "model_name": spec.model.name,
-                "retrainjob": job.lineage,
-            },
-        )
+        given = {
+            **(spec.pipeline.parameters or {}),
+            "mlflow_tracking_uri": deps.mlflow_uri,
+            "model_name": spec.model.name,
+            "retrainjob": job.lineage,
+        }
+        measure = gate_inputs.checks_parameter(spec.promotion)
+        if measure is not None:
+            given[gate_inputs.CHECKS_PARAMETER] = measure
+        params = catalog.coerce_parameters(declared, given)
         problems = catalog.check_values(declared, params)
+        if measure is not None and gate_inputs.CHECKS_PARAMETER not in declared:
+            problems = [
+                f"pipeline {spec.pipeline.name!r} has no check step (no parameter "
+                f"{gate_inputs.CHECKS_PARAMETER!r}), so spec.promotion.checks "
+                f"{', '.join(k for k in measure if k not in ('metric', 'alias'))} cannot be "
+                "measured"
+            ]
         if problems:
             # refused before anything runs: a typo must not cost a training run
             await _patch_status(
@@ -334,7 +342,7 @@ async def _gate(
         candidate = found.metrics.get(p.metric)
         checks = run_checks(
             p.metric, candidate, p.greater_is_better, p.checks.floor if p.checks else None
-        )
+        ) + gate_inputs.judge(found.tags, p.checks, p.greater_is_better, holder)
         if checks:
             result["checks"] = [c.to_wire() for c in checks]
         decision = decide(

@@ -18,6 +18,7 @@ from typing import Any
 from croniter import CroniterBadDateError, CroniterError, croniter
 
 from mlops_operator.api.model_deployment import Retraining
+from mlops_operator.api.slo import Slo
 from mlops_operator.builders.retrain_job import job_body
 from mlops_operator.clients.kube import ApiError, Kube
 from mlops_operator.clients.prometheus import Prometheus, PrometheusError
@@ -91,7 +92,12 @@ def _ts(t: dt.datetime) -> str:
 
 
 async def reconcile_triggers(
-    body: dict[str, Any], owner: Owner, retraining: Retraining, deps: TriggerDeps, now: dt.datetime
+    body: dict[str, Any],
+    owner: Owner,
+    retraining: Retraining,
+    deps: TriggerDeps,
+    now: dt.datetime,
+    slo: Slo | None = None,
 ) -> dict[str, Any]:
     """Fire what is due; returns the new status.retraining."""
     old = dict((body.get("status") or {}).get("retraining") or {})
@@ -116,7 +122,7 @@ async def reconcile_triggers(
     async def create(trigger: str, when: dt.datetime, reason: str) -> None:
         name = f"{owner.name}-{trigger}-{_ts(when)}"[:253]
         try:
-            await deps.kube.create(job_body(owner, retraining, name, trigger, reason))
+            await deps.kube.create(job_body(owner, retraining, name, trigger, reason, slo))
             log.info("%s/%s: created RetrainJob %s (%s)", owner.namespace, owner.name, name, reason)
         except ApiError as e:
             if e.status != 409:  # already there: this firing was handled before a restart
