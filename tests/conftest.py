@@ -153,6 +153,7 @@ def operator(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[OperatorProcess]:
     """`mlops-operator run` as a real process against the test cluster and MLflow."""
+    from tests.support.dvc_repo import dvc_env
     from tests.support.operator_process import start_operator
     from tests.support.retrain_jobs import extra_pipeline_packages
 
@@ -160,6 +161,8 @@ def operator(
     env = {
         # the test-only pipelines (tests/support/pipelines/) beside the shipped ones
         "MLOPS_PIPELINE_PACKAGES_DIR": str(extra_pipeline_packages(root / "pipelines")),
+        # the pipelines' tasks read dvc:// data with DVC: its site cache stays in the run's tmp
+        **dvc_env(root / "dvc-site-cache"),
         "MLOPS_KFP_HOST": fake_kfp.url,
         "MLOPS_PROMETHEUS_URL": prometheus.url,
         "MLOPS_TEST_NOW_FILE": str(now_file),

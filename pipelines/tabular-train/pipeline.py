@@ -53,14 +53,19 @@ def load_data(
     label_noise: float,
     shift_scale: float,
     data: Output[Dataset],
-) -> NamedTuple("LoadOutputs", [("sha256", str), ("transform", str)]):  # type: ignore[valid-type]
+) -> NamedTuple(  # type: ignore[valid-type]
+    "LoadOutputs", [("sha256", str), ("transform", str), ("repo", str), ("rev", str)]
+):
     """Read ``data_uri`` into a Parquet dataset and apply the optional deterministic shifts.
 
-    ``data_uri``: a CSV or Parquet file (path or ``file://`` URI), or ``sklearn:<name>`` for a
-    dataset shipped with scikit-learn (breast_cancer, wine, iris, diabetes; the label column
-    is ``target``). ``sha256`` is the digest of the source bytes as read (for ``sklearn:``,
-    of the dataset written as CSV); ``transform`` is the canonical JSON of the shifts applied
-    after reading ("" when none), so (uri, sha256, transform) identifies the training table.
+    ``data_uri``: a CSV or Parquet file (path or ``file://`` URI), a file in a DVC (or git)
+    repository, ``dvc://<path>?repo=<url-or-dir>&rev=<rev>`` (read with DVC's Python API at
+    the commit ``rev`` resolves to), or ``sklearn:<name>`` for a dataset shipped with
+    scikit-learn (breast_cancer, wine, iris, diabetes; the label column is ``target``).
+    ``sha256`` is the digest of the source bytes as read (for ``sklearn:``, of the dataset
+    written as CSV); ``transform`` is the canonical JSON of the shifts applied after reading
+    ("" when none), so (uri, sha256, transform) identifies the training table. ``repo`` and
+    ``rev`` are the repository and the commit of a ``dvc://`` source ("" otherwise).
 
     Shifts, all seeded by ``seed``: ``sample_fraction`` keeps that share of the rows;
     ``label_noise`` replaces that share of labels by another class (classification) or adds
@@ -76,7 +81,23 @@ def load_data(
     import numpy as np
     import pandas as pd
 
-    def read_source(uri: str) -> tuple[pd.DataFrame, bytes]:
+    def parse(raw: bytes, path: str, uri: str) -> pd.DataFrame:
+        lower = path.lower()
+        if lower.endswith((".parquet", ".pq")):
+            return pd.read_parquet(io.BytesIO(raw))
+        if lower.endswith((".csv", ".csv.gz")):
+            compression = "gzip" if lower.endswith(".gz") else None
+            return pd.read_csv(io.BytesIO(raw), compression=compression)
+        raise ValueError(f"cannot tell the format of {uri!r}: expected .csv or .parquet")
+
+    def read_source(uri: str) -> tuple[pd.DataFrame, bytes, str, str]:
+        if uri.startswith("dvc://"):
+            from mlops_operator.datasets import parse_dvc_uri, read_dvc
+
+            ref = parse_dvc_uri(uri)
+            raw, commit = read_dvc(ref)
+            print(f"read {ref.path} from {ref.repo} at {commit} (rev {ref.rev or 'HEAD'})")
+            return parse(raw, ref.path, uri), raw, ref.repo, commit
         if uri.startswith("sklearn:"):
             from sklearn import datasets
 
@@ -87,7 +108,7 @@ def load_data(
             frame = getattr(datasets, f"load_{name}")(as_frame=True).frame
             # one stable byte form, so the digest identifies the table and not pickle details
             raw = frame.to_csv(index=False).encode()
-            return pd.read_csv(io.BytesIO(raw)), raw
+            return pd.read_csv(io.BytesIO(raw)), raw, "", ""
         parsed = urllib.parse.urlparse(uri)
         if parsed.scheme == "file":
             path = urllib.parse.unquote(parsed.path)
@@ -96,24 +117,18 @@ def load_data(
         else:
             raise ValueError(
                 f"unsupported data_uri scheme {parsed.scheme!r} in {uri!r}: use a file path, "
-                "file://, or sklearn:<name>"
+                "file://, dvc://<path>?repo=<url-or-dir>&rev=<rev>, or sklearn:<name>"
             )
         with open(path, "rb") as f:
             raw = f.read()
-        lower = path.lower()
-        if lower.endswith((".parquet", ".pq")):
-            return pd.read_parquet(io.BytesIO(raw)), raw
-        if lower.endswith((".csv", ".csv.gz")):
-            compression = "gzip" if lower.endswith(".gz") else None
-            return pd.read_csv(io.BytesIO(raw), compression=compression), raw
-        raise ValueError(f"cannot tell the format of {uri!r}: expected .csv or .parquet")
+        return parse(raw, path, uri), raw, "", ""
 
     if not 0.0 < sample_fraction <= 1.0:
         raise ValueError(f"sample_fraction must be in (0, 1], got {sample_fraction}")
     if not 0.0 <= label_noise <= 1.0:
         raise ValueError(f"label_noise must be in [0, 1], got {label_noise}")
 
-    df, raw = read_source(data_uri)
+    df, raw, repo, rev = read_source(data_uri)
     digest = hashlib.sha256(raw).hexdigest()
     rng = np.random.default_rng(seed)
     transform: dict[str, float] = {}
@@ -152,7 +167,7 @@ def load_data(
     df.to_parquet(data.path, index=False)
     data.metadata.update({"rows": len(df), "columns": len(df.columns), "sha256": digest})
     print(f"loaded {len(df)} rows x {len(df.columns)} columns from {data_uri} (sha256 {digest})")
-    return (digest, json.dumps(transform, sort_keys=True) if transform else "")
+    return (digest, json.dumps(transform, sort_keys=True) if transform else "", repo, rev)
 
 
 @component
@@ -442,6 +457,8 @@ def register_model(
     data_uri: str,
     data_sha256: str,
     data_transform: str,
+    data_repo: str,
+    data_rev: str,
     pipeline_name: str,
     code_version: str,
 ) -> NamedTuple("RegisterOutputs", [("version", str), ("metrics", dict)]):  # type: ignore[valid-type]
@@ -457,11 +474,13 @@ def register_model(
     import mlflow.sklearn
     import pandas as pd
     import skops.io
+    from mlflow.data.pandas_dataset import from_pandas
     from mlflow.models import infer_signature
     from mlflow.tracking import MlflowClient
 
     from mlops_operator import contract
     from mlops_operator.baselines import log_baseline
+    from mlops_operator.datasets import dataset_source
     from mlops_operator.profiles import compute_profile
 
     rtj_tag, metric = contract.TAG_RETRAINJOB, contract.TAG_METRIC_PREFIX
@@ -500,6 +519,9 @@ def register_model(
     }
     if data_transform:
         lineage[contract.TAG_DATA_TRANSFORM] = data_transform
+    if data_repo:
+        lineage[contract.TAG_DATA_REPO] = data_repo
+        lineage[contract.TAG_DATA_REV] = data_rev
     version_tags = {**lineage, **{f"{metric}{k}": repr(float(v)) for k, v in metrics.items()}}
 
     mlflow.set_experiment(experiment or model_name)
@@ -509,6 +531,11 @@ def register_model(
         plain = (int, float, str, bool, type(None))
         mlflow.log_params({k: v for k, v in params.items() if isinstance(v, plain)})
         mlflow.log_metrics({k: float(v) for k, v in metrics.items()})
+        # the training table as MLflow records inputs (name, digest, source, schema)
+        table = from_pandas(
+            train, source=dataset_source(data_uri), targets=label_column, name="train"
+        )
+        mlflow.log_input(table, context="training")
         info = mlflow.sklearn.log_model(
             est,
             name="model",
@@ -609,7 +636,8 @@ def tabular_train(
         model_name: MLflow registered model that receives the new version.
         retrainjob: namespace/name/uid of the RetrainJob; at most one version per value.
         mlflow_tracking_uri: MLflow tracking and registry server.
-        data_uri: CSV/Parquet path or file:// URI, or sklearn:breast_cancer|wine|iris|diabetes.
+        data_uri: CSV/Parquet path or file:// URI, dvc://<path>?repo=<url-or-dir>&rev=<rev>,
+            or sklearn:breast_cancer|wine|iris|diabetes.
         label_column: Column to predict; every other column is a feature.
         task: classification or regression.
         model_type: linear (logistic regression / ridge), random_forest or gradient_boosting.
@@ -681,6 +709,8 @@ def tabular_train(
         data_uri=data_uri,
         data_sha256=load.outputs["sha256"],
         data_transform=load.outputs["transform"],
+        data_repo=load.outputs["repo"],
+        data_rev=load.outputs["rev"],
         pipeline_name=PIPELINE_NAME,
         code_version=code_version,
     )

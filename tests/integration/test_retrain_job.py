@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import json
 import time
 from pathlib import Path
 
 import pytest
 from kubernetes import client
 
-from mlops_operator.contract import GROUP, TAG_ROLLED_BACK, VERSION
+from mlops_operator.contract import GROUP, TAG_CHECKS, TAG_ROLLED_BACK, VERSION
 from mlops_operator.seams import AFTER_SUBMIT
 from mlops_operator.status.retrain_job import verdict
 from tests.support.cluster import eventually
@@ -74,6 +75,11 @@ def test_better_model_is_promoted_and_rolled_out(env: Env) -> None:
         "signature",
     }
     assert all(c["passed"] for c in checks.values()), checks
+    report = json.loads(
+        env.mlflow.get_model_version(model, st["result"]["version"]).tags[TAG_CHECKS]
+    )
+    # the far values are far from the training data's range (the drift baseline's)
+    assert report["robustness"]["outOfRange"]["range"] == "training", report
     assert st["result"]["promoted"] is True and st["result"]["previousVersion"] == v1
     assert st["result"]["metrics"]["accuracy"] > 0.5
     assert st["run"]["id"] and st["run"]["startedAt"] and st["run"]["completedAt"]

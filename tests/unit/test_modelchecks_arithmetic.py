@@ -20,6 +20,7 @@ from mlops_operator.modelchecks.arithmetic import (
     signature_changes,
     slice_masks,
     slices_report,
+    training_ranges,
 )
 
 pytestmark = pytest.mark.unit
@@ -170,3 +171,20 @@ def test_fairness_needs_a_binary_classifier() -> None:
 def test_signature_changes_that_break_callers(new: list[InputSpec], changes: list[str]) -> None:
     old = [InputSpec("a", "double"), InputSpec("b", "long")]
     assert signature_changes(old, new) == changes
+
+
+def test_the_training_range_and_spread_come_from_the_drift_baseline() -> None:
+    from mlops_operator.profiles import compute_profile
+
+    train = pd.DataFrame({"x": [1.0, 2.0, 3.0, 10.0], "n": [1, 2, 3, 4], "s": ["a", "b", "a", "b"]})
+    ranges, spreads = training_ranges(compute_profile(train))
+    assert ranges == {"x": (1.0, 10.0), "n": (1.0, 4.0)}
+    assert spreads["x"] == pytest.approx(float(np.std(train["x"], ddof=0)), rel=0.2)
+    assert training_ranges(None) == ({}, {})
+
+
+def test_noise_is_scaled_by_the_training_spread_when_known() -> None:
+    frame = pd.DataFrame({"x": np.zeros(2000)})  # no spread of its own: no noise without one
+    assert noised(frame, 0.5, seed=1).equals(frame)
+    moved = noised(frame, 0.5, seed=1, spreads={"x": 2.0})
+    assert float(moved["x"].std()) == pytest.approx(1.0, rel=0.1)

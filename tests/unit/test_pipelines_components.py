@@ -42,7 +42,11 @@ def load(p: ModuleType, tmp: Path, uri: str, **kw: Any) -> tuple[pd.DataFrame, s
         **kw,
     }
     out = dsl.Dataset(uri=str(tmp / f"data-{len(list(tmp.iterdir()))}.parquet"))
-    sha, transform = p.load_data.python_func(data_uri=uri, data=out, **args)
+    sha, transform, repo, rev = p.load_data.python_func(data_uri=uri, data=out, **args)
+    assert (repo, rev) == (
+        "",
+        "",
+    )  # only a dvc:// source has them (tests/integration/test_dvc_data.py)
     return pd.read_parquet(out.path), sha, transform
 
 

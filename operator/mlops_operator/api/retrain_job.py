@@ -56,7 +56,11 @@ class LatencyCheck(ApiModel):
         "ModelDeployment's spec.slo.latency.p99; a RetrainJob of its own must set it.",
     )
     batch_size: int = Field(
-        default=1, ge=1, le=10000, description="Rows per timed request (1 = single decisions)."
+        default=1,
+        ge=1,
+        le=10000,
+        description="Rows per timed request (1 = single decisions); with more, single rows "
+        "are timed too and reported beside (not judged).",
     )
 
 
@@ -66,7 +70,8 @@ class RobustnessCheck(ApiModel):
         gt=0,
         le=1,
         description="Standard deviation of the Gaussian noise added to each numeric feature, "
-        "as a share of that feature's standard deviation in the held-out rows.",
+        "as a share of that feature's standard deviation in the training data (the version's "
+        "drift baseline; the held-out rows' when it has none).",
     )
     max_changed_share: float = Field(
         default=0.05,
@@ -78,9 +83,10 @@ class RobustnessCheck(ApiModel):
     )
     out_of_range: bool = Field(
         default=True,
-        description="Send values far outside each numeric feature's range (ten ranges below "
-        "the minimum and above the maximum): the model must answer, or the runtime's input "
-        "checks refuse the request (a 4xx); a crash (5xx) fails the check.",
+        description="Send values far outside each numeric feature's training range (ten "
+        "ranges below the minimum and above the maximum, from the version's drift baseline; "
+        "the held-out rows' range when it has none): the model must answer, or the runtime's "
+        "input checks refuse the request (a 4xx); a crash (5xx) fails the check.",
     )
     missing: bool = Field(
         default=True,

@@ -57,9 +57,12 @@ def far_values(lo: float, hi: float) -> tuple[float, float]:
     return lo - FAR * span, hi + FAR * span
 
 
-def noised(frame: pd.DataFrame, scale: float, seed: int) -> pd.DataFrame:
-    """The frame with Gaussian noise of `scale` x each numeric column's std (integer columns
-    stay integers: the signature says so)."""
+def noised(
+    frame: pd.DataFrame, scale: float, seed: int, spreads: Mapping[str, float] | None = None
+) -> pd.DataFrame:
+    """The frame with Gaussian noise of `scale` x each numeric column's std: the training
+    data's (`spreads`) where known, else the frame's own (integer columns stay integers: the
+    signature says so)."""
     rng = np.random.default_rng(seed)
     out = frame.copy()
     for name in frame.columns:
@@ -67,7 +70,8 @@ def noised(frame: pd.DataFrame, scale: float, seed: int) -> pd.DataFrame:
         kind = col.dtype.kind
         if kind not in "iuf":
             continue
-        std = float(col.std()) if len(col) > 1 else 0.0
+        known = (spreads or {}).get(name)
+        std = known if known is not None else (float(col.std()) if len(col) > 1 else 0.0)
         if not std > 0:
             continue
         moved = col + rng.normal(0.0, scale * std, len(col))
@@ -208,3 +212,20 @@ def inputs_of(signature: Any) -> list[InputSpec] | None:
             kind = f"tensor {d.get('tensor-spec', {}).get('dtype')} {d.get('tensor-spec', {})}"
         out.append(InputSpec(str(name), kind, bool(d.get("required", True))))
     return out
+
+
+def training_ranges(baseline: Any) -> tuple[dict[str, tuple[float, float]], dict[str, float]]:
+    """(min, max) and std of each numeric feature of the training data, from the version's drift
+    baseline (profiles.Profile; None: none known)."""
+    from mlops_operator.profiles import NumericProfile
+
+    ranges: dict[str, tuple[float, float]] = {}
+    spreads: dict[str, float] = {}
+    for name, p in (baseline.features if baseline is not None else {}).items():
+        if not isinstance(p, NumericProfile):
+            continue
+        if p.min is not None and p.max is not None:
+            ranges[name] = (p.min, p.max)
+        if p.std is not None:
+            spreads[name] = p.std
+    return ranges, spreads

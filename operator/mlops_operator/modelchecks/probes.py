@@ -4,7 +4,7 @@ a 400 in the pods, what crashes here a 500."""
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -70,6 +70,14 @@ def _flat(predictions: Any) -> Any:
     return arr
 
 
+def time_both(scorer: Scorer, frame: pd.DataFrame, batch_size: int) -> dict[str, Any]:
+    """Requests of batch_size rows (judged), and of single rows beside them when that differs."""
+    out = time_requests(scorer, frame, batch_size)
+    if batch_size > 1 and "error" not in out:
+        out["single"] = time_requests(scorer, frame, 1)
+    return out
+
+
 def time_requests(scorer: Scorer, frame: pd.DataFrame, batch_size: int) -> dict[str, Any]:
     """Requests of batch_size held-out rows one after another: MIN..MAX_REQUESTS of them, for
     at most about MAX_SECONDS (after WARMUP untimed ones)."""
@@ -104,17 +112,25 @@ def _tally(outcomes: Sequence[Outcome]) -> dict[str, Any]:
     return out
 
 
-def out_of_range(scorer: Scorer, frame: pd.DataFrame) -> dict[str, Any]:
+def out_of_range(
+    scorer: Scorer, frame: pd.DataFrame, ranges: Mapping[str, tuple[float, float]] | None = None
+) -> dict[str, Any]:
+    """One request per numeric feature and side, with a value far outside the training range
+    (`ranges`, where known; else the held-out rows' range)."""
     row = frame.iloc[[0]]
     tried = []
     numeric = [c for c in scorer.features if frame[c].dtype.kind in "iuf"][:MAX_COLUMNS]
+    known = ranges or {}
     for name in numeric:
         col = frame[name]
-        for value in far_values(float(col.min()), float(col.max())):
+        lo, hi = known.get(name) or (float(col.min()), float(col.max()))
+        for value in far_values(lo, hi):
             probe = row.copy()
             probe[name] = round(value) if col.dtype.kind in "iu" else value
             tried.append(scorer.request(probe))
-    return _tally(tried)
+    out = _tally(tried)
+    out["range"] = "training" if all(n in known for n in numeric) else "held-out"
+    return out
 
 
 def missing_values(scorer: Scorer, frame: pd.DataFrame) -> dict[str, Any]:

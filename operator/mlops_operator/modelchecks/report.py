@@ -20,8 +20,9 @@ from mlops_operator.modelchecks.arithmetic import (
     noised,
     signature_changes,
     slices_report,
+    training_ranges,
 )
-from mlops_operator.modelchecks.probes import Scorer, missing_values, out_of_range, time_requests
+from mlops_operator.modelchecks.probes import Scorer, missing_values, out_of_range, time_both
 
 if TYPE_CHECKING:
     from mlops_operator.runtime.model import LoadedModel
@@ -78,19 +79,18 @@ def measure(
             report["overallError"] = f"{type(e).__name__}: {e}"[:1000]
     if (lat := config.get("latency")) is not None:
         print("latency:")
-        report["latency"] = _section(
-            lambda: time_requests(scorer, x, int(lat.get("batchSize") or 1))
-        )
+        report["latency"] = _section(lambda: time_both(scorer, x, int(lat.get("batchSize") or 1)))
     if (rob := config.get("robustness")) is not None:
         print("robustness:")
 
         def robustness() -> dict[str, Any]:
             scale = float(rob.get("noise", 0.05))
             out: dict[str, Any] = {"noise": scale, "rows": len(x)}
-            shaken = scorer.predict(noised(x, scale, seed))
+            ranges, spreads = training_ranges(model.baseline)
+            shaken = scorer.predict(noised(x, scale, seed, spreads))
             out["changedShare"] = round(changed_share(clean(), shaken, task), 6)
             if rob.get("outOfRange", True):
-                out["outOfRange"] = out_of_range(scorer, x)
+                out["outOfRange"] = out_of_range(scorer, x, ranges)
             if rob.get("missing", True):
                 out["missing"] = missing_values(scorer, x)
             return out
@@ -184,7 +184,8 @@ def check_version(
     client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
     uri = f"models:/{model_name}/{version}"
     try:
-        loaded = runtime_model.load(uri, drift=False)
+        # drift=True: the baseline beside the model holds the training data's ranges
+        loaded = runtime_model.load(uri, drift=True)
     except Exception as e:
         report: dict[str, Any] = {
             "schema": REPORT_SCHEMA,
