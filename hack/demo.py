@@ -455,9 +455,10 @@ def up() -> None:
         run_retrain_job("retrain-noisy", label_noise=0.6)
     with step(
         "a RetrainJob with promotion.checks: the pipeline's check step loads the candidate "
-        "through the runtime's loader and measures latency, robustness and per-slice accuracy; "
-        "the gate judges them and the floor (accuracy 0.95), which a candidate trained on partly "
-        "wrong labels misses, whatever the holder scores"
+        "through the runtime's loader and measures latency, robustness, per-slice accuracy and "
+        "the signature; the gate judges them and the floor (accuracy 0.95). A candidate trained "
+        "on partly wrong labels misses the floor, whatever the holder scores, and is far worse "
+        "on long petals than overall (slices)"
     ):
         checks = {
             "floor": 0.95,
@@ -466,7 +467,7 @@ def up() -> None:
             "slices": {
                 "columns": [{"name": "petal length (cm)", "bins": [0, 2.5, 5, 8]}],
                 "minSize": 5,
-                "maxGap": 0.5,
+                "maxGap": 0.2,
             },
             "signature": {},
         }
