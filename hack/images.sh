@@ -42,8 +42,15 @@ load() {
   if [[ -f $loaded && "$(cat "$loaded")" == "$key" ]] && "${ctr[@]}" images ls -q | grep -qx "$name"; then
     return
   fi
-  local t=$SECONDS
-  "${ctr[@]}" images import "$archive" >/dev/null
+  local t=$SECONDS tries=1 err="$cache/.import-err"
+  # containerd's garbage collector can remove a parent snapshot while an import unpacks onto
+  # it ("parent snapshot ... does not exist: not found", containerd/containerd#3787; seen once
+  # here, loading right after a rebuild): the import is idempotent, so try again
+  until "${ctr[@]}" images import "$archive" >/dev/null 2>"$err"; do
+    if (( tries >= 3 )); then cat "$err" >&2; return 1; fi
+    say "$name: import failed ($(tail -n 1 "$err" | cut -c1-160)); trying again"
+    tries=$(( tries + 1 )); sleep 2
+  done
   echo "$key" > "$loaded"
   say "$name: loaded into the node's containerd in $(( SECONDS - t ))s"
 }
