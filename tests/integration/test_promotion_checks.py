@@ -162,6 +162,7 @@ def test_checks_a_pipeline_cannot_measure_are_refused_before_any_run(env: Env) -
     s = env.rtj.cond("nocheck", "Succeeded")
     assert (s["status"], s["reason"]) == ("False", "InvalidParameters"), s
     assert "no check step" in s["message"] and "latency" in s["message"], s
+    assert "unknown parameter" not in s["message"], s  # said once, in the spec's words
     assert env.rtj.cond("nocheck", "Stalled")["status"] == "True"
     assert not env.versions(model)
 

@@ -259,11 +259,14 @@ async def _submit(
         params = catalog.coerce_parameters(declared, given)
         problems = catalog.check_values(declared, params)
         if measure is not None and gate_inputs.CHECKS_PARAMETER not in declared:
+            # said in the spec's words, in place of "checks: unknown parameter"
+            unknown = f"{gate_inputs.CHECKS_PARAMETER}: unknown parameter"
             problems = [
                 f"pipeline {spec.pipeline.name!r} has no check step (no parameter "
                 f"{gate_inputs.CHECKS_PARAMETER!r}), so spec.promotion.checks "
                 f"{', '.join(k for k in measure if k not in ('metric', 'alias'))} cannot be "
-                "measured"
+                "measured",
+                *(p for p in problems if not p.startswith(unknown)),
             ]
         if problems:
             # refused before anything runs: a typo must not cost a training run
