@@ -36,6 +36,7 @@ from typing import Any, Protocol
 
 import aiohttp
 
+from mlops_operator import metrics
 from mlops_operator.clients.kube import Credentials, session
 
 log = logging.getLogger(__name__)
@@ -135,6 +136,7 @@ class HttpLeaseStore:
         headers = {"Content-Type": "application/json"} if data is not None else {}
         async with self._http().request(method, url, data=data, headers=headers) as r:
             text = await r.text()
+            metrics.observe_api_request(method, "leases", r.status)
             if r.status == 404 and method == "GET":
                 return None
             if r.status == 409:

@@ -8,7 +8,10 @@ What feeds the metrics:
 - the work queues (workqueue.py) report every reconcile (kind, result, duration) and every
   version of an object they see; from the object's own status they derive the Ready gauge
   and the spec-change-to-Ready time, so reconcilers need not call anything;
-- `observe_api_error()` is for the Kubernetes client, one call per failed request.
+- `observe_api_request()` is for the Kubernetes clients (the operator's and the Lease's), one
+  call per request with its answer's status code, and `observe_api_error()` one per failed one;
+  `observe_event()` one per Event handed to kopf to post. The benchmarks count writes with them
+  (client-go's rest_client_requests_total is the same idea).
 """
 
 from __future__ import annotations
@@ -97,6 +100,19 @@ class OperatorMetrics:
             ["verb", "resource", "code"],
             registry=r,
         )
+        self.api_requests = Counter(
+            "mlops_operator_api_requests",
+            "Kubernetes API requests by verb, resource and HTTP status code (or `connection` / "
+            "`timeout`); kopf's own watch streams and Event posts are not among them.",
+            ["verb", "resource", "code"],
+            registry=r,
+        )
+        self.events = Counter(
+            "mlops_operator_events",
+            "Kubernetes Events handed to kopf to post, by type (Normal, Warning).",
+            ["type"],
+            registry=r,
+        )
         self.objects = Gauge(
             "mlops_operator_objects",
             "Objects the operator tracks, by kind and the status of their Ready condition.",
@@ -177,6 +193,12 @@ class OperatorMetrics:
     def observe_api_error(self, verb: str, resource: str, code: int | str) -> None:
         self.api_errors.labels(verb.upper(), resource, str(code)).inc()
 
+    def observe_api_request(self, verb: str, resource: str, code: int | str) -> None:
+        self.api_requests.labels(verb.upper(), resource, str(code)).inc()
+
+    def observe_event(self, type_: str) -> None:
+        self.events.labels(type_).inc()
+
     def set_leader(self, leading: bool) -> None:
         self.leader.set(1 if leading else 0)
 
@@ -230,6 +252,15 @@ def observe_api_error(verb: str, resource: str, code: int | str) -> None:
     request path, of which only the resource (and subresource) is kept, so that object names
     never become label values."""
     METRICS.observe_api_error(verb, resource_of(resource), code)
+
+
+def observe_api_request(verb: str, resource: str, code: int | str) -> None:
+    """One Kubernetes API request and its answer (`resource` as for observe_api_error)."""
+    METRICS.observe_api_request(verb, resource_of(resource), code)
+
+
+def observe_event(type_: str) -> None:
+    METRICS.observe_event(type_)
 
 
 def resource_of(path: str) -> str:

@@ -20,6 +20,7 @@ from typing import Any, cast
 
 import kopf
 
+from mlops_operator import metrics
 from mlops_operator.builders.model_deployment import BuildContext
 from mlops_operator.clients.kfp_backend import KfpBackend
 from mlops_operator.clients.kube import ApiError, HttpKube, Kube, load_credentials
@@ -110,6 +111,7 @@ class Wired:
 
 
 def post_event(body: dict[str, Any], type_: str, reason: str, message: str) -> None:
+    metrics.observe_event(type_)
     kopf.event(cast(kopf.Body, body), type=type_, reason=reason, message=message[:1000])
 
 

@@ -319,6 +319,12 @@ def test_the_charts_rbac_is_enough_to_reconcile(
         for resource in ("retrainjobs", "retrainjobs/status", "modeldeployments/status"):
             errors.pop(f"code=409,resource={resource},verb=PATCH", None)
         assert errors == {}, errors
+        # the client's own counters see the writes the benchmarks count: status, Lease, Events
+        requests = "mlops_operator_api_requests_total"
+        status = {"resource": "modeldeployments/status", "verb": "PATCH", "code": "200"}
+        assert value(samples, requests, **status) >= 1
+        assert value(samples, requests, resource="leases") >= 1
+        assert value(samples, "mlops_operator_events_total") >= 1  # NoHolder among them
         lease = client.CoordinationV1Api(kube).read_namespaced_lease(
             release.name, release.namespace
         )

@@ -172,6 +172,23 @@ def test_api_errors_and_leadership() -> None:
     assert sample(m, "mlops_operator_leader") == 0
 
 
+def test_api_requests_and_events_are_counted_apart_from_errors() -> None:
+    m = fresh()
+    m.observe_api_request("patch", "modeldeployments/status", 200)
+    m.observe_api_request("patch", "modeldeployments/status", 200)
+    m.observe_api_request("PUT", "leases", 409)
+    m.observe_event("Normal")
+    requests = "mlops_operator_api_requests_total"
+    status = {"verb": "PATCH", "resource": "modeldeployments/status", "code": "200"}
+    assert sample(m, requests, **status) == 2
+    assert sample(m, requests, verb="PUT", resource="leases", code="409") == 1
+    assert sample(m, "mlops_operator_events_total", type="Normal") == 1
+    assert sample(m, "mlops_operator_events_total", type="Warning") == 0
+    # a request is not an error: the error counter moves only when observe_api_error is called
+    lease = {"verb": "PUT", "resource": "leases", "code": "409"}
+    assert sample(m, "mlops_operator_api_errors_total", **lease) == 0
+
+
 def test_served_over_http() -> None:
     m = fresh()
     m.reconciled(KIND, 0.2, "success")
@@ -195,6 +212,8 @@ def test_served_over_http() -> None:
         "mlops_operator_reconcile",
         "mlops_operator_reconcile_duration_seconds",
         "mlops_operator_api_errors",
+        "mlops_operator_api_requests",
+        "mlops_operator_events",
         "mlops_operator_objects",
         "mlops_operator_spec_to_ready_seconds",
         "mlops_operator_leader",

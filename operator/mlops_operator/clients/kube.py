@@ -243,11 +243,14 @@ class HttpKube:
                 text = await r.text()
                 status, reason = r.status, r.reason
         except TimeoutError:
+            metrics.observe_api_request(method, path, "timeout")
             metrics.observe_api_error(method, path, "timeout")
             raise
         except aiohttp.ClientError:
+            metrics.observe_api_request(method, path, "connection")
             metrics.observe_api_error(method, path, "connection")
             raise
+        metrics.observe_api_request(method, path, status)
         if status == 404 and ok_missing:
             return None
         if status >= 400:
