@@ -75,12 +75,16 @@ class Memo:
             # a plain deep copy: kopf's Body is a live view that the next event mutates
             self.md_queue.update(copy.deepcopy(dict(body)))
 
-    def child_event(self, plural: str, namespace: str | None, labels: kopf.Labels) -> None:
-        """An edited or deleted child wakes its owner at once (the resync is the backstop)."""
-        owner = labels.get(LABEL_MODEL_DEPLOYMENT)
+    def child_event(
+        self, plural: str, namespace: str | None, type_: str | None, body: kopf.Body
+    ) -> None:
+        """Any change of a child wakes its owner at once (its status may follow from it; the
+        resync is the backstop); its children are written again only when someone else
+        changed one (children.AppliedCache.child_seen), not on every status update."""
+        owner = (body.metadata.labels or {}).get(LABEL_MODEL_DEPLOYMENT)
         if owner and namespace:
             if plural != "pods":  # pods are the Deployment's, not written by us
-                self.md_applied.dirty.add((namespace, owner))
+                self.md_applied.child_seen(namespace, owner, type_, dict(body))
             self.md_queue.poke(namespace, owner)
 
     def retrain_job_event(self, type_: str | None, body: kopf.Body) -> None:

@@ -33,9 +33,14 @@ async def on_model_deployment(type: str | None, body: kopf.Body, memo: Memo, **_
 
 
 async def on_child(
-    labels: kopf.Labels, namespace: str | None, resource: kopf.Resource, memo: Memo, **_: Any
+    type: str | None,
+    body: kopf.Body,
+    namespace: str | None,
+    resource: kopf.Resource,
+    memo: Memo,
+    **_: Any,
 ) -> None:
-    memo.child_event(resource.plural, namespace, labels)
+    memo.child_event(resource.plural, namespace, type, body)
 
 
 for _child in CHILDREN:

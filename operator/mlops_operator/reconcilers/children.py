@@ -27,6 +27,48 @@ from mlops_operator.contract import (
 from mlops_operator.reconcilers import rollout
 
 
+@dataclass(frozen=True)
+class Written:
+    """A child as this process's last apply left it: enough to tell, from a watch event of
+    it, whether someone else changed it since (status written by its controller is not)."""
+
+    resource_version: str
+    generation: int | None  # None for kinds whose spec changes do not bump it
+    labels: tuple[tuple[str, str], ...]
+    annotations: tuple[tuple[str, str], ...]
+
+    @classmethod
+    def of(cls, obj: dict[str, Any]) -> Written:
+        m = obj.get("metadata") or {}
+        gen = m.get("generation")
+        return cls(
+            str(m.get("resourceVersion") or ""),
+            int(gen) if gen else None,
+            tuple(sorted((m.get("labels") or {}).items())),
+            tuple(sorted((m.get("annotations") or {}).items())),
+        )
+
+    def changed_in(self, event_type: str | None, obj: dict[str, Any]) -> bool:
+        """True when `obj` (a watch event of this child) is not what was written: deleted, its
+        spec changed (a new generation; any change for kinds without one), or a label or
+        annotation this operator sets edited away. Its controller's status writes and keys
+        others add are not changes to correct."""
+        if event_type == "DELETED":
+            return True
+        m = obj.get("metadata") or {}
+        if str(m.get("resourceVersion") or "") == self.resource_version:
+            return False  # this process's own write coming back
+        gen = m.get("generation")
+        if self.generation is None or gen is None:
+            return True
+        if int(gen) != self.generation:
+            return True
+        labels, annotations = m.get("labels") or {}, m.get("annotations") or {}
+        return any(labels.get(k) != v for k, v in self.labels) or any(
+            annotations.get(k) != v for k, v in self.annotations
+        )
+
+
 @dataclass
 class AppliedCache:
     """What this process last applied per object, and which objects' children changed since
@@ -37,11 +79,35 @@ class AppliedCache:
     # children the API server refused: (fingerprint, reason, message). The same children are
     # not sent again (the answer would be the same); a new generation or version is.
     refused: dict[tuple[str, str], tuple[str, str, str]] = field(default_factory=dict)
+    # per object, its children as last written: (kind, name) -> Written
+    written: dict[tuple[str, str], dict[tuple[str, str], Written]] = field(default_factory=dict)
 
     def forget(self, namespace: str, name: str) -> None:
         self.last.pop((namespace, name), None)
         self.dirty.discard((namespace, name))
         self.refused.pop((namespace, name), None)
+        self.written.pop((namespace, name), None)
+
+    def record(self, namespace: str, owner: str, applied: list[dict[str, Any]]) -> None:
+        mine = self.written.setdefault((namespace, owner), {})
+        for obj in applied:
+            mine[(str(obj.get("kind")), obj["metadata"]["name"])] = Written.of(obj)
+
+    def removed(self, namespace: str, owner: str, kind: str, name: str) -> None:
+        self.written.get((namespace, owner), {}).pop((kind, name), None)
+
+    def child_seen(
+        self, namespace: str, owner: str, event_type: str | None, obj: dict[str, Any]
+    ) -> None:
+        """A watch event of a child: its owner's children are applied again on the next pass
+        only when someone else changed this one. A child this process has no record of (one
+        it removed, or wrote in an earlier life, when everything is applied once anyway) is
+        not a change to correct."""
+        w = self.written.get((namespace, owner), {}).get(
+            (str(obj.get("kind")), (obj.get("metadata") or {}).get("name", ""))
+        )
+        if w is not None and w.changed_in(event_type, obj):
+            self.dirty.add((namespace, owner))
 
 
 class ChildRefused(Exception):
@@ -105,7 +171,7 @@ async def apply_children(
     if not dirty and existing_dep and cache.last.get(key) == fingerprint:
         return False
     try:
-        await _write_children(kube, owner, spec, existing_dep, children, ro)
+        await _write_children(kube, owner, spec, existing_dep, children, ro, cache)
     except ApiError as e:
         if not (e.invalid or e.forbidden):
             raise
@@ -125,6 +191,7 @@ async def _write_children(
     existing_dep: dict[str, Any] | None,
     children: b.Children,
     ro: rollout.Plan,
+    cache: AppliedCache,
 ) -> None:
     if spec.autoscaling and existing_dep and owns_replicas(existing_dep):
         # Server-side apply drops a field its manager stops sending (replicas would fall
@@ -140,7 +207,7 @@ async def _write_children(
             manager=HANDOVER_MANAGER,
         )
     # independent objects: one round trip for all of them, not one after another
-    applied = await asyncio.gather(*(kube.apply(obj) for obj in children.apply))
+    applied = list(await asyncio.gather(*(kube.apply(obj) for obj in children.apply)))
     if ro.shadow is not None and ro.shadow.mirror:
         # the stable pods learn where to copy: the shadow Service's address, known once applied
         name = sh.shadow_name(owner.name)
@@ -149,8 +216,10 @@ async def _write_children(
         )
         ip = (svc.get("spec") or {}).get("clusterIP") or ""
         config = sh.shadow_config(owner, ip, serving_port(spec), ro.shadow)
-        await kube.apply(config)
+        applied.append(await kube.apply(config))
+    cache.record(owner.namespace, owner.name, applied)
     for api_version, kind, name in children.absent:
+        cache.removed(owner.namespace, owner.name, kind, name)
         cur = await kube.get(api_version, kind, owner.namespace, name)
         if cur and is_ours(cur, owner):
             await kube.delete(api_version, kind, owner.namespace, name, uid=cur["metadata"]["uid"])
