@@ -107,11 +107,13 @@ def _key(body: kopf.Body) -> tuple[str, str]:
 class Wired:
     memo: Memo
     kube: HttpKube
+    registry: MlflowRegistry
 
     async def close(self) -> None:
         await self.memo.md_queue.stop()
         await self.memo.rtj_queue.stop()
         await self.kube.close()
+        await self.registry.close()
 
 
 def post_event(body: dict[str, Any], type_: str, reason: str, message: str) -> None:
@@ -274,4 +276,4 @@ def build(cfg: Settings, seams: Seams, observer: QueueObserver | None) -> Wired:
         return None
 
     rtj_queue = WorkQueue("RetrainJob", reconcile_rtj, cfg.resync_seconds, observer=observer)
-    return Wired(Memo(md_queue, rtj_queue, applied), http_kube)
+    return Wired(Memo(md_queue, rtj_queue, applied), http_kube, registry)

@@ -1,17 +1,27 @@
-"""The MLflow model registry, as the operator needs it.
+"""The MLflow model registry, as the operator needs it: MLflow's REST API (2.0) over aiohttp.
 
-MLflow's client blocks, so every call runs in a worker thread; nothing outside this module
-knows. Errors come out as RegistryError with the condition reason the status uses.
+Not MLflow's Python client: importing it costs the operator about 120 MB of memory, and its
+calls block, so each needed a worker thread. The calls used here are few and stable
+(registered-models/alias, model-versions/get, get-download-uri, search, set-tag, runs/get).
+MLflow's own client variables are honoured: MLFLOW_TRACKING_TOKEN (a bearer token),
+MLFLOW_TRACKING_USERNAME / _PASSWORD (basic auth), MLFLOW_TRACKING_INSECURE_TLS,
+MLFLOW_TRACKING_SERVER_CERT_PATH (a CA bundle) and MLFLOW_HTTP_REQUEST_TIMEOUT (seconds, 10
+unless set). There are no retries here: the operator has its own backoff and reports an outage
+in status. Errors come out as RegistryError with the condition reason the status uses.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
+import ssl
 import time
 from dataclasses import dataclass
 from typing import Any, Protocol
+
+import aiohttp
 
 from mlops_operator.contract import TAG_METRIC_PREFIX, Reason, ResolvedModel
 
@@ -47,24 +57,142 @@ class Registry(Protocol):
 
 
 CACHE_SECONDS = 1.0
+API = "/api/2.0/mlflow"
+# what MLflow answers for a name, version or alias it does not have
+MISSING = ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE", "NOT_FOUND")
 
 
-def _configure_http_retries() -> None:
-    # MLflow retries each request up to 7 times with exponential backoff (minutes in all)
-    # by default. The operator has its own backoff and must report an outage promptly.
-    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
-    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
+class _Unavailable(Exception):
+    """MLflow did not answer, or answered with a server error."""
+
+
+class _Refused(Exception):
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def _tags(mv: dict[str, Any]) -> dict[str, str]:
+    return {str(t["key"]): str(t.get("value", "")) for t in mv.get("tags") or []}
 
 
 class MlflowRegistry:
-    def __init__(self, tracking_uri: str) -> None:
-        _configure_http_retries()
-        from mlflow.tracking import MlflowClient
-
-        self.tracking_uri = tracking_uri
+    def __init__(self, tracking_uri: str, env: dict[str, str] | None = None) -> None:
+        self.tracking_uri = tracking_uri.rstrip("/")
+        self._env = dict(os.environ) if env is None else env
         self._cache: dict[tuple[str, str | None, str | None], tuple[float, ResolvedModel]] = {}
         self._inflight: dict[tuple[str, str | None, str | None], asyncio.Future[ResolvedModel]] = {}
-        self._client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+        self._session: aiohttp.ClientSession | None = None
+
+    def _http(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            env = self._env
+            headers: dict[str, str] = {}
+            auth = None
+            if env.get("MLFLOW_TRACKING_TOKEN"):
+                headers["Authorization"] = f"Bearer {env['MLFLOW_TRACKING_TOKEN']}"
+            elif env.get("MLFLOW_TRACKING_USERNAME"):
+                auth = aiohttp.BasicAuth(
+                    env["MLFLOW_TRACKING_USERNAME"], env.get("MLFLOW_TRACKING_PASSWORD", "")
+                )
+            tls: ssl.SSLContext | bool = True
+            if env.get("MLFLOW_TRACKING_INSECURE_TLS", "").lower() in ("1", "true"):
+                tls = False
+            elif env.get("MLFLOW_TRACKING_SERVER_CERT_PATH"):
+                tls = ssl.create_default_context(cafile=env["MLFLOW_TRACKING_SERVER_CERT_PATH"])
+            timeout = float(env.get("MLFLOW_HTTP_REQUEST_TIMEOUT") or 10)
+            self._session = aiohttp.ClientSession(
+                headers=headers,
+                auth=auth,
+                timeout=aiohttp.ClientTimeout(total=timeout),
+                connector=aiohttp.TCPConnector(limit=20, ssl=tls),
+            )
+        return self._session
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+
+    async def _rest(
+        self, method: str, endpoint: str, params: dict[str, str] | None = None, body: Any = None
+    ) -> dict[str, Any]:
+        url = f"{self.tracking_uri}{API}/{endpoint}"
+        try:
+            async with self._http().request(method, url, params=params, json=body) as r:
+                text = await r.text()
+                status = r.status
+        except (aiohttp.ClientError, TimeoutError, OSError) as e:
+            raise _Unavailable(f"MLflow at {self.tracking_uri} unreachable: {_short(e)}") from e
+        try:
+            out = json.loads(text) if text else {}
+        except ValueError:
+            out = None
+        if status >= 500 or not isinstance(out, dict):
+            raise _Unavailable(f"MLflow at {self.tracking_uri}: {status} {_short_text(text)}")
+        if status >= 400:
+            raise _Refused(str(out.get("error_code", "")), str(out.get("message", text)))
+        return out
+
+    async def _call(
+        self,
+        method: str,
+        endpoint: str,
+        name: str,
+        params: dict[str, str] | None = None,
+        body: Any = None,
+        alias: str | None = None,
+        version: str | None = None,
+    ) -> dict[str, Any]:
+        try:
+            return await self._rest(method, endpoint, params, body)
+        except _Unavailable as e:
+            raise RegistryError(Reason.REGISTRY_UNAVAILABLE, str(e)) from None
+        except _Refused as e:
+            if e.code in MISSING:
+                raise await self._missing(name, alias, version) from None
+            raise RegistryError(
+                Reason.REGISTRY_UNAVAILABLE, f"MLflow at {self.tracking_uri}: {_short(e)}"
+            ) from None
+
+    async def _missing(self, name: str, alias: str | None, version: str | None) -> RegistryError:
+        """Which of the model, its alias or its version MLflow does not have."""
+        try:
+            await self._rest("GET", "registered-models/get", {"name": name})
+        except _Unavailable as e:
+            return RegistryError(Reason.REGISTRY_UNAVAILABLE, str(e))
+        except _Refused as e:
+            if e.code in ("RESOURCE_DOES_NOT_EXIST", "NOT_FOUND"):
+                return RegistryError(
+                    Reason.MODEL_NOT_FOUND, f"registered model {name!r} does not exist in MLflow"
+                )
+            return RegistryError(Reason.REGISTRY_UNAVAILABLE, f"MLflow: {_short(e)}")
+        if alias:
+            return RegistryError(
+                Reason.ALIAS_NOT_SET, f"registered model {name!r} has no alias {alias!r}"
+            )
+        return RegistryError(
+            Reason.VERSION_NOT_FOUND, f"registered model {name!r} has no version {version}"
+        )
+
+    async def _version(self, name: str, alias: str | None, version: str | None) -> dict[str, Any]:
+        if alias:
+            out = await self._call(
+                "GET", "registered-models/alias", name, {"name": name, "alias": alias}, alias=alias
+            )
+        else:
+            out = await self._call(
+                "GET",
+                "model-versions/get",
+                name,
+                {"name": name, "version": str(version)},
+                version=version,
+            )
+        mv = out.get("model_version")
+        if not isinstance(mv, dict) or "version" not in mv:
+            raise RegistryError(
+                Reason.REGISTRY_UNAVAILABLE, f"MLflow at {self.tracking_uri}: no model_version"
+            )
+        return mv
 
     async def resolve(self, name: str, alias: str | None, version: str | None) -> ResolvedModel:
         # Many ModelDeployments may follow the same alias and resync together: one lookup
@@ -77,7 +205,7 @@ class MlflowRegistry:
         # single flight: callers arriving while a lookup is under way share its answer
         pending = self._inflight.get(key)
         if pending is None:
-            pending = asyncio.ensure_future(asyncio.to_thread(self._resolve, name, alias, version))
+            pending = asyncio.ensure_future(self._resolve(name, alias, version))
             self._inflight[key] = pending
             pending.add_done_callback(lambda _: self._inflight.pop(key, None))
         resolved = await asyncio.shield(pending)
@@ -86,138 +214,86 @@ class MlflowRegistry:
             self._cache.clear()
         return resolved
 
-    def _resolve(self, name: str, alias: str | None, version: str | None) -> ResolvedModel:
-        c = self._client
-        if alias:
-            mv = self._call(lambda: c.get_model_version_by_alias(name, alias), name, alias=alias)
-        else:
-            mv = self._call(lambda: c.get_model_version(name, str(version)), name, version=version)
-        source = self._call(
-            lambda: c.get_model_version_download_uri(name, mv.version), name, version=mv.version
+    async def _resolve(self, name: str, alias: str | None, version: str | None) -> ResolvedModel:
+        mv = await self._version(name, alias, version)
+        v = str(mv["version"])
+        out = await self._call(
+            "GET",
+            "model-versions/get-download-uri",
+            name,
+            {"name": name, "version": v},
+            version=v,
         )
         return ResolvedModel(
             name=name,
-            version=str(mv.version),
+            version=v,
             alias=alias,
-            source=str(source),
-            run_id=mv.run_id or None,
+            source=str(out.get("artifact_uri", "")),
+            run_id=mv.get("run_id") or None,
         )
 
     async def find_version_by_tag(self, name: str, key: str, value: str) -> VersionInfo | None:
-        return await asyncio.to_thread(self._find_by_tag, name, key, value)
-
-    def _find_by_tag(self, name: str, key: str, value: str) -> VersionInfo | None:
-        c = self._client
         flt = f"name = '{_quote(name)}' and tags.`{key}` = '{_quote(value)}'"
-        found = self._call(lambda: c.search_model_versions(flt), name)
+        found: list[dict[str, Any]] = []
+        token = ""
+        while True:
+            params = {"filter": flt, "max_results": "1000"}
+            if token:
+                params["page_token"] = token
+            out = await self._call("GET", "model-versions/search", name, params)
+            found += out.get("model_versions") or []
+            token = str(out.get("next_page_token") or "")
+            if not token:
+                break
         if not found:
             return None
         # the tag is unique per RetrainJob uid; should two ever exist, the oldest wins
-        return self._info(min(found, key=lambda v: int(v.version)))
+        return await self._info(min(found, key=lambda v: int(v["version"])))
 
     async def version_info(self, name: str, version: str) -> VersionInfo:
-        def get() -> VersionInfo:
-            mv = self._call(
-                lambda: self._client.get_model_version(name, version), name, version=version
-            )
-            return self._info(mv)
+        return await self._info(await self._version(name, None, version))
 
-        return await asyncio.to_thread(get)
-
-    def _info(self, mv: Any) -> VersionInfo:
-        tags = {str(k): str(v) for k, v in (mv.tags or {}).items()}
+    async def _info(self, mv: dict[str, Any]) -> VersionInfo:
+        tags = _tags(mv)
         metrics: dict[str, float] = {}
-        if mv.run_id:
-            try:
-                run = self._client.get_run(mv.run_id)
-                metrics.update({k: float(v) for k, v in run.data.metrics.items()})
-            except Exception:  # the version's tags below are the fallback
-                pass
+        if mv.get("run_id"):
+            # the run's metrics; the version's tags below are the fallback
+            with contextlib.suppress(_Unavailable, _Refused):
+                run = await self._rest("GET", "runs/get", {"run_id": str(mv["run_id"])})
+                for m in ((run.get("run") or {}).get("data") or {}).get("metrics") or []:
+                    with contextlib.suppress(KeyError, TypeError, ValueError):
+                        metrics[str(m["key"])] = float(m["value"])
         # the pipeline also writes its metrics as version tags metric.<name>
         for k, v in tags.items():
             if k.startswith(TAG_METRIC_PREFIX):
                 with contextlib.suppress(ValueError):
                     metrics.setdefault(k.removeprefix(TAG_METRIC_PREFIX), float(v))
-        return VersionInfo(version=str(mv.version), metrics=metrics, tags=tags)
+        return VersionInfo(version=str(mv["version"]), metrics=metrics, tags=tags)
 
     async def alias_holder(self, name: str, alias: str) -> str | None:
-        def get() -> str | None:
-            try:
-                mv = self._call(
-                    lambda: self._client.get_model_version_by_alias(name, alias), name, alias=alias
-                )
-            except RegistryError as e:
-                if e.reason in (Reason.ALIAS_NOT_SET, Reason.MODEL_NOT_FOUND):
-                    return None
-                raise
-            return str(mv.version)
-
-        return await asyncio.to_thread(get)
+        try:
+            mv = await self._version(name, alias, None)
+        except RegistryError as e:
+            if e.reason in (Reason.ALIAS_NOT_SET, Reason.MODEL_NOT_FOUND):
+                return None
+            raise
+        return str(mv["version"])
 
     async def set_alias(self, name: str, alias: str, version: str) -> None:
-        def put() -> None:
-            self._call(
-                lambda: self._client.set_registered_model_alias(name, alias, version),
-                name,
-                version=version,
-            )
-
-        await asyncio.to_thread(put)
+        body = {"name": name, "alias": alias, "version": version}
+        await self._call("POST", "registered-models/alias", name, body=body, version=version)
 
     async def set_version_tag(self, name: str, version: str, key: str, value: str) -> None:
-        def put() -> None:
-            self._call(
-                lambda: self._client.set_model_version_tag(name, version, key, value),
-                name,
-                version=version,
-            )
-
-        await asyncio.to_thread(put)
-
-    def _call(
-        self, fn: Any, name: str, alias: str | None = None, version: str | None = None
-    ) -> Any:
-        from mlflow.exceptions import MlflowException
-
-        try:
-            return fn()
-        except MlflowException as e:
-            code = str(getattr(e, "error_code", ""))
-            if code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE", "NOT_FOUND"):
-                raise self._missing(name, alias, version) from e
-            raise RegistryError(
-                Reason.REGISTRY_UNAVAILABLE, f"MLflow at {self.tracking_uri}: {_short(e)}"
-            ) from e
-        except Exception as e:  # connection refused, timeouts, DNS: all "unavailable"
-            raise RegistryError(
-                Reason.REGISTRY_UNAVAILABLE,
-                f"MLflow at {self.tracking_uri} unreachable: {_short(e)}",
-            ) from e
-
-    def _missing(self, name: str, alias: str | None, version: str | None) -> RegistryError:
-        from mlflow.exceptions import MlflowException
-
-        try:
-            self._client.get_registered_model(name)
-        except MlflowException as e:
-            if str(getattr(e, "error_code", "")) in ("RESOURCE_DOES_NOT_EXIST", "NOT_FOUND"):
-                return RegistryError(
-                    Reason.MODEL_NOT_FOUND, f"registered model {name!r} does not exist in MLflow"
-                )
-            return RegistryError(Reason.REGISTRY_UNAVAILABLE, f"MLflow: {_short(e)}")
-        except Exception as e:
-            return RegistryError(Reason.REGISTRY_UNAVAILABLE, f"MLflow unreachable: {_short(e)}")
-        if alias:
-            return RegistryError(
-                Reason.ALIAS_NOT_SET, f"registered model {name!r} has no alias {alias!r}"
-            )
-        return RegistryError(
-            Reason.VERSION_NOT_FOUND, f"registered model {name!r} has no version {version}"
-        )
+        body = {"name": name, "version": version, "key": key, "value": value}
+        await self._call("POST", "model-versions/set-tag", name, body=body, version=version)
 
 
 def _quote(s: str) -> str:
     return s.replace("\\", "\\\\").replace("'", "\\'")
+
+
+def _short_text(text: str) -> str:
+    return (text.strip().splitlines() or [""])[0][:300]
 
 
 def _short(e: BaseException) -> str:
