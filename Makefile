@@ -32,7 +32,7 @@ test: setup ## everything CI runs: lint, unit, images, integration (with the rea
 	@$(PHASE) lint $(MAKE) --no-print-directory lint
 	@$(PHASE) unit $(PYTEST) -m unit -q
 	@$(PHASE) images hack/setup.sh images
-	@$(PHASE) integration $(PYTEST) -m integration -q
+	@$(PHASE) integration $(PYTEST) -m integration -q --durations=30
 
 test-chaos: setup ## the fault-injection suite at full size: 1,000 generated objects from a fresh seed (printed), 60 objects rolled under 9 kills, 6 jobs, the RetrainJob crash points on tabular-train
 	@MLOPS_CHAOS_OBJECTS=$${MLOPS_CHAOS_OBJECTS:-1000} MLOPS_CHAOS_SEED=$${MLOPS_CHAOS_SEED:-$$(date +%s)} \
@@ -85,8 +85,8 @@ pipelines: setup-python ## compile pipelines/*/pipeline.py into operator/mlops_o
 
 bench: bench-runtime bench-shadow bench-reconcile bench-canary ## all benchmarks
 
-bench-runtime: setup ## our runtime vs `mlflow models serve`
-	@$(PY) bench/bench_runtime.py
+bench-runtime: setup ## our runtime vs `mlflow models serve`; figures also in bench/results/runtime.json
+	@$(PY) bench/bench_runtime.py --json bench/results/runtime.json
 
 bench-shadow: setup ## what copying requests to a shadow candidate costs the stable pods' callers
 	@$(PY) bench/bench_shadow.py
@@ -97,8 +97,13 @@ bench-clients: setup ## the operator's Kubernetes client vs lightkube, kr8s, kub
 	  [ -n "$$KUBECONFIG" ] || { $(PY) hack/localcluster.py up >/dev/null && export KUBECONFIG=$(CURDIR)/.cluster/kubeconfig; }; \
 	  MLOPS_BENCH_CLIENT_LIBS=$$libs $(PY) bench/bench_kube_clients.py
 
-bench-reconcile: setup ## apply -> Deployment and alias move -> roll-forward, 1/100/500 objects
-	@$(PY) bench/bench_reconcile.py
+bench-reconcile: setup ## 100 and 1,000 ModelDeployments beside as many Deployments (kube-controller-manager); figures also in bench/results/reconcile.json
+	@$(PY) bench/bench_reconcile.py --json bench/results/reconcile.json $(BENCH_RECONCILE_ARGS)
+
+bench-profile: setup ## bench-reconcile at 1,000 objects with py-spy on the operator: where its time goes
+	@spy=$${MLOPS_CACHE_DIR:-$$HOME/.cache/mlops-operator}/py-spy; \
+	  [ -f $$spy/.done-0.4.3 ] || { $(PY) -m pip install -q --target $$spy py-spy==0.4.3 && touch $$spy/.done-0.4.3; }; \
+	  MLOPS_PY_SPY=$$spy/bin/py-spy $(PY) bench/bench_reconcile.py --sizes 1000 --idle 30 --profile bench/results/profile $(BENCH_RECONCILE_ARGS)
 
 bench-canary: setup ## real pods: alias move -> canary promoted / rolled back, vs a rolling update
 	@$(PY) bench/bench_canary.py

@@ -1,36 +1,75 @@
 #!/usr/bin/env python3
-"""Operator latency on the local cluster: apply -> Deployment exists, and alias move ->
-roll-forward (the Deployment pinned to the new version), for 1, 100 and 500 ModelDeployments.
+"""The operator beside kube-controller-manager on the local cluster, N objects at a time.
 
-Both are the operator's latency, not kwok's: the clock stops when the Deployment (or its new
-pod template) is written, not when pods are Ready. Alias moves are not events MLflow can push,
-so their latency is bounded by the resync period (MLOPS_RESYNC_SECONDS, set here to 5 s).
+For each size N, two halves back to back on one cluster, each created by the same pool of
+concurrent clients (--pool, 8) on a node pool made for the benchmark (kwok nodes whose pod
+capacity fits N, tainted so that only the benchmark's pods land there):
 
-    python bench/bench_reconcile.py [--sizes 1,100,500]
+- the baseline: N Deployments applied directly, in a namespace the operator does not watch;
+  kube-controller-manager creates their ReplicaSets;
+- the operator: N ModelDeployments; the operator creates their Deployments.
+
+The first half's namespace is deleted (and gone) before the second starts. Latencies are taken
+from watch events as this process receives them: object ADDED -> child ADDED (ReplicaSet,
+Deployment), and object ADDED -> Ready (the Deployment Available; the ModelDeployment
+Ready=True for its generation). Then, for the operator half:
+
+- writes per converged ModelDeployment, from the operator's own counters
+  (mlops_operator_api_requests_total, mlops_operator_events_total): child creates (server-side
+  apply answered 201) and updates (200), writes to the ModelDeployment itself (status), Events;
+- writes during --idle seconds with nothing changing, Lease renewals apart;
+- the operator's RSS and CPU seconds per resync period over that idle window;
+- alias move -> every Deployment pinned to the new version (bounded by the resync period
+  until the registry can push).
+
+CPU seconds of every local control-plane process (and of kubelet/kube-proxy when the real node
+runs) are printed per half, so the two cores' sharing is visible. Prints a table with the
+baseline beside each figure and the ratios; --json FILE writes every figure.
+
+    python bench/bench_reconcile.py [--sizes 100,1000] [--pool 8] [--idle 300] [--json F]
 """
 
 from __future__ import annotations
 
 import argparse
+import collections
+import concurrent.futures as cf
+import contextlib
+import datetime as dt
+import json
+import math
+import os
 import statistics
+import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from kubernetes import client, config  # noqa: E402
+from kubernetes import client, config, watch  # noqa: E402
+from kubernetes.client.rest import ApiException  # noqa: E402
 
-from tests.support.cluster import ensure_cluster  # noqa: E402
+from tests.support.cluster import LOCAL_KUBECONFIG, ensure_cluster  # noqa: E402
 from tests.support.mlflow_server import start_mlflow  # noqa: E402
 from tests.support.models import register_iris, set_alias  # noqa: E402
+from tests.support.operator_metrics import Samples, free_port, scrape  # noqa: E402
 from tests.support.operator_process import start_operator  # noqa: E402
 
-RESYNC = "5"
+RESYNC = 30.0  # the operator's default (MLOPS_RESYNC_SECONDS)
+POOL_LABEL, POOL_TAINT = "mlops.dev/bench-pool", "mlops.dev/bench"
+PODS_PER_NODE = 250
+WATCHED = "bench-md-"  # the operator watches bench-md-*; the baseline lives in bench-kcm-*
+IMAGE = "mlops-operator/runtime:test"
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+WRITES = ("POST", "PUT", "PATCH", "DELETE")
 
 
 def pct(xs: list[float], p: float) -> float:
@@ -38,113 +77,625 @@ def pct(xs: list[float], p: float) -> float:
     return xs[min(len(xs) - 1, round(p / 100 * (len(xs) - 1)))]
 
 
-def watch_until(
-    fn: Any, names: set[str], start: dict[str, float], timeout: float
-) -> dict[str, float]:
-    """Poll fn() -> {name: ok?}; record the first time each name is ok."""
-    seen: dict[str, float] = {}
+def dist(xs: list[float]) -> dict[str, float | int | None]:
+    if not xs:
+        return {"n": 0, "p50": None, "p95": None, "max": None}
+    return {"n": len(xs), "p50": statistics.median(xs), "p95": pct(xs, 95), "max": max(xs)}
+
+
+# ---------------------------------------------------------------- watching
+
+
+@dataclass
+class Seen:
+    """Arrival times (monotonic) of watch events, per object name."""
+
+    added: dict[str, float] = field(default_factory=dict)
+    ready: dict[str, float] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def add(self, name: str, now: float) -> None:
+        with self.lock:
+            self.added.setdefault(name, now)
+
+    def mark_ready(self, name: str, now: float) -> None:
+        with self.lock:
+            self.ready.setdefault(name, now)
+
+
+class Watcher(threading.Thread):
+    """One watch stream over a namespaced list call, from the resourceVersion of a list
+    taken before anything is created; `handle(obj, now)` runs for every event."""
+
+    def __init__(self, list_fn: Callable[..., Any], ns: str, handle: Callable[..., None]):
+        super().__init__(daemon=True)
+        self.list_fn, self.ns, self.handle = list_fn, ns, handle
+        self.stop = threading.Event()
+        self.rv = list_fn(ns, _preload_content=False)
+        self.rv = json.loads(self.rv.data)["metadata"]["resourceVersion"]
+        self.start()
+
+    def run(self) -> None:
+        while not self.stop.is_set():
+            w = watch.Watch()
+            try:
+                for ev in w.stream(
+                    self.list_fn, self.ns, resource_version=self.rv, timeout_seconds=30,
+                    allow_watch_bookmarks=True, _request_timeout=60,
+                ):  # fmt: skip
+                    now = time.monotonic()
+                    obj = ev["raw_object"]
+                    self.rv = obj["metadata"]["resourceVersion"]
+                    if ev["type"] in ("ADDED", "MODIFIED"):
+                        self.handle(obj, now)
+                    if self.stop.is_set():
+                        break
+            except ApiException as e:
+                if e.status != 410:
+                    raise
+                self.rv = json.loads(self.list_fn(self.ns, _preload_content=False).data)[
+                    "metadata"
+                ]["resourceVersion"]
+            finally:
+                w.stop()
+
+
+def deployment_available(d: dict[str, Any]) -> bool:
+    st, want = d.get("status") or {}, (d.get("spec") or {}).get("replicas", 1)
+    same = st.get("observedGeneration") == d["metadata"].get("generation")
+    return bool(same and int(st.get("availableReplicas") or 0) >= int(want))
+
+
+def md_ready(o: dict[str, Any]) -> bool:
+    st = o.get("status") or {}
+    if st.get("observedGeneration") != o["metadata"].get("generation"):
+        return False
+    return any(
+        c.get("type") == "Ready" and c.get("status") == "True" for c in st.get("conditions") or []
+    )
+
+
+def wait_for(pred: Callable[[], bool], timeout: float, step: float = 0.5) -> bool:
     deadline = time.monotonic() + timeout
-    while len(seen) < len(names) and time.monotonic() < deadline:
-        now = time.monotonic()
-        for name, ok in fn().items():
-            if ok and name in names and name not in seen:
-                seen[name] = now - start[name]
-        time.sleep(0.1)
-    return seen
+    while time.monotonic() < deadline:
+        if pred():
+            return True
+        time.sleep(step)
+    return pred()
 
 
-def run_size(n: int, api: client.ApiClient, mlflow_uri: str) -> dict[str, Any]:
-    core, apps, custom = client.CoreV1Api(api), client.AppsV1Api(api), client.CustomObjectsApi(api)
-    ns = f"bench-{n}-{uuid.uuid4().hex[:5]}"
-    core.create_namespace({"metadata": {"name": ns}})
-    model = f"bench-{uuid.uuid4().hex[:6]}"
-    v1 = register_iris(mlflow_uri, model, alias="champion")
-    names = {f"m{i:03d}" for i in range(n)}
-    start: dict[str, float] = {}
-    for name in sorted(names):
-        start[name] = time.monotonic()
-        custom.create_namespaced_custom_object(
-            "mlops.dev",
-            "v1alpha1",
-            ns,
-            "modeldeployments",
-            {
-                "apiVersion": "mlops.dev/v1alpha1",
-                "kind": "ModelDeployment",
-                "metadata": {"name": name},
-                "spec": {"model": {"name": model, "alias": "champion"}},
+# ---------------------------------------------------------------- processes' CPU and memory
+
+
+def cpu_seconds(pid: int) -> float | None:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK  # utime + stime
+
+
+def rss_mb(pid: int) -> float | None:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        return None
+    return None
+
+
+def cluster_pids() -> dict[str, int]:
+    """The local cluster's processes, from their pid files (hack/localcluster.py) and the real
+    node's record (hack/realnode.py); none against another cluster (MLOPS_TEST_CONTEXT)."""
+    if os.environ.get("MLOPS_TEST_CONTEXT"):
+        return {}
+    state = LOCAL_KUBECONFIG.parent
+    pids = {f.stem: int(f.read_text()) for f in state.glob("*.pid")}
+    owner = Path(os.environ.get("MLOPS_NODE_HOST_DIR", "/run/mlops-operator-node")) / "owner.json"
+    if owner.exists():  # the real node's daemons (hack/realnode.py records them there)
+        pids.update(json.loads(owner.read_text()).get("pids") or {})
+    return {k: v for k, v in pids.items() if cpu_seconds(v) is not None}
+
+
+def cpu_of(pids: dict[str, int]) -> dict[str, float]:
+    return {k: c for k, v in pids.items() if (c := cpu_seconds(v)) is not None}
+
+
+def cpu_delta(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
+    return {k: round(after[k] - before[k], 1) for k in after if k in before}
+
+
+# ---------------------------------------------------------------- the benchmark node pool
+
+
+def node_pool(core: client.CoreV1Api, n: int) -> list[str]:
+    """kwok nodes with room for n pods (and some), tainted for the benchmark's pods only."""
+    count = max(1, math.ceil((n + 10) / PODS_PER_NODE))
+    names = [f"bench-pool-{i}" for i in range(count)]
+    cap = {"cpu": "1000", "memory": "4Ti", "pods": str(PODS_PER_NODE), "ephemeral-storage": "1Ti"}
+    for name in names:
+        body = {
+            "apiVersion": "v1",
+            "kind": "Node",
+            "metadata": {
+                "name": name,
+                "annotations": {"kwok.x-k8s.io/node": "fake"},
+                "labels": {"kubernetes.io/hostname": name, "type": "kwok", POOL_LABEL: "1"},
             },
-        )
-
-    def deployments() -> dict[str, bool]:
-        return {d.metadata.name: True for d in apps.list_namespaced_deployment(ns).items}
-
-    created = watch_until(deployments, names, start, timeout=300 + n)
-    # wait for every object to settle before moving the alias
-    time.sleep(3)
-    v2 = register_iris(mlflow_uri, model, max_iter=300)
-    moved_at = time.monotonic()
-    set_alias(mlflow_uri, model, "champion", v2)
-    uri = f"models:/{model}/{v2}"
-
-    def rolled() -> dict[str, bool]:
-        return {
-            d.metadata.name: (d.metadata.annotations or {}).get("mlops.dev/model-uri") == uri
-            for d in apps.list_namespaced_deployment(ns).items
+            "spec": {"taints": [{"key": POOL_TAINT, "value": "1", "effect": "NoSchedule"}]},
+            "status": {"capacity": cap, "allocatable": cap},
         }
+        try:
+            core.create_node(body)
+        except ApiException as e:
+            if e.status != 409:
+                raise
+    return names
 
-    rolled_t = watch_until(rolled, names, dict.fromkeys(names, moved_at), timeout=300 + n)
-    core.delete_namespace(ns)
-    del v1
+
+PLACEMENT = {
+    "nodeSelector": {POOL_LABEL: "1"},
+    "tolerations": [{"key": POOL_TAINT, "operator": "Exists", "effect": "NoSchedule"}],
+}
+
+
+def deployment(name: str) -> dict[str, Any]:
+    labels = {"app": name}
     return {
-        "n": n,
-        "created": list(created.values()),
-        "missing_create": n - len(created),
-        "rolled": list(rolled_t.values()),
-        "missing_roll": n - len(rolled_t),
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": name},
+        "spec": {
+            "replicas": 1,
+            "selector": {"matchLabels": labels},
+            "template": {
+                "metadata": {"labels": labels},
+                "spec": {**PLACEMENT, "containers": [{"name": "model", "image": IMAGE}]},
+            },
+        },
     }
 
 
-def fmt(xs: list[float]) -> str:
-    if not xs:
-        return "-"
-    return f"{statistics.median(xs):6.2f} {pct(xs, 95):6.2f} {max(xs):6.2f}"
+def model_deployment(name: str, model: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "mlops.dev/v1alpha1",
+        "kind": "ModelDeployment",
+        "metadata": {"name": name},
+        "spec": {
+            "model": {"name": model, "alias": "champion"},
+            "scheduling": {
+                "nodeSelector": PLACEMENT["nodeSelector"],
+                "tolerations": PLACEMENT["tolerations"],
+            },
+        },
+    }
 
 
-def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--sizes", default="1,100,500")
-    a = ap.parse_args()
+def namespace(core: client.CoreV1Api, prefix: str) -> str:
+    ns = f"{prefix}{uuid.uuid4().hex[:6]}"
+    core.create_namespace({"metadata": {"name": ns}})
+    return ns
+
+
+def delete_namespace(core: client.CoreV1Api, ns: str, timeout: float) -> bool:
+    core.delete_namespace(ns)
+
+    def gone() -> bool:
+        try:
+            core.read_namespace(ns)
+        except ApiException as e:
+            return bool(e.status == 404)
+        return False
+
+    return wait_for(gone, timeout, 1)
+
+
+def create_all(n: int, pool: int, create: Callable[[str], None]) -> float:
+    """Create m0000..m<n-1> from `pool` concurrent clients; returns the seconds it took."""
+    began = time.monotonic()
+    with cf.ThreadPoolExecutor(pool) as ex:
+        list(ex.map(create, [f"m{i:04d}" for i in range(n)]))
+    return time.monotonic() - began
+
+
+# ---------------------------------------------------------------- where the time goes
+
+
+@dataclass
+class Profiler:
+    """py-spy sampling the operator (all threads, idle frames left out) into collapsed stacks."""
+
+    process: subprocess.Popen[bytes]
+    out: Path
+
+    @classmethod
+    def start(cls, folder: Path, pid: int, label: str) -> Profiler:
+        folder.mkdir(parents=True, exist_ok=True)
+        out = folder / f"{label}.txt"
+        spy = os.environ.get("MLOPS_PY_SPY", "py-spy")
+        cmd = [spy, "record", "--pid", str(pid), "--format", "raw", "--output", str(out)]
+        p = subprocess.Popen([*cmd, "--rate", "50", "--nonblocking"], stdout=subprocess.DEVNULL)
+        return cls(p, out)
+
+    def stop(self) -> None:
+        self.process.send_signal(2)  # SIGINT: py-spy writes what it sampled and exits
+        self.process.wait(60)
+        for line in top_frames(self.out):
+            print(line)
+
+
+def top_frames(collapsed: Path, count: int = 15) -> list[str]:
+    """The frames where the operator spent most samples (inclusive), from py-spy's collapsed
+    stacks ("frame;frame;... samples" per line)."""
+    total, inclusive = 0, collections.Counter[str]()
+    for line in collapsed.read_text(errors="replace").splitlines():
+        stack, _, samples = line.rpartition(" ")
+        if not samples.isdigit():
+            continue
+        total += int(samples)
+        for frame in set(stack.split(";")):
+            inclusive[frame] += int(samples)
+    out = [f"  py-spy, {collapsed.name}: {total} samples; frames by share of them (inclusive)"]
+    for frame, hits in inclusive.most_common(count):
+        out.append(f"    {100 * hits / max(total, 1):5.1f}%  {frame[:140]}")
+    return out
+
+
+# ---------------------------------------------------------------- the two halves
+
+
+@dataclass
+class Half:
+    child: list[float]
+    ready: list[float]
+    all_ready: float | None  # first ADDED -> last Ready
+    created_in: float
+    converged: int
+    cpu: dict[str, float]
+
+
+def baseline_half(api: client.ApiClient, n: int, pool: int, timeout: float) -> Half:
+    core, apps = client.CoreV1Api(api), client.AppsV1Api(api)
+    ns = namespace(core, "bench-kcm-")
+    deps, rss = Seen(), Seen()
+
+    def on_dep(d: dict[str, Any], now: float) -> None:
+        deps.add(d["metadata"]["name"], now)
+        if deployment_available(d):
+            deps.mark_ready(d["metadata"]["name"], now)
+
+    def on_rs(r: dict[str, Any], now: float) -> None:
+        for ref in r["metadata"].get("ownerReferences") or []:
+            rss.add(ref["name"], now)
+
+    watchers = [
+        Watcher(apps.list_namespaced_deployment, ns, on_dep),
+        Watcher(apps.list_namespaced_replica_set, ns, on_rs),
+    ]
+    pids = cluster_pids()
+    cpu0 = cpu_of(pids)
+    created_in = create_all(
+        n, pool, lambda name: apps.create_namespaced_deployment(ns, deployment(name))
+    )
+    wait_for(lambda: len(deps.ready) >= n, timeout)
+    cpu1 = cpu_of(pids)
+    for w in watchers:
+        w.stop.set()
+    half = _half(deps, rss, n, created_in, cpu_delta(cpu0, cpu1))
+    if not delete_namespace(core, ns, timeout):
+        print(f"  namespace {ns} not gone after {timeout:.0f} s", file=sys.stderr)
+    return half
+
+
+def _half(objs: Seen, children: Seen, n: int, created_in: float, cpu: dict[str, float]) -> Half:
+    child = [children.added[k] - t for k, t in objs.added.items() if k in children.added]
+    ready = [objs.ready[k] - t for k, t in objs.added.items() if k in objs.ready]
+    first = min(objs.added.values(), default=None)
+    last = max(objs.ready.values(), default=None)
+    all_ready = last - first if first is not None and last is not None and len(ready) == n else None
+    return Half(child, ready, all_ready, created_in, len(ready), cpu)
+
+
+@dataclass
+class OperatorHalf:
+    half: Half
+    writes: dict[str, float]  # per converged object
+    idle: dict[str, float]
+    deployment_available: list[float]  # ModelDeployment ADDED -> its Deployment Available
+    rss_start_mb: float | None  # before the half's objects
+    rss_mb: float | None
+    cpu_per_resync: float | None
+    rolled: list[float]
+    roll_missing: int
+
+
+def operator_half(
+    api: client.ApiClient,
+    n: int,
+    pool: int,
+    timeout: float,
+    op_pid: int,
+    metrics_port: int,
+    mlflow_uri: str,
+    idle: float,
+    profile: Path | None,
+) -> OperatorHalf:
+    core, apps, custom = client.CoreV1Api(api), client.AppsV1Api(api), client.CustomObjectsApi(api)
+    ns = namespace(core, WATCHED)
+    model = f"bench-{uuid.uuid4().hex[:6]}"
+    register_iris(mlflow_uri, model, alias="champion")
+    mds, deps = Seen(), Seen()
+    uris: dict[str, tuple[str, float]] = {}
+
+    def list_md(ns: str, **kw: Any) -> Any:
+        return custom.list_namespaced_custom_object(
+            "mlops.dev", "v1alpha1", ns, "modeldeployments", **kw
+        )
+
+    def on_md(o: dict[str, Any], now: float) -> None:
+        mds.add(o["metadata"]["name"], now)
+        if md_ready(o):
+            mds.mark_ready(o["metadata"]["name"], now)
+
+    def on_dep(d: dict[str, Any], now: float) -> None:
+        name = d["metadata"]["name"]
+        deps.add(name, now)
+        if deployment_available(d):
+            deps.mark_ready(name, now)
+        uri = (d["metadata"].get("annotations") or {}).get("mlops.dev/model-uri", "")
+        if uris.get(name, ("",))[0] != uri:
+            uris[name] = (uri, now)
+
+    watchers = [Watcher(list_md, ns, on_md), Watcher(apps.list_namespaced_deployment, ns, on_dep)]
+    pids = cluster_pids()
+    pids["operator"] = op_pid
+    before, cpu0, rss0 = scrape(metrics_port), cpu_of(pids), rss_mb(op_pid)
+    spy = Profiler.start(profile, op_pid, f"operator-{n}") if profile else None
+
+    def create(name: str) -> None:
+        custom.create_namespaced_custom_object(
+            "mlops.dev", "v1alpha1", ns, "modeldeployments", model_deployment(name, model)
+        )
+
+    created_in = create_all(n, pool, create)
+    wait_for(lambda: len(mds.ready) >= n, timeout)
+    # a status write or Event still in flight for the last objects: one more second
+    time.sleep(1)
+    after, cpu1 = scrape(metrics_port), cpu_of(pids)
+    if spy:
+        spy.stop()
+    half = _half(mds, deps, n, created_in, cpu_delta(cpu0, cpu1))
+    writes = {k: v / max(half.converged, 1) for k, v in write_counts(before, after).items()}
+
+    # idle: nothing changes; what does the operator write, hold and burn?
+    cpu_i0, at = cpu_seconds(op_pid), scrape(metrics_port)
+    time.sleep(idle)
+    cpu_i1, at2 = cpu_seconds(op_pid), scrape(metrics_port)
+    idle_writes = write_counts(at, at2)
+    per_resync = (
+        (cpu_i1 - cpu_i0) / (idle / RESYNC) if cpu_i0 is not None and cpu_i1 is not None else None
+    )
+
+    # alias move -> every Deployment pinned to the new version
+    v2 = register_iris(mlflow_uri, model, max_iter=300)
+    want = f"models:/{model}/{v2}"
+    moved_at = time.monotonic()
+    set_alias(mlflow_uri, model, "champion", v2)
+    wait_for(lambda: sum(u == want for u, _ in uris.values()) >= n, timeout)
+    rolled = [t - moved_at for u, t in uris.values() if u == want]
+    for w in watchers:
+        w.stop.set()
+    rss = rss_mb(op_pid)
+    if not delete_namespace(core, ns, timeout):
+        print(f"  namespace {ns} not gone after {timeout:.0f} s", file=sys.stderr)
+    available = [deps.ready[k] - t for k, t in mds.added.items() if k in deps.ready]
+    return OperatorHalf(
+        half, writes, idle_writes, available, rss0, rss, per_resync, rolled, n - len(rolled)
+    )
+
+
+def write_counts(before: Samples, after: Samples) -> dict[str, float]:
+    """Writes between two scrapes, by what they wrote: child creates (server-side apply
+    answered 201 Created) and updates (200), writes to the ModelDeployment (status and the
+    object), Lease writes, Events."""
+    out: dict[str, float] = {
+        "child creates": 0.0,
+        "child updates": 0.0,
+        "other child writes": 0.0,
+        "ModelDeployment writes": 0.0,
+        "Lease writes": 0.0,
+        "Events": 0.0,
+    }
+    keys = set(before) | set(after)
+    for name, labels in keys:
+        d = after.get((name, labels), 0.0) - before.get((name, labels), 0.0)
+        if not d:
+            continue
+        ls = dict(labels)
+        if name == "mlops_operator_events_total":
+            out["Events"] += d
+            continue
+        if name != "mlops_operator_api_requests_total" or ls.get("verb") not in WRITES:
+            continue
+        resource = ls.get("resource", "")
+        if resource == "leases":
+            out["Lease writes"] += d
+        elif resource.startswith("modeldeployments"):
+            out["ModelDeployment writes"] += d
+        elif ls["verb"] == "PATCH" and ls.get("code") == "201":
+            out["child creates"] += d
+        elif ls["verb"] == "PATCH" and ls.get("code") == "200":
+            out["child updates"] += d
+        else:
+            out["other child writes"] += d
+    return out
+
+
+# ---------------------------------------------------------------- report
+
+
+def fmt(d: dict[str, Any]) -> str:
+    if not d["n"]:
+        return f"{'-':>20}"
+    return f"{d['p50']:6.2f} {d['p95']:6.2f} {d['max']:6.2f}"
+
+
+def ratio(a: float | None, b: float | None) -> str:
+    return f"{a / b:5.2f}x" if a is not None and b else "    -"
+
+
+def run(a: argparse.Namespace) -> dict[str, Any]:
     kubeconfig, context = ensure_cluster()
     api = config.new_client_from_config(config_file=kubeconfig, context=context)
+    api.configuration.connection_pool_maxsize = max(a.pool * 2, 16)
     from tests.support.kube import apply_crds
 
     apply_crds(api, sorted((ROOT / "crds").glob("*.yaml")))
+    core = client.CoreV1Api(api)
+    nodes = node_pool(core, max(int(s) for s in a.sizes.split(",")))
+    sizes: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory() as tmp:
         mlflow = start_mlflow(Path(tmp) / "mlflow")
+        port = free_port()
         op = start_operator(
             kubeconfig,
             mlflow.url,
             Path(tmp) / "operator.log",
-            MLOPS_RESYNC_SECONDS=RESYNC,
-            MLOPS_NAMESPACES="bench-*",
+            MLOPS_RESYNC_SECONDS=str(RESYNC),
+            MLOPS_NAMESPACES=f"{WATCHED}*",
+            MLOPS_METRICS_PORT=str(port),
+            MLOPS_LEADER_ELECTION="true",
+            MLOPS_LEADER_ELECTION_NAMESPACE="default",
+            MLOPS_LEADER_ELECTION_NAME=f"bench-{uuid.uuid4().hex[:6]}",
         )
         try:
-            rows = [run_size(int(n), api, mlflow.url) for n in a.sizes.split(",")]
+            for s in a.sizes.split(","):
+                n = int(s)
+                timeout = 300 + 2 * n
+                print(f"\n{n} objects: {n} Deployments (baseline) ...", flush=True)
+                base = baseline_half(api, n, a.pool, timeout)
+                print(f"{n} objects: {n} ModelDeployments ...", flush=True)
+                ours = operator_half(
+                    api, n, a.pool, timeout, op.process.pid, port, mlflow.url, a.idle, a.profile
+                )
+                sizes.append(size_record(n, base, ours))
         finally:
             op.stop()
             mlflow.stop()
-    print(f"\nOperator latency (seconds; MLOPS_RESYNC_SECONDS={RESYNC}); p50 p95 max")
-    print(f"{'objects':>8} | {'apply -> Deployment':>22} | {'alias move -> rolled':>22}")
-    for r in rows:
+            for name in nodes:
+                with contextlib.suppress(ApiException):
+                    core.delete_node(name)
+    return {
+        "benchmark": "reconcile",
+        "commit": _commit(),
+        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "pool": a.pool,
+        "resync_seconds": RESYNC,
+        "idle_seconds": a.idle,
+        "real_node": bool({"kubelet", "kube-proxy"} & set(cluster_pids())),
+        "sizes": sizes,
+    }
+
+
+def size_record(n: int, base: Half, ours: OperatorHalf) -> dict[str, Any]:
+    o = ours.half
+    return {
+        "n": n,
+        "baseline": {
+            "what": "Deployment -> ReplicaSet (kube-controller-manager)",
+            "child": dist(base.child),
+            "ready": dist(base.ready),
+            "all_ready_seconds": base.all_ready,
+            "created_in_seconds": base.created_in,
+            "converged": base.converged,
+            "cpu_seconds": base.cpu,
+        },
+        "operator": {
+            "what": "ModelDeployment -> Deployment (mlops-operator)",
+            "child": dist(o.child),
+            "ready": dist(o.ready),
+            "all_ready_seconds": o.all_ready,
+            "created_in_seconds": o.created_in,
+            "converged": o.converged,
+            "cpu_seconds": o.cpu,
+            "writes_per_object": ours.writes,
+            "idle_writes": ours.idle,
+            "deployment_available": dist(ours.deployment_available),
+            "rss_start_mb": ours.rss_start_mb,
+            "rss_mb": ours.rss_mb,
+            "cpu_seconds_per_resync": ours.cpu_per_resync,
+            "alias_move_to_rolled": dist(ours.rolled),
+            "roll_missing": ours.roll_missing,
+        },
+    }
+
+
+def print_table(r: dict[str, Any]) -> None:
+    print(f"\nOperator beside kube-controller-manager (seconds; pool of {r['pool']} clients; "
+          f"resync {r['resync_seconds']:.0f} s; real node: {r['real_node']}); "
+          "p50 p95 max")  # fmt: skip
+    head = f"{'objects':>7} {'':<24} | {'ADDED -> child ADDED':>20} | {'ADDED -> Ready':>20}"
+    print(head + f" | {'all Ready':>9} | {'converged':>9}")
+    for s in r["sizes"]:
+        b, o = s["baseline"], s["operator"]
+        for label, h in (("Deployment (KCM)", b), ("ModelDeployment (ours)", o)):
+            all_r = f"{h['all_ready_seconds']:9.1f}" if h["all_ready_seconds"] else f"{'-':>9}"
+            print(f"{s['n']:>7} {label:<24} | {fmt(h['child']):>20} | {fmt(h['ready']):>20} | "
+                  f"{all_r} | {h['converged']:>9}")  # fmt: skip
+        print(f"{s['n']:>7} {'ratio (ours / KCM)':<24} | "
+              f"{'p50 ' + ratio(o['child']['p50'], b['child']['p50']):>20} | "
+              f"{'p50 ' + ratio(o['ready']['p50'], b['ready']['p50']):>20} | "
+              f"{ratio(o['all_ready_seconds'], b['all_ready_seconds']):>9} |")  # fmt: skip
+    for s in r["sizes"]:
+        o = s["operator"]
+        w = ", ".join(f"{k} {v:.2f}" for k, v in o["writes_per_object"].items())
+        idle = ", ".join(f"{k} {v:.0f}" for k, v in o["idle_writes"].items())
+        print(f"\n{s['n']} objects, per converged ModelDeployment: {w}")
         print(
-            f"{r['n']:>8} | {fmt(r['created']):>22} | {fmt(r['rolled']):>22}"
-            + (
-                f"  (missing: {r['missing_create']} created, {r['missing_roll']} rolled)"
-                if r["missing_create"] or r["missing_roll"]
-                else ""
-            )
+            f"  ModelDeployment ADDED -> its Deployment Available: "
+            f"{fmt(o['deployment_available'])} (then the operator's status write says Ready)"
         )
+        print(f"  idle {r['idle_seconds']:.0f} s: {idle}")
+        rss = f"{o['rss_mb']:.0f} MB" if o["rss_mb"] else "-"
+        if o["rss_start_mb"]:
+            rss += f" (at the start of the half {o['rss_start_mb']:.0f} MB)"
+        cpu = o["cpu_seconds_per_resync"]
+        print(f"  operator RSS {rss}, CPU {cpu:.2f} s per resync period while idle"
+              if cpu is not None else f"  operator RSS {rss}")  # fmt: skip
+        print(f"  alias move -> rolled: {fmt(o['alias_move_to_rolled'])}"
+              + (f" ({o['roll_missing']} not rolled)" if o["roll_missing"] else ""))  # fmt: skip
+        for label, h in (("baseline", s["baseline"]), ("operator", o)):
+            cpu_s = ", ".join(f"{k} {v:.1f}" for k, v in sorted(h["cpu_seconds"].items()))
+            print(f"  CPU seconds during the {label} half: {cpu_s}")
+
+
+def _commit() -> str:
+    out = subprocess.run(
+        ["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True
+    )
+    return out.stdout.strip() or "unknown"
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--sizes", default="100,1000")
+    ap.add_argument("--pool", type=int, default=8, help="concurrent clients creating objects")
+    ap.add_argument("--idle", type=float, default=300, help="idle seconds after convergence")
+    ap.add_argument("--json", type=Path, help="also write every figure to this file")
+    ap.add_argument(
+        "--profile",
+        type=Path,
+        help="record the operator with py-spy while each operator half converges (collapsed "
+        "stacks in this directory; needs py-spy, as `make bench-profile` installs it) and print "
+        "where its time went",
+    )
+    a = ap.parse_args()
+    r = run(a)
+    print_table(r)
+    if a.json:
+        a.json.write_text(json.dumps(r, indent=2) + "\n")
+        print(f"\nfigures written to {a.json}")
     return 0
 
 

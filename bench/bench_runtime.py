@@ -16,7 +16,7 @@ Measured, with the servers' blocks interleaved (A B, B A, ...) so background loa
 
 The client is a minimal HTTP/1.1 keep-alive client on uvloop, so its own cost per request is
 small and identical for both servers. Only 127.0.0.1 is used. Results are printed, and written
-to bench/results/runtime.json.
+to --json FILE (bench/results/runtime.json unless told).
 """
 
 from __future__ import annotations
@@ -341,6 +341,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rounds", type=int, default=3, help="interleaved rounds per scenario")
     ap.add_argument("--requests", type=int, default=200, help="requests per block (1 row)")
     ap.add_argument("--cold-starts", type=int, default=3, help="cold starts per server")
+    ap.add_argument(
+        "--json",
+        type=Path,
+        default=ROOT / "bench" / "results" / "runtime.json",
+        help="where every figure is written as JSON (to compare two commits)",
+    )
     args = ap.parse_args(argv)
 
     from tests.support.mlflow_server import start_mlflow
@@ -408,10 +414,9 @@ def main(argv: list[str] | None = None) -> int:
             f"{cost['scrape_ms_100_rows']:.1f} ms (from 100-row requests)"
         )
         report["seconds"] = time.monotonic() - started
-        out = ROOT / "bench" / "results"
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "runtime.json").write_text(json.dumps(report, indent=1))
-        print(f"\n(total {report['seconds']:.0f} s; results in bench/results/runtime.json)")
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(report, indent=1))
+        print(f"\n(total {report['seconds']:.0f} s; results in {args.json})")
         return 0
     finally:
         for s in servers.values():
