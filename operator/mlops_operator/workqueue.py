@@ -38,6 +38,11 @@ class QueueObserver(Protocol):
     def forgotten(self, queue: str, namespace: str, name: str) -> None: ...
 
 
+# How long watch events older than this process's own last write of an object are skipped
+# while that write's own event is on its way (a watch that restarted past it is not waited for).
+OWN_WRITE_SECONDS = 10.0
+
+
 @dataclass
 class _Slot:
     body: dict[str, Any]
@@ -45,6 +50,9 @@ class _Slot:
     task: asyncio.Task[None] | None = None
     failures: int = 0
     busy: bool = False  # inside a reconcile pass
+    # (resourceVersion, generation, until): the body is this process's own write, newer than
+    # the events the watch delivers before that write's own
+    own: tuple[str, int, float] | None = None
 
 
 class WorkQueue:
@@ -82,8 +90,35 @@ class WorkQueue:
             slot = self._slots[key] = _Slot(body=body)
             slot.task = asyncio.create_task(self._run(key, slot), name=f"{self.name}:{key}")
         else:
+            if slot.own is not None and self._older_than_own(slot.own, m):
+                return  # the next pass works on the newer body it already has
+            slot.own = None
             slot.body = body
         slot.wake.set()
+        if self._observer:
+            self._observe(self._observer.updated, self.name, body)
+
+    @staticmethod
+    def _older_than_own(own: tuple[str, int, float], m: dict[str, Any]) -> bool:
+        """A watch delivers an object's versions in order, so until the event of our own write
+        arrives, every event is of an older version. A pass working on one would compute a
+        status from before its own last write, which the API server refuses (409), and read
+        the object again: at 1,000 objects, as many refused writes as accepted ones."""
+        rv, generation, until = own
+        if m.get("resourceVersion") == rv or time.monotonic() > until:
+            return False
+        return int(m.get("generation") or 0) <= generation
+
+    def wrote(self, body: dict[str, Any]) -> None:
+        """The object as this process has just written it (the API server's answer): the next
+        pass starts from it, not from the watch events still on their way."""
+        m = body.get("metadata") or {}
+        slot = self._slots.get((m.get("namespace", ""), m.get("name", "")))
+        if slot is None or slot.body["metadata"].get("uid") != m.get("uid"):
+            return
+        slot.body = body
+        until = time.monotonic() + OWN_WRITE_SECONDS
+        slot.own = (str(m.get("resourceVersion")), int(m.get("generation") or 0), until)
         if self._observer:
             self._observe(self._observer.updated, self.name, body)
 

@@ -124,3 +124,73 @@ def test_stop_cancels_a_pass_that_outlasts_the_grace_and_ends_idle_workers(grace
 
     asyncio.run(scenario())
     assert seen == ["start idle", "start slow", "cancelled slow"]
+
+
+def versioned(rv: str, generation: int = 1, status: str = "") -> dict[str, Any]:
+    b = body()
+    b["metadata"].update(resourceVersion=rv, generation=generation)
+    b["status"] = {"seen": status}
+    return b
+
+
+def rv_of(q: WorkQueue) -> str:
+    b = q.body("ns", "a")
+    assert b is not None
+    return str(b["metadata"]["resourceVersion"])
+
+
+def test_watch_events_older_than_the_own_last_write_are_skipped_until_its_own_arrives(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A pass after our own status write works on what was written, not on the watch's older
+    versions still on their way (their status write would be refused as stale, 409)."""
+    import mlops_operator.workqueue as wq
+
+    seen: list[str] = []
+
+    async def reconcile(b: dict[str, Any], _: dt.datetime) -> Requeue | None:
+        seen.append(b["metadata"]["resourceVersion"])
+        return None
+
+    async def scenario() -> list[str]:
+        q = WorkQueue("T", reconcile, resync_seconds=3600)
+        q.update(versioned("1"))
+        await asyncio.sleep(0.05)
+        q.wrote(versioned("3", status="ours"))  # the API server's answer to our write
+        q.update(versioned("2"))  # an older version the watch had not delivered yet
+        assert rv_of(q) == "3"
+        q.update(versioned("3", status="ours"))  # our write's own event: newer ones count again
+        q.update(versioned("4"))
+        assert rv_of(q) == "4"
+        q.wrote(versioned("5"))
+        q.update(versioned("6", generation=2))  # a spec change is never older than our write
+        assert rv_of(q) == "6"
+        # a watch that restarted past our write's event is not waited for forever
+        monkeypatch.setattr(wq, "OWN_WRITE_SECONDS", 0.0)
+        q.wrote(versioned("7", generation=2))
+        await asyncio.sleep(0.01)
+        q.update(versioned("9", generation=2))
+        assert rv_of(q) == "9"
+        await asyncio.sleep(0.05)
+        await q.stop()
+        return seen
+
+    passes = asyncio.run(scenario())
+    assert passes[0] == "1" and "2" not in passes, passes
+
+
+def test_a_write_of_another_object_under_the_same_name_is_ignored() -> None:
+    async def reconcile(_: dict[str, Any], __: dt.datetime) -> Requeue | None:
+        return None
+
+    async def scenario() -> str:
+        q = WorkQueue("T", reconcile, resync_seconds=3600)
+        q.update(versioned("1"))
+        other = versioned("2")
+        other["metadata"]["uid"] = "u2"
+        q.wrote(other)
+        rv = rv_of(q)
+        await q.stop()
+        return rv
+
+    assert asyncio.run(scenario()) == "1"
