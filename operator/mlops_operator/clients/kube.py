@@ -182,7 +182,9 @@ def session(creds: Credentials, *, limit: int, timeout: float) -> aiohttp.Client
     return aiohttp.ClientSession(
         headers=headers,
         connector=aiohttp.TCPConnector(ssl=creds.ssl, limit=limit),
-        timeout=aiohttp.ClientTimeout(total=timeout),
+        # the timeout is the API server's answer, not the wait for a free connection: with
+        # 1,000 objects reconciling at once, requests queued behind the pool timed out
+        timeout=aiohttp.ClientTimeout(sock_connect=timeout, sock_read=timeout),
     )
 
 
