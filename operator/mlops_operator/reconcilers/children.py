@@ -139,8 +139,9 @@ async def apply_children(
     rule: dict[str, Any] | None,
     ro: rollout.Plan,
     routed: bool,
-) -> bool:
-    """Apply what differs from the last apply; True when anything was written."""
+) -> dict[str, Any] | None:
+    """Apply what differs from the last apply. Returns the stable Deployment as the API
+    server answered the apply (no need to read it again), or None when nothing was written."""
     children = b.get_children(owner, spec, model, build, ro.canary, ro.shadow)
     if routed:  # what trafficRouting.gatewayAPI's route weighs
         children.apply.extend(traffic.services(owner, spec, model.version))
@@ -169,9 +170,9 @@ async def apply_children(
     dirty = key in cache.dirty
     cache.dirty.discard(key)
     if not dirty and existing_dep and cache.last.get(key) == fingerprint:
-        return False
+        return None
     try:
-        await _write_children(kube, owner, spec, existing_dep, children, ro, cache)
+        applied = await _write_children(kube, owner, spec, existing_dep, children, ro, cache)
     except ApiError as e:
         if not (e.invalid or e.forbidden):
             raise
@@ -181,7 +182,9 @@ async def apply_children(
         raise ChildRefused(reason, message) from None
     cache.refused.pop(key, None)
     cache.last[key] = fingerprint
-    return True
+    return next(
+        o for o in applied if o.get("kind") == "Deployment" and o["metadata"]["name"] == owner.name
+    )
 
 
 async def _write_children(
@@ -192,7 +195,8 @@ async def _write_children(
     children: b.Children,
     ro: rollout.Plan,
     cache: AppliedCache,
-) -> None:
+) -> list[dict[str, Any]]:
+    """Write the children; returns them as the API server answered."""
     if spec.autoscaling and existing_dep and owns_replicas(existing_dep):
         # Server-side apply drops a field its manager stops sending (replicas would fall
         # back to 1). Hand it over first: a second manager co-owns the current value, so
@@ -223,6 +227,7 @@ async def _write_children(
         cur = await kube.get(api_version, kind, owner.namespace, name)
         if cur and is_ours(cur, owner):
             await kube.delete(api_version, kind, owner.namespace, name, uid=cur["metadata"]["uid"])
+    return applied
 
 
 def is_ours(obj: dict[str, Any], owner: Owner) -> bool:

@@ -234,8 +234,8 @@ async def _reconcile(body: dict[str, Any], deps: Deps, now: dt.datetime) -> Requ
             # the next attempt comes with the next generation (or version): no retry loop
             await _write_status(deps, body, stalled_status(gen, e.reason, e.message), now)
             return None
-        if applied:
-            dep = await deps.kube.get("apps/v1", "Deployment", owner.namespace, owner.name)
+        if applied is not None:
+            dep = applied
         if route is not None:
             await routing.write_weight(deps.kube, owner, route, rollout.routed_weight(ro))
     pods: list[dict[str, Any]] = []
