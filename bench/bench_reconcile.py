@@ -39,6 +39,7 @@ import datetime as dt
 import json
 import math
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -325,20 +326,27 @@ class Profiler:
             print(line)
 
 
-def top_frames(collapsed: Path, count: int = 15) -> list[str]:
-    """The frames where the operator spent most samples (inclusive), from py-spy's collapsed
-    stacks ("frame;frame;... samples" per line)."""
-    total, inclusive = 0, collections.Counter[str]()
+def top_frames(collapsed: Path, count: int = 12) -> list[str]:
+    """Where the operator spent its samples, from py-spy's collapsed stacks ("frame;frame;...
+    samples" per line): the frames below the event loop's trunk (in under 90% of the samples)
+    by inclusive share, and the leaves by their own share."""
+    total = 0
+    inclusive, own = collections.Counter[str](), collections.Counter[str]()
     for line in collapsed.read_text(errors="replace").splitlines():
         stack, _, samples = line.rpartition(" ")
         if not samples.isdigit():
             continue
         total += int(samples)
-        for frame in set(stack.split(";")):
+        frames = stack.split(";")
+        for frame in set(frames):
             inclusive[frame] += int(samples)
-    out = [f"  py-spy, {collapsed.name}: {total} samples; frames by share of them (inclusive)"]
-    for frame, hits in inclusive.most_common(count):
-        out.append(f"    {100 * hits / max(total, 1):5.1f}%  {frame[:140]}")
+        own[frames[-1]] += int(samples)
+    share = {f: hits / max(total, 1) for f, hits in inclusive.items()}
+    below = [f for f, _ in inclusive.most_common() if share[f] < 0.9 and "asyncio/" not in f]
+    out = [f"  py-spy, {collapsed.name}: {total} samples (50 a second, busy threads only)"]
+    out += [f"    {100 * share[f]:5.1f}%  {f[:140]}" for f in below[:count]]
+    out.append("    own time (leaves):")
+    out += [f"    {100 * hits / max(total, 1):5.1f}%  {f[:140]}" for f, hits in own.most_common(6)]
     return out
 
 
@@ -402,6 +410,7 @@ class OperatorHalf:
     half: Half
     writes: dict[str, float]  # per converged object
     idle: dict[str, float]
+    detail: dict[str, dict[str, float]]  # "converge" and "idle": request_detail
     deployment_available: list[float]  # ModelDeployment ADDED -> its Deployment Available
     rss_start_mb: float | None  # before the half's objects
     rss_mb: float | None
@@ -467,12 +476,14 @@ def operator_half(
         spy.stop()
     half = _half(mds, deps, n, created_in, cpu_delta(cpu0, cpu1))
     writes = {k: v / max(half.converged, 1) for k, v in write_counts(before, after).items()}
+    detail = {"converge": request_detail(before, after)}
 
     # idle: nothing changes; what does the operator write, hold and burn?
     cpu_i0, at = cpu_seconds(op_pid), scrape(metrics_port)
     time.sleep(idle)
     cpu_i1, at2 = cpu_seconds(op_pid), scrape(metrics_port)
     idle_writes = write_counts(at, at2)
+    detail["idle"] = request_detail(at, at2)
     per_resync = (
         (cpu_i1 - cpu_i0) / (idle / RESYNC) if cpu_i0 is not None and cpu_i1 is not None else None
     )
@@ -491,7 +502,16 @@ def operator_half(
         print(f"  namespace {ns} not gone after {timeout:.0f} s", file=sys.stderr)
     available = [deps.ready[k] - t for k, t in mds.added.items() if k in deps.ready]
     return OperatorHalf(
-        half, writes, idle_writes, available, rss0, rss, per_resync, rolled, n - len(rolled)
+        half,
+        writes,
+        idle_writes,
+        detail,
+        available,
+        rss0,
+        rss,
+        per_resync,
+        rolled,
+        n - len(rolled),
     )
 
 
@@ -530,6 +550,20 @@ def write_counts(before: Samples, after: Samples) -> dict[str, float]:
         else:
             out["other child writes"] += d
     return out
+
+
+def request_detail(before: Samples, after: Samples) -> dict[str, float]:
+    """Every request between two scrapes by "VERB resource code": the writes write_counts sums,
+    and the reads beside them."""
+    out: dict[str, float] = {}
+    for name, labels in set(before) | set(after):
+        ls = dict(labels)
+        if name != "mlops_operator_api_requests_total":
+            continue
+        d = after.get((name, labels), 0.0) - before.get((name, labels), 0.0)
+        if d:
+            out[f"{ls['verb']} {ls.get('resource', '')} {ls.get('code', '')}"] = d
+    return dict(sorted(out.items()))
 
 
 # ---------------------------------------------------------------- report
@@ -583,6 +617,8 @@ def run(a: argparse.Namespace) -> dict[str, Any]:
         finally:
             op.stop()
             mlflow.stop()
+            if a.json:  # the operator's log beside the figures, for what they do not say
+                shutil.copy(Path(tmp) / "operator.log", a.json.with_suffix(".operator.log"))
             for name in nodes:
                 with contextlib.suppress(ApiException):
                     core.delete_node(name)
@@ -621,6 +657,7 @@ def size_record(n: int, base: Half, ours: OperatorHalf) -> dict[str, Any]:
             "cpu_seconds": o.cpu,
             "writes_per_object": ours.writes,
             "idle_writes": ours.idle,
+            "requests_in_detail": ours.detail,
             "deployment_available": dist(ours.deployment_available),
             "rss_start_mb": ours.rss_start_mb,
             "rss_mb": ours.rss_mb,
@@ -657,6 +694,9 @@ def print_table(r: dict[str, Any]) -> None:
             f"{fmt(o['deployment_available'])} (then the operator's status write says Ready)"
         )
         print(f"  idle {r['idle_seconds']:.0f} s: {idle}")
+        for phase, d in o["requests_in_detail"].items():
+            print(f"  requests while {phase} (verb resource answer): "
+                  + ", ".join(f"{k} {v:.0f}" for k, v in d.items()))  # fmt: skip
         rss = f"{o['rss_mb']:.0f} MB" if o["rss_mb"] else "-"
         if o["rss_start_mb"]:
             rss += f" (at the start of the half {o['rss_start_mb']:.0f} MB)"
@@ -691,6 +731,8 @@ def main() -> int:
         "where its time went",
     )
     a = ap.parse_args()
+    if a.json:
+        a.json.parent.mkdir(parents=True, exist_ok=True)
     r = run(a)
     print_table(r)
     if a.json:
