@@ -236,8 +236,10 @@ class Requeue:
     """What a reconcile asks of its work queue: run again after `after` seconds (None from a
     reconcile means: nothing to do until the next event or resync). With backoff (an outage,
     a failing call) the delay doubles on each repeat; without (polling a run that is still
-    going) it stays as asked."""
+    going) it stays as asked. `forget`: the object is gone and its DELETED event may never
+    come (a watch of a deleted namespace can end before it): the queue drops the object."""
 
     after: float
     reason: str = ""
     backoff: bool = False
+    forget: bool = False

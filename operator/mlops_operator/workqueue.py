@@ -135,6 +135,13 @@ class WorkQueue:
         if self._observer:
             self._observe(self._observer.forgotten, self.name, namespace, name)
 
+    def _drop(self, key: Key, slot: _Slot) -> None:
+        """Forget, from inside the object's own worker (which then ends)."""
+        if self._slots.get(key) is slot:
+            del self._slots[key]
+            if self._observer:
+                self._observe(self._observer.forgotten, self.name, *key)
+
     def body(self, namespace: str, name: str) -> dict[str, Any] | None:
         slot = self._slots.get((namespace, name))
         return slot.body if slot else None
@@ -180,6 +187,9 @@ class WorkQueue:
             slot.busy = True
             try:
                 result = await self._reconcile(slot.body, self._clock())
+                if result is not None and result.forget:
+                    self._drop(key, slot)
+                    return
                 if result is None:
                     slot.failures, delay, outcome = 0, self._resync, "success"
                 elif result.backoff:
