@@ -67,3 +67,12 @@ def test_the_operator_process_never_imports_mlflow() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]", out.stdout
+
+
+def test_the_request_timeout_is_mlflows_variable_or_ten_seconds() -> None:
+    from mlops_operator.clients.registry import _timeout
+
+    assert _timeout({}) == 10.0
+    assert _timeout({"MLFLOW_HTTP_REQUEST_TIMEOUT": "3.5"}) == 3.5
+    assert _timeout({"MLFLOW_HTTP_REQUEST_TIMEOUT": "ten"}) == 10.0
+    assert _timeout({"MLFLOW_HTTP_REQUEST_TIMEOUT": "0"}) == 10.0

@@ -100,11 +100,10 @@ class MlflowRegistry:
                 tls = False
             elif env.get("MLFLOW_TRACKING_SERVER_CERT_PATH"):
                 tls = ssl.create_default_context(cafile=env["MLFLOW_TRACKING_SERVER_CERT_PATH"])
-            timeout = float(env.get("MLFLOW_HTTP_REQUEST_TIMEOUT") or 10)
             self._session = aiohttp.ClientSession(
                 headers=headers,
                 auth=auth,
-                timeout=aiohttp.ClientTimeout(total=timeout),
+                timeout=aiohttp.ClientTimeout(total=_timeout(env)),
                 connector=aiohttp.TCPConnector(limit=20, ssl=tls),
             )
         return self._session
@@ -290,6 +289,16 @@ class MlflowRegistry:
 
 def _quote(s: str) -> str:
     return s.replace("\\", "\\\\").replace("'", "\\'")
+
+
+def _timeout(env: dict[str, str]) -> float:
+    """MLFLOW_HTTP_REQUEST_TIMEOUT as MLflow's client reads it; 10 s when unset or not a
+    positive number (a typo must not turn every registry call into a crash)."""
+    try:
+        seconds = float(env.get("MLFLOW_HTTP_REQUEST_TIMEOUT") or 10)
+    except ValueError:
+        return 10.0
+    return seconds if seconds > 0 else 10.0
 
 
 def _short_text(text: str) -> str:
