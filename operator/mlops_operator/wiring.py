@@ -178,12 +178,12 @@ def build_elector(
     return elector, store
 
 
-class OwnWrites:
-    """The Kube client that hands each ModelDeployment and RetrainJob as this process wrote it
-    (status, finalizers: the API server's answer) to its work queue (WorkQueue.wrote)."""
+class KubeThrough:
+    """A Kube client that passes every call through to another; the wrappers below override
+    what they add to."""
 
-    def __init__(self, kube: Kube, wrote: Callable[[dict[str, Any]], None]) -> None:
-        self._kube, self._wrote = kube, wrote
+    def __init__(self, kube: Kube) -> None:
+        self._kube = kube
 
     async def apply(
         self, obj: dict[str, Any], manager: str = MANAGER, subresource: str | None = None
@@ -202,10 +202,7 @@ class OwnWrites:
         patch: dict[str, Any],
         subresource: str | None = None,
     ) -> dict[str, Any]:
-        out = await self._kube.patch_merge(api_version, kind, namespace, name, patch, subresource)
-        if kind in (MODEL_DEPLOYMENT_KIND, RETRAIN_JOB_KIND):
-            self._wrote(out)
-        return out
+        return await self._kube.patch_merge(api_version, kind, namespace, name, patch, subresource)
 
     async def delete(
         self, api_version: str, kind: str, namespace: str | None, name: str, uid: str | None = None
@@ -226,12 +223,36 @@ class OwnWrites:
         return await self._kube.serves(api_version, kind)
 
 
-class CrashAfterWrites:
+class OwnWrites(KubeThrough):
+    """The Kube client that hands each ModelDeployment and RetrainJob as this process wrote it
+    (status, finalizers: the API server's answer) to its work queue (WorkQueue.wrote)."""
+
+    def __init__(self, kube: Kube, wrote: Callable[[dict[str, Any]], None]) -> None:
+        super().__init__(kube)
+        self._wrote = wrote
+
+    async def patch_merge(
+        self,
+        api_version: str,
+        kind: str,
+        namespace: str | None,
+        name: str,
+        patch: dict[str, Any],
+        subresource: str | None = None,
+    ) -> dict[str, Any]:
+        out = await self._kube.patch_merge(api_version, kind, namespace, name, patch, subresource)
+        if kind in (MODEL_DEPLOYMENT_KIND, RETRAIN_JOB_KIND):
+            self._wrote(out)
+        return out
+
+
+class CrashAfterWrites(KubeThrough):
     """The Kube client with the crash-point seam after each write (the tests' fault injection;
     built only when a crash point is set, never in production)."""
 
     def __init__(self, kube: Kube, crash_point: CrashPoint) -> None:
-        self._kube, self._crash, self._writes = kube, crash_point, 0
+        super().__init__(kube)
+        self._crash, self._writes = crash_point, 0
 
     def _wrote(self) -> None:
         self._writes += 1
@@ -268,19 +289,6 @@ class CrashAfterWrites:
         out = await self._kube.delete(api_version, kind, namespace, name, uid)
         self._wrote()
         return out
-
-    async def get(
-        self, api_version: str, kind: str, namespace: str | None, name: str
-    ) -> dict[str, Any] | None:
-        return await self._kube.get(api_version, kind, namespace, name)
-
-    async def list(
-        self, api_version: str, kind: str, namespace: str | None, label_selector: str | None = None
-    ) -> list[dict[str, Any]]:
-        return await self._kube.list(api_version, kind, namespace, label_selector)
-
-    async def serves(self, api_version: str, kind: str) -> bool:
-        return await self._kube.serves(api_version, kind)
 
 
 def build(cfg: Settings, seams: Seams, observer: QueueObserver | None) -> Wired:
