@@ -38,14 +38,17 @@ class Written:
     annotations: tuple[tuple[str, str], ...]
 
     @classmethod
-    def of(cls, obj: dict[str, Any]) -> Written:
-        m = obj.get("metadata") or {}
+    def of(cls, answered: dict[str, Any], sent: dict[str, Any] | None = None) -> Written:
+        """From the API server's answer to an apply, with the labels and annotations of what
+        was sent (others' keys in the answer, such as the Deployment's revision, are theirs)."""
+        m = answered.get("metadata") or {}
+        mine = (sent or answered).get("metadata") or {}
         gen = m.get("generation")
         return cls(
             str(m.get("resourceVersion") or ""),
             int(gen) if gen else None,
-            tuple(sorted((m.get("labels") or {}).items())),
-            tuple(sorted((m.get("annotations") or {}).items())),
+            tuple(sorted((mine.get("labels") or {}).items())),
+            tuple(sorted((mine.get("annotations") or {}).items())),
         )
 
     def changed_in(self, event_type: str | None, obj: dict[str, Any]) -> bool:
@@ -88,10 +91,14 @@ class AppliedCache:
         self.refused.pop((namespace, name), None)
         self.written.pop((namespace, name), None)
 
-    def record(self, namespace: str, owner: str, applied: list[dict[str, Any]]) -> None:
+    def record(
+        self, namespace: str, owner: str, applied: list[tuple[dict[str, Any], dict[str, Any]]]
+    ) -> None:
+        """`applied`: (what was sent, the API server's answer) per child."""
         mine = self.written.setdefault((namespace, owner), {})
-        for obj in applied:
-            mine[(str(obj.get("kind")), obj["metadata"]["name"])] = Written.of(obj)
+        for sent, answered in applied:
+            key = (str(answered.get("kind")), answered["metadata"]["name"])
+            mine[key] = Written.of(answered, sent)
 
     def removed(self, namespace: str, owner: str, kind: str, name: str) -> None:
         self.written.get((namespace, owner), {}).pop((kind, name), None)
@@ -211,7 +218,8 @@ async def _write_children(
             manager=HANDOVER_MANAGER,
         )
     # independent objects: one round trip for all of them, not one after another
-    applied = list(await asyncio.gather(*(kube.apply(obj) for obj in children.apply)))
+    sent = list(children.apply)
+    applied = list(await asyncio.gather(*(kube.apply(obj) for obj in sent)))
     if ro.shadow is not None and ro.shadow.mirror:
         # the stable pods learn where to copy: the shadow Service's address, known once applied
         name = sh.shadow_name(owner.name)
@@ -221,7 +229,8 @@ async def _write_children(
         ip = (svc.get("spec") or {}).get("clusterIP") or ""
         config = sh.shadow_config(owner, ip, serving_port(spec), ro.shadow)
         applied.append(await kube.apply(config))
-    cache.record(owner.namespace, owner.name, applied)
+        sent.append(config)
+    cache.record(owner.namespace, owner.name, list(zip(sent, applied, strict=True)))
     for api_version, kind, name in children.absent:
         cache.removed(owner.namespace, owner.name, kind, name)
         cur = await kube.get(api_version, kind, owner.namespace, name)
