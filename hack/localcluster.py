@@ -204,6 +204,13 @@ def _pki() -> None:
         ),
         "kube-proxy": ("system:kube-proxy", None, None),
         "apiserver-kubelet-client": (KUBELET_CLIENT_USER, None, None),
+        # the operator's MLflow webhook receiver, as the tests, the benchmark and the demo run
+        # it on this machine (MLflow delivers to https://127.0.0.1:<port>)
+        "webhook": (
+            "mlops-operator-webhook",
+            None,
+            [x509.DNSName("localhost"), ip("127.0.0.1"), ip(realnode.BRIDGE_IP)],
+        ),
     }
     for name, (cn, org, sans) in want.items():
         crt = PKI / f"{name}.crt"

@@ -87,11 +87,15 @@ def real_node(kubeconfig: tuple[str, str | None]) -> None:
 def mlflow_server(
     tmp_path_factory: pytest.TempPathFactory, kubeconfig: tuple[str, str | None]
 ) -> Iterator[MlflowServer]:
+    from tests.support.mlflow_webhooks import local_mlflow_env
     from tests.support.realnode import node_state
 
     # reachable from the real node's pods too (on the bridge address) when there is one
     host = "0.0.0.0" if node_state().real else "127.0.0.1"
-    server = start_mlflow(tmp_path_factory.mktemp("mlflow"), host=host)
+    # it delivers registry webhooks to receivers on this machine (tests register them while
+    # other tests move aliases: a webhook list cached for 1 s, not MLflow's 60)
+    env = local_mlflow_env(cache_ttl=1)
+    server = start_mlflow(tmp_path_factory.mktemp("mlflow"), host=host, env=env)
     yield server
     server.stop()
 

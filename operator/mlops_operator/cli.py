@@ -38,7 +38,9 @@ def main(argv: list[str] | None = None, seams: Seams = PRODUCTION) -> int:
     if args.command == "settings":
         docs = documented_variables()
         for f, env in zip(type(settings).model_fields, docs, strict=True):
-            print(f"{env}={getattr(settings, f)!r}")
+            value = getattr(settings, f)
+            # a secret is shown as set or not, never printed
+            print(f"{env}={'<set>' if value and f.endswith('_secret') else repr(value)}")
         return 0
 
     logging.basicConfig(

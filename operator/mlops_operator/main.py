@@ -1,4 +1,4 @@
-"""Runs the operator process: the metrics server, leader election, then kopf.
+"""Runs the operator process: metrics server, webhook receiver, leader election, then kopf.
 
 Start it with `mlops-operator run` (cli.py), which validates the settings first. `kopf run`
 is not a way in: the clients and queues are built by wiring.py and handed to kopf as its
@@ -17,13 +17,17 @@ import contextlib
 import logging
 import os
 import signal
+import ssl
 import sys
 
 import kopf
+from aiohttp import web
 
 from mlops_operator import metrics, wiring
 from mlops_operator.seams import PRODUCTION, Seams
 from mlops_operator.settings import Settings
+from mlops_operator.webhooks.receiver import Receiver, tls_context
+from mlops_operator.webhooks.receiver import serve as serve_webhooks
 
 log = logging.getLogger(__name__)
 
@@ -36,12 +40,14 @@ def run_operator(settings: Settings, seams: Seams = PRODUCTION) -> int:
     return asyncio.run(_run(settings, seams))
 
 
-async def _kopf(settings: Settings, seams: Seams) -> None:
+async def _kopf(settings: Settings, seams: Seams, receiver: Receiver | None) -> None:
     from kopf._core.engines.peering import Identity  # kopf does not re-export the type
 
     from mlops_operator.leader import default_identity
 
     wired = wiring.build(settings, seams, observer=metrics.METRICS)
+    if receiver is not None:
+        receiver.sink = wired.alias_moved
     log.info(
         "mlops-operator started: MLflow %s, resync %ss, namespaces %s",
         settings.mlflow_tracking_uri,
@@ -65,6 +71,8 @@ async def _kopf(settings: Settings, seams: Seams) -> None:
             stop_flag=stop,
         )
     finally:
+        if receiver is not None:
+            receiver.sink = None
         signals.cancel()
         await wired.close()
 
@@ -87,25 +95,35 @@ def _stop_once(stop: asyncio.Event, sig: signal.Signals) -> None:
 
 
 async def _run(settings: Settings, seams: Seams) -> int:
-    server = None
-    if settings.metrics_port:
-        try:
-            server = await metrics.serve(settings.metrics_port)
-        except OSError as e:
-            log.error("cannot serve metrics on port %d: %s", settings.metrics_port, e)
-            return 2
+    servers: list[web.AppRunner] = []
+    receiver = None
     try:
+        if settings.metrics_port:
+            try:
+                servers.append(await metrics.serve(settings.metrics_port))
+            except OSError as e:
+                log.error("cannot serve metrics on port %d: %s", settings.metrics_port, e)
+                return 2
+        if settings.webhook_port:
+            # a standby serves it too, answering 503 (MLflow retries) until it leads
+            receiver = Receiver((settings.webhook_secret,), settings.webhook_tolerance_seconds)
+            try:
+                tls = tls_context(settings.webhook_cert_file, settings.webhook_key_file)
+                servers.append(await serve_webhooks(receiver, settings.webhook_port, tls))
+            except (OSError, ssl.SSLError) as e:
+                log.error("cannot serve webhooks on port %d: %s", settings.webhook_port, e)
+                return 2
         if not settings.leader_election:
             metrics.METRICS.set_leader(True)
-            await _kopf(settings, seams)
+            await _kopf(settings, seams, receiver)
             return 0
-        return await _run_elected(settings, seams)
+        return await _run_elected(settings, seams, receiver)
     finally:
-        if server is not None:
+        for server in servers:
             await server.cleanup()
 
 
-async def _run_elected(settings: Settings, seams: Seams) -> int:
+async def _run_elected(settings: Settings, seams: Seams, receiver: Receiver | None) -> int:
     elector, store = wiring.build_elector(settings, on_change=metrics.METRICS.set_leader)
     metrics.METRICS.set_leader(False)
     log.info(
@@ -117,7 +135,7 @@ async def _run_elected(settings: Settings, seams: Seams) -> int:
     try:
         await elector.acquire()
         log.info("leader election: %s is the leader, starting to reconcile", elector.identity)
-        operator = asyncio.create_task(_kopf(settings, seams), name="kopf")
+        operator = asyncio.create_task(_kopf(settings, seams, receiver), name="kopf")
         holding = asyncio.create_task(elector.hold(), name="leader-election")
         done, _ = await asyncio.wait({operator, holding}, return_when=asyncio.FIRST_COMPLETED)
         if holding in done:

@@ -10,7 +10,8 @@ What feeds the metrics:
   and the spec-change-to-Ready time, so reconcilers need not call anything;
 - `observe_api_request()` is for the Kubernetes clients (the operator's and the Lease's), one
   call per request with its answer's status code, and `observe_api_error()` one per failed one;
-  `observe_event()` one per Event handed to kopf to post. The benchmarks count writes with them
+  `observe_event()` one per Event handed to kopf to post, `observe_webhook()` one per MLflow
+  webhook delivery. The benchmarks count writes with them
   (client-go's rest_client_requests_total is the same idea).
 """
 
@@ -41,6 +42,8 @@ log = logging.getLogger(__name__)
 
 READY_STATES = ("True", "False", "Unknown")
 RESULTS = ("success", "requeue", "error")
+# webhooks.verify.Result's values (that module imports this one, not the other way round)
+WEBHOOK_RESULTS = ("accepted", "ignored", "forged", "stale", "replayed", "malformed", "standby")
 # A reconcile is a few API calls and a registry lookup: milliseconds, seconds when MLflow is slow.
 RECONCILE_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 # Spec change to Ready includes the rollout (image pull, model download): seconds to an hour.
@@ -113,6 +116,17 @@ class OperatorMetrics:
             ["type"],
             registry=r,
         )
+        self.webhook_deliveries = Counter(
+            "mlops_operator_webhook_deliveries",
+            "MLflow registry webhook deliveries by result: accepted (an alias event: its "
+            "ModelDeployments reconcile now), ignored (another event), forged (no or a wrong "
+            "signature), stale (timestamp outside the tolerance), replayed (a delivery id seen "
+            "before), malformed, standby (not the leader; MLflow retries).",
+            ["result"],
+            registry=r,
+        )
+        for result in WEBHOOK_RESULTS:  # every result at 0 from the start, for rate() and alerts
+            self.webhook_deliveries.labels(result)
         self.objects = Gauge(
             "mlops_operator_objects",
             "Objects the operator tracks, by kind and the status of their Ready condition.",
@@ -199,6 +213,9 @@ class OperatorMetrics:
     def observe_event(self, type_: str) -> None:
         self.events.labels(type_).inc()
 
+    def observe_webhook(self, result: str) -> None:
+        self.webhook_deliveries.labels(result).inc()
+
     def set_leader(self, leading: bool) -> None:
         self.leader.set(1 if leading else 0)
 
@@ -261,6 +278,11 @@ def observe_api_request(verb: str, resource: str, code: int | str) -> None:
 
 def observe_event(type_: str) -> None:
     METRICS.observe_event(type_)
+
+
+def observe_webhook(result: str) -> None:
+    """One MLflow webhook delivery and what became of it (webhooks/receiver.py)."""
+    METRICS.observe_webhook(result)
 
 
 def resource_of(path: str) -> str:

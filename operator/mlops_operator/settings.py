@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, cast
 from urllib.parse import urlparse
 
-from pydantic import ValidationInfo, field_validator
+from pydantic import ValidationInfo, field_validator, model_validator
 from pydantic_settings import NoDecode
 
 from mlops_operator.envsettings import EnvSettings, sync_docs, var
@@ -100,6 +100,33 @@ class Settings(EnvSettings):
         "8080",
         "Port of the operator's /metrics and health endpoints (0 = off).",
     )
+    webhook_port: int = var(
+        "MLOPS_WEBHOOK_PORT",
+        "0",
+        "HTTPS port of the MLflow registry webhook receiver (POST /webhooks/mlflow; 0 = off). "
+        "A delivered alias move reconciles the ModelDeployments following that alias at once "
+        "instead of at their next resync. Needs the three settings below.",
+    )
+    webhook_cert_file: str = var(
+        "MLOPS_WEBHOOK_CERT_FILE",
+        "",
+        "PEM certificate (chain) the webhook receiver serves; MLflow must trust its issuer.",
+    )
+    webhook_key_file: str = var(
+        "MLOPS_WEBHOOK_KEY_FILE", "", "PEM private key of MLOPS_WEBHOOK_CERT_FILE."
+    )
+    webhook_secret: str = var(
+        "MLOPS_WEBHOOK_SECRET",
+        "",
+        "The secret the MLflow webhook was created with: a delivery whose HMAC signature does "
+        "not match it is refused (and counted as forged).",
+    )
+    webhook_tolerance_seconds: float = var(
+        "MLOPS_WEBHOOK_TOLERANCE_SECONDS",
+        "300",
+        "How far a delivery's timestamp may be from now, either way, before it is refused as "
+        "stale; a delivery id seen within twice this is refused as a replay.",
+    )
     log_level: str = var(
         "MLOPS_LOG_LEVEL", "INFO", "Python log level of the operator: DEBUG, INFO, WARNING, ERROR."
     )
@@ -127,6 +154,18 @@ class Settings(EnvSettings):
         "after the leader dies. The leader renews every 2/15 of it and gives up (exits) when "
         "it could not renew for 2/3 of it, as client-go does with 15 s / 10 s / 2 s.",
     )
+
+    @model_validator(mode="after")
+    def _webhook_complete(self) -> Settings:
+        if self.webhook_port:
+            for attr in ("webhook_cert_file", "webhook_key_file", "webhook_secret"):
+                if not getattr(self, attr):
+                    raise SettingsError(
+                        f"{self.env_name(attr)} is required when MLOPS_WEBHOOK_PORT is set"
+                    )
+            if self.webhook_port == self.metrics_port:
+                raise SettingsError("MLOPS_WEBHOOK_PORT must differ from MLOPS_METRICS_PORT")
+        return self
 
     @property
     def pod_mlflow_uri(self) -> str:
@@ -159,7 +198,7 @@ def _parse(attr: str, name: str, raw: str) -> object:
         if not ok:
             raise bad("expected an http(s):// URL")
         return raw.rstrip("/")
-    if attr in ("resync_seconds", "api_timeout_seconds"):
+    if attr in ("resync_seconds", "api_timeout_seconds", "webhook_tolerance_seconds"):
         try:
             v = float(raw)
         except ValueError:
@@ -168,7 +207,9 @@ def _parse(attr: str, name: str, raw: str) -> object:
         if not 1 <= v <= hi:
             raise bad(f"expected between 1 and {hi} seconds")
         return v
-    if attr in ("local_concurrency", "metrics_port"):
+    if attr in ("webhook_cert_file", "webhook_key_file") and raw and not Path(raw).is_file():
+        raise bad("no such file")
+    if attr in ("local_concurrency", "metrics_port", "webhook_port"):
         try:
             n = int(raw)
         except ValueError:

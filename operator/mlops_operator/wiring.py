@@ -48,6 +48,7 @@ from mlops_operator.reconcilers import retrain_job as rjr
 from mlops_operator.reconcilers.triggers import TriggerDeps
 from mlops_operator.seams import AFTER_WRITE, CrashPoint, Seams, no_crash
 from mlops_operator.settings import Settings
+from mlops_operator.webhooks.verify import AliasEvent
 from mlops_operator.workqueue import QueueObserver, WorkQueue
 
 log = logging.getLogger(__name__)
@@ -114,12 +115,20 @@ class Wired:
     memo: Memo
     kube: HttpKube
     registry: MlflowRegistry
+    # the webhook receiver's sink (webhooks/receiver.py): an alias moved in the registry
+    alias_moved: Callable[[AliasEvent], int]
 
     async def close(self) -> None:
         await self.memo.md_queue.stop()
         await self.memo.rtj_queue.stop()
         await self.kube.close()
         await self.registry.close()
+
+
+def follows(body: dict[str, Any], model: str, alias: str) -> bool:
+    """Whether a ModelDeployment's spec follows that registered model's alias."""
+    m = (body.get("spec") or {}).get("model") or {}
+    return bool(m.get("name") == model and m.get("alias") == alias)
 
 
 def post_event(body: dict[str, Any], type_: str, reason: str, message: str) -> None:
@@ -364,4 +373,10 @@ def build(cfg: Settings, seams: Seams, observer: QueueObserver | None) -> Wired:
 
     rtj_queue = WorkQueue("RetrainJob", reconcile_rtj, cfg.resync_seconds, observer=observer)
     queues.update({MODEL_DEPLOYMENT_KIND: md_queue, RETRAIN_JOB_KIND: rtj_queue})
-    return Wired(Memo(md_queue, rtj_queue, applied), http_kube, registry)
+
+    def alias_moved(event: AliasEvent) -> int:
+        # the registry's cached answer is the old one: drop it before the passes ask again
+        registry.forget(event.model, event.alias)
+        return md_queue.poke_where(lambda body: follows(body, event.model, event.alias))
+
+    return Wired(Memo(md_queue, rtj_queue, applied), http_kube, registry, alias_moved)

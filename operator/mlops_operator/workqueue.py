@@ -128,6 +128,15 @@ class WorkQueue:
         if slot:
             slot.wake.set()
 
+    def poke_where(self, wanted: Callable[[dict[str, Any]], bool]) -> int:
+        """Wake every object whose newest body is `wanted`; -> how many."""
+        woken = 0
+        for slot in self._slots.values():
+            if wanted(slot.body):
+                slot.wake.set()
+                woken += 1
+        return woken
+
     def forget(self, namespace: str, name: str) -> None:
         slot = self._slots.pop((namespace, name), None)
         if slot and slot.task:

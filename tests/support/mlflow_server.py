@@ -13,7 +13,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 
@@ -30,6 +30,7 @@ class MlflowServer:
     process: subprocess.Popen[bytes]
     port: int
     host: str = "127.0.0.1"
+    env: dict[str, str] = field(default_factory=dict)  # added to the server's environment
 
     def stop(self) -> None:
         if self.process.poll() is None:
@@ -43,14 +44,15 @@ class MlflowServer:
     def restart(self, timeout: float = 90) -> None:
         """Start again on the same port and store (for outage tests)."""
         self.stop()
-        self.process = _spawn(self.root, self.port, self.host)
+        self.process = _spawn(self.root, self.port, self.host, self.env)
         wait_healthy(self, timeout)
 
 
-def _spawn(root: Path, port: int, host: str) -> subprocess.Popen[bytes]:
+def _spawn(root: Path, port: int, host: str, extra: dict[str, str]) -> subprocess.Popen[bytes]:
     root.mkdir(parents=True, exist_ok=True)
     env = dict(
         os.environ,
+        **extra,
         MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false",
         # the venv's bin must be on PATH: mlflow execs uvicorn/gunicorn from it
         PATH=f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}",
@@ -99,13 +101,20 @@ def wait_healthy(server: MlflowServer, timeout: float = 90) -> None:
 
 
 def start_mlflow(
-    root: Path, port: int | None = None, timeout: float = 90, host: str = "127.0.0.1"
+    root: Path,
+    port: int | None = None,
+    timeout: float = 90,
+    host: str = "127.0.0.1",
+    env: dict[str, str] | None = None,
 ) -> MlflowServer:
     """host: the address it listens on; clients on this machine use loopback either way.
     0.0.0.0 makes it reachable from the real node's pods too, on the bridge address (which
-    comes and goes with the node, so it cannot be the one address it listens on)."""
+    comes and goes with the node, so it cannot be the one address it listens on).
+    env: added to its environment (mlflow_webhooks.local_mlflow_env(), for webhooks)."""
     port = port or free_port()
-    server = MlflowServer(f"http://127.0.0.1:{port}", root, _spawn(root, port, host), port, host)
+    extra = dict(env or {})
+    proc = _spawn(root, port, host, extra)
+    server = MlflowServer(f"http://127.0.0.1:{port}", root, proc, port, host, extra)
     try:
         wait_healthy(server, timeout)
     except BaseException:

@@ -340,3 +340,42 @@ def test_chart_yaml() -> None:
     pyproject = (ROOT / "pyproject.toml").read_text()
     version = re.search(r'^version = "([^"]+)"', pyproject, re.M)
     assert version and chart["appVersion"] == version.group(1)
+
+
+@needs_helm
+def test_the_webhook_receiver_gets_its_certificate_secret_port_and_service() -> None:
+    off = template()
+    assert env_of(off)["MLOPS_WEBHOOK_PORT"] == "0"
+    assert not [s for s in by_kind(off, "Service") if s["metadata"]["name"].endswith("-webhook")]
+
+    docs = template(
+        "webhook.enabled=true",
+        "webhook.tlsSecretName=operator-webhook-tls",
+        "webhook.secretRef.name=mlflow-webhook",
+    )
+    env = env_of(docs)
+    assert env["MLOPS_WEBHOOK_PORT"] == "8443"
+    assert env["MLOPS_WEBHOOK_SECRET"] == {
+        "secretKeyRef": {"name": "mlflow-webhook", "key": "secret"}
+    }
+    c = container(docs)
+    mounts = {m["name"]: m["mountPath"] for m in c["volumeMounts"]}
+    assert env["MLOPS_WEBHOOK_CERT_FILE"] == mounts["webhook-tls"] + "/tls.crt"
+    assert env["MLOPS_WEBHOOK_KEY_FILE"] == mounts["webhook-tls"] + "/tls.key"
+    (dep,) = by_kind(docs, "Deployment")
+    volumes = {v["name"]: v for v in dep["spec"]["template"]["spec"]["volumes"]}
+    assert volumes["webhook-tls"]["secret"] == {"secretName": "operator-webhook-tls"}
+    assert {"name": "webhook", "containerPort": 8443, "protocol": "TCP"} in c["ports"]
+    (svc,) = [s for s in by_kind(docs, "Service") if s["metadata"]["name"].endswith("-webhook")]
+    assert svc["spec"]["ports"] == [
+        {"name": "webhook", "port": 443, "targetPort": "webhook", "protocol": "TCP"}
+    ]
+    assert svc["spec"]["selector"] == dep["spec"]["selector"]["matchLabels"]
+    # what the pod runs with parses (the files are mounted in the pod, not here)
+    plain = {k: v for k, v in env.items() if isinstance(v, str)}
+    plain.update(MLOPS_LEADER_ELECTION_NAMESPACE="mlops-system", MLOPS_WEBHOOK_SECRET="s")
+    plain.update(MLOPS_WEBHOOK_CERT_FILE=__file__, MLOPS_WEBHOOK_KEY_FILE=__file__)
+    assert Settings.from_env(plain).webhook_port == 8443
+
+    out = helm("template", "x", str(CHART), "--set", "webhook.enabled=true", check=False)
+    assert out.returncode != 0 and "needs webhook.tlsSecretName" in out.stderr

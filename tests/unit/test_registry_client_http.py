@@ -76,3 +76,47 @@ def test_the_request_timeout_is_mlflows_variable_or_ten_seconds() -> None:
     assert _timeout({"MLFLOW_HTTP_REQUEST_TIMEOUT": "3.5"}) == 3.5
     assert _timeout({"MLFLOW_HTTP_REQUEST_TIMEOUT": "ten"}) == 10.0
     assert _timeout({"MLFLOW_HTTP_REQUEST_TIMEOUT": "0"}) == 10.0
+
+
+def test_forget_drops_the_cached_answer_and_one_under_way() -> None:
+    """After an alias move (a webhook), the next resolve asks MLflow again, and a lookup that
+    was under way before the move does not put its (old) answer back into the cache."""
+    holder = {"version": "1"}
+    release = asyncio.Event()
+    asked: list[str] = []
+
+    async def handler(request: web.Request) -> web.Response:
+        if request.path.endswith("registered-models/alias"):
+            asked.append(holder["version"])
+            v = holder["version"]
+            if v == "1" and len(asked) == 2:
+                await release.wait()  # the second lookup is slow: the alias moves meanwhile
+            return web.json_response({"model_version": {"version": v, "run_id": "r"}})
+        return web.json_response({"artifact_uri": "mlflow-artifacts:/x"})
+
+    async def scenario() -> list[str]:
+        app = web.Application()
+        app.router.add_route("*", "/{tail:.*}", handler)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        port = free_port()
+        await web.TCPSite(runner, "127.0.0.1", port).start()
+        reg = MlflowRegistry(f"http://127.0.0.1:{port}", env={})
+        try:
+            first = (await reg.resolve("m", "champion", None)).version
+            cached = (await reg.resolve("m", "champion", None)).version
+            reg.forget("m", "champion")
+            slow = asyncio.ensure_future(reg.resolve("m", "champion", None))
+            await asyncio.sleep(0.2)
+            holder["version"] = "2"
+            reg.forget("m", "champion")  # the webhook of the move arrives mid-lookup
+            fresh = (await reg.resolve("m", "champion", None)).version
+            release.set()
+            stale = (await slow).version
+            after = (await reg.resolve("m", "champion", None)).version
+        finally:
+            await reg.close()
+            await runner.cleanup()
+        return [first, cached, stale, fresh, after]
+
+    assert asyncio.run(scenario()) == ["1", "1", "1", "2", "2"]

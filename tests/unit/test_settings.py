@@ -99,3 +99,37 @@ def test_a_mapping_is_the_whole_environment(monkeypatch: pytest.MonkeyPatch) -> 
     assert Settings.from_env().kfp_host == "http://kfp.example:8888"
     monkeypatch.setenv("MLOPS_NAMESPACES", "team-a, team-b")
     assert Settings.from_env().namespaces == ("team-a", "team-b")
+
+
+def test_the_webhook_receiver_needs_its_certificate_key_and_secret(tmp_path: Path) -> None:
+    crt, key = tmp_path / "tls.crt", tmp_path / "tls.key"
+    crt.write_text("cert"), key.write_text("key")
+    full = {
+        "MLOPS_WEBHOOK_PORT": "8443",
+        "MLOPS_WEBHOOK_CERT_FILE": str(crt),
+        "MLOPS_WEBHOOK_KEY_FILE": str(key),
+        "MLOPS_WEBHOOK_SECRET": "s",
+        "MLOPS_WEBHOOK_TOLERANCE_SECONDS": "60",
+    }
+    s = Settings.from_env(full)
+    assert (s.webhook_port, s.webhook_secret, s.webhook_tolerance_seconds) == (8443, "s", 60)
+    assert Settings.from_env({}).webhook_port == 0, "off unless asked for"
+    for missing in ("MLOPS_WEBHOOK_CERT_FILE", "MLOPS_WEBHOOK_KEY_FILE", "MLOPS_WEBHOOK_SECRET"):
+        with pytest.raises(SettingsError, match=f"{missing} is required"):
+            Settings.from_env({k: v for k, v in full.items() if k != missing})
+    with pytest.raises(SettingsError, match="no such file"):
+        Settings.from_env({**full, "MLOPS_WEBHOOK_CERT_FILE": str(tmp_path / "absent.crt")})
+    with pytest.raises(SettingsError, match="must differ"):
+        Settings.from_env({**full, "MLOPS_METRICS_PORT": "8443"})
+    with pytest.raises(SettingsError, match="between 1 and 600"):
+        Settings.from_env({**full, "MLOPS_WEBHOOK_TOLERANCE_SECONDS": "0"})
+
+
+def test_the_cli_never_prints_the_webhook_secret(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("MLOPS_WEBHOOK_SECRET", "do-not-print-me")
+    assert main(["settings"]) == 0
+    out = capsys.readouterr().out
+    assert "do-not-print-me" not in out
+    assert "MLOPS_WEBHOOK_SECRET=<set>" in out

@@ -194,3 +194,24 @@ def test_a_write_of_another_object_under_the_same_name_is_ignored() -> None:
         return rv
 
     assert asyncio.run(scenario()) == "1"
+
+
+def test_poke_where_wakes_only_the_wanted_objects() -> None:
+    passes: list[str] = []
+
+    async def reconcile(b: dict[str, Any], _: dt.datetime) -> Requeue | None:
+        passes.append(b["metadata"]["name"])
+        return None
+
+    async def scenario() -> int:
+        q = WorkQueue("T", reconcile, resync_seconds=3600)
+        for name in ("a", "b", "c"):
+            q.update({**body(name), "spec": {"follows": name != "b"}})
+        await asyncio.sleep(0.1)
+        woken = q.poke_where(lambda b: bool(b["spec"]["follows"]))
+        await asyncio.sleep(0.1)
+        await q.stop()
+        return woken
+
+    assert asyncio.run(scenario()) == 2
+    assert sorted(passes) == ["a", "a", "b", "c", "c"], passes

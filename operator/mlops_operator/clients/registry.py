@@ -82,6 +82,8 @@ class MlflowRegistry:
         self._env = dict(os.environ) if env is None else env
         self._cache: dict[tuple[str, str | None, str | None], tuple[float, ResolvedModel]] = {}
         self._inflight: dict[tuple[str, str | None, str | None], asyncio.Future[ResolvedModel]] = {}
+        # bumped by forget(): a lookup that started before it may hold the old answer
+        self._epoch = 0
         self._session: aiohttp.ClientSession | None = None
 
     def _http(self) -> aiohttp.ClientSession:
@@ -206,12 +208,27 @@ class MlflowRegistry:
         if pending is None:
             pending = asyncio.ensure_future(self._resolve(name, alias, version))
             self._inflight[key] = pending
-            pending.add_done_callback(lambda _: self._inflight.pop(key, None))
+
+            def done(f: asyncio.Future[ResolvedModel]) -> None:
+                if self._inflight.get(key) is f:
+                    del self._inflight[key]
+
+            pending.add_done_callback(done)
+        epoch = self._epoch
         resolved = await asyncio.shield(pending)
-        self._cache[key] = (now, resolved)
+        if epoch == self._epoch:
+            self._cache[key] = (now, resolved)
         if len(self._cache) > 10_000:
             self._cache.clear()
         return resolved
+
+    def forget(self, name: str, alias: str) -> None:
+        """The alias has moved (a registry webhook said so): the next resolve asks MLflow,
+        and no lookup that was under way before this fills the cache with the old answer."""
+        key = (name, alias, None)
+        self._cache.pop(key, None)
+        self._inflight.pop(key, None)
+        self._epoch += 1
 
     async def _resolve(self, name: str, alias: str | None, version: str | None) -> ResolvedModel:
         mv = await self._version(name, alias, version)
