@@ -19,8 +19,10 @@ Ready=True for its generation). Then, for the operator half:
   apply answered 201) and updates (200), writes to the ModelDeployment itself (status), Events;
 - writes during --idle seconds with nothing changing, Lease renewals apart;
 - the operator's RSS and CPU seconds per resync period over that idle window;
-- alias move -> every Deployment pinned to the new version (bounded by the resync period
-  until the registry can push).
+- alias move -> every Deployment pinned to the new version, twice: delivered by MLflow's
+  registry webhook to the operator's receiver (docs/webhooks.md; measured once MLflow has the
+  webhook in its cache), then, the webhook deleted and MLflow's cache of it expired, found
+  by the resync alone (the baseline).
 
 CPU seconds of every local control-plane process (and of kubelet/kube-proxy when the real node
 runs) are printed per half, so the two cores' sharing is visible. Prints a table with the
@@ -58,10 +60,11 @@ sys.path.insert(0, str(ROOT))
 from kubernetes import client, config, watch  # noqa: E402
 from kubernetes.client.rest import ApiException  # noqa: E402
 
+from tests.support import mlflow_webhooks  # noqa: E402
 from tests.support.cluster import LOCAL_KUBECONFIG, ensure_cluster  # noqa: E402
 from tests.support.mlflow_server import start_mlflow  # noqa: E402
 from tests.support.models import register_iris, set_alias  # noqa: E402
-from tests.support.operator_metrics import Samples, free_port, scrape  # noqa: E402
+from tests.support.operator_metrics import Samples, free_port, scrape, value  # noqa: E402
 from tests.support.operator_process import start_operator  # noqa: E402
 
 RESYNC = 30.0  # the operator's default (MLOPS_RESYNC_SECONDS)
@@ -71,6 +74,45 @@ WATCHED = "bench-md-"  # the operator watches bench-md-*; the baseline lives in 
 IMAGE = "mlops-operator/runtime:test"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 WRITES = ("POST", "PUT", "PATCH", "DELETE")
+WEBHOOK_CACHE_TTL = 60  # MLflow's default (MLFLOW_WEBHOOK_CACHE_TTL)
+ACCEPTED = "mlops_operator_webhook_deliveries_total"
+
+
+class Hook:
+    """The MLflow webhook of the operator's receiver: registered before each operator half,
+    deleted before its resync-only alias move."""
+
+    def __init__(self, mlflow_uri: str, port: int, metrics_port: int) -> None:
+        self.mlflow_uri, self.metrics_port = mlflow_uri, metrics_port
+        self.url = f"https://127.0.0.1:{port}/webhooks/mlflow"
+        self.secret = uuid.uuid4().hex
+        self.id = ""
+        self.probe = f"bench-probe-{uuid.uuid4().hex[:6]}"
+        self.probe_version = ""
+
+    def accepted(self) -> float:
+        return value(scrape(self.metrics_port), ACCEPTED, result="accepted")
+
+    def arm(self, timeout: float = 3 * WEBHOOK_CACHE_TTL) -> float:
+        """Register, then move an alias of a probe model until a delivery arrives: MLflow may
+        hold a list without the webhook for up to its cache TTL. -> seconds it took."""
+        t0 = time.monotonic()
+        self.id = mlflow_webhooks.register(self.mlflow_uri, f"bench-{self.probe}", self.url,
+                                           self.secret)  # fmt: skip
+        if not self.probe_version:
+            self.probe_version = register_iris(self.mlflow_uri, self.probe)
+        before = self.accepted()
+        while time.monotonic() - t0 < timeout:
+            set_alias(self.mlflow_uri, self.probe, "probe", self.probe_version)
+            if wait_for(lambda: self.accepted() > before, 3, 0.2):
+                return time.monotonic() - t0
+        raise SystemExit(f"no webhook delivery reached the operator in {timeout:.0f} s")
+
+    def disarm(self) -> None:
+        """Delete the webhook and wait out MLflow's cache of it: moves after this reach the
+        operator only through its resync."""
+        mlflow_webhooks.delete(self.mlflow_uri, self.id)
+        time.sleep(WEBHOOK_CACHE_TTL + 2)
 
 
 def pct(xs: list[float], p: float) -> float:
@@ -415,8 +457,11 @@ class OperatorHalf:
     rss_start_mb: float | None  # before the half's objects
     rss_mb: float | None
     cpu_per_resync: float | None
-    rolled: list[float]
+    rolled: list[float]  # by the webhook's delivery
     roll_missing: int
+    rolled_resync: list[float]  # the baseline: by the resync alone
+    resync_missing: int
+    deliveries: dict[str, float]  # what the receiver counted during the half, by result
 
 
 def operator_half(
@@ -429,6 +474,7 @@ def operator_half(
     mlflow_uri: str,
     idle: float,
     profile: Path | None,
+    hook: Hook,
 ) -> OperatorHalf:
     core, apps, custom = client.CoreV1Api(api), client.AppsV1Api(api), client.CustomObjectsApi(api)
     ns = namespace(core, WATCHED)
@@ -488,13 +534,22 @@ def operator_half(
         (cpu_i1 - cpu_i0) / (idle / RESYNC) if cpu_i0 is not None and cpu_i1 is not None else None
     )
 
-    # alias move -> every Deployment pinned to the new version
-    v2 = register_iris(mlflow_uri, model, max_iter=300)
-    want = f"models:/{model}/{v2}"
-    moved_at = time.monotonic()
-    set_alias(mlflow_uri, model, "champion", v2)
-    wait_for(lambda: sum(u == want for u, _ in uris.values()) >= n, timeout)
-    rolled = [t - moved_at for u, t in uris.values() if u == want]
+    def move(max_iter: int) -> list[float]:
+        """alias move -> every Deployment pinned to the new version"""
+        v = register_iris(mlflow_uri, model, max_iter=max_iter)
+        want = f"models:/{model}/{v}"
+        moved_at = time.monotonic()
+        set_alias(mlflow_uri, model, "champion", v)
+        wait_for(lambda: sum(u == want for u, _ in uris.values()) >= n, timeout)
+        return [t - moved_at for u, t in uris.values() if u == want]
+
+    rolled = move(300)
+    deliveries = {
+        r: value(scrape(metrics_port), ACCEPTED, result=r) - value(before, ACCEPTED, result=r)
+        for r in ("accepted", "forged", "stale", "replayed", "malformed", "standby")
+    }
+    hook.disarm()
+    rolled_resync = move(301)
     for w in watchers:
         w.stop.set()
     rss = rss_mb(op_pid)
@@ -512,6 +567,9 @@ def operator_half(
         per_resync,
         rolled,
         n - len(rolled),
+        rolled_resync,
+        n - len(rolled_resync),
+        deliveries,
     )
 
 
@@ -590,8 +648,10 @@ def run(a: argparse.Namespace) -> dict[str, Any]:
     nodes = node_pool(core, max(int(s) for s in a.sizes.split(",")))
     sizes: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory() as tmp:
-        mlflow = start_mlflow(Path(tmp) / "mlflow")
-        port = free_port()
+        # MLflow's local settings for deliveries to this machine, its webhook cache as default
+        mlflow = start_mlflow(Path(tmp) / "mlflow", env=mlflow_webhooks.local_mlflow_env())
+        port, hook_port = free_port(), free_port()
+        hook = Hook(mlflow.url, hook_port, port)
         op = start_operator(
             kubeconfig,
             mlflow.url,
@@ -602,6 +662,7 @@ def run(a: argparse.Namespace) -> dict[str, Any]:
             MLOPS_LEADER_ELECTION="true",
             MLOPS_LEADER_ELECTION_NAMESPACE="default",
             MLOPS_LEADER_ELECTION_NAME=f"bench-{uuid.uuid4().hex[:6]}",
+            **mlflow_webhooks.receiver_settings(hook_port, hook.secret),
         )
         try:
             for s in a.sizes.split(","):
@@ -610,9 +671,12 @@ def run(a: argparse.Namespace) -> dict[str, Any]:
                 print(f"\n{n} objects: {n} Deployments (baseline) ...", flush=True)
                 base = baseline_half(api, n, a.pool, timeout)
                 print(f"{n} objects: {n} ModelDeployments ...", flush=True)
+                armed = hook.arm()
+                print(f"  the webhook's first delivery after {armed:.1f} s", flush=True)
                 ours = operator_half(
-                    api, n, a.pool, timeout, op.process.pid, port, mlflow.url, a.idle, a.profile
-                )
+                    api, n, a.pool, timeout, op.process.pid, port, mlflow.url, a.idle, a.profile,
+                    hook,
+                )  # fmt: skip
                 sizes.append(size_record(n, base, ours))
         finally:
             op.stop()
@@ -664,6 +728,9 @@ def size_record(n: int, base: Half, ours: OperatorHalf) -> dict[str, Any]:
             "cpu_seconds_per_resync": ours.cpu_per_resync,
             "alias_move_to_rolled": dist(ours.rolled),
             "roll_missing": ours.roll_missing,
+            "alias_move_to_rolled_resync_only": dist(ours.rolled_resync),
+            "resync_roll_missing": ours.resync_missing,
+            "webhook_deliveries": ours.deliveries,
         },
     }
 
@@ -703,8 +770,14 @@ def print_table(r: dict[str, Any]) -> None:
         cpu = o["cpu_seconds_per_resync"]
         print(f"  operator RSS {rss}, CPU {cpu:.2f} s per resync period while idle"
               if cpu is not None else f"  operator RSS {rss}")  # fmt: skip
-        print(f"  alias move -> rolled: {fmt(o['alias_move_to_rolled'])}"
+        print(f"  alias move -> rolled, by the webhook: {fmt(o['alias_move_to_rolled'])}"
               + (f" ({o['roll_missing']} not rolled)" if o["roll_missing"] else ""))  # fmt: skip
+        res = o["alias_move_to_rolled_resync_only"]
+        print(f"  alias move -> rolled, by the resync alone (baseline): {fmt(res)}"
+              + (f" ({o['resync_roll_missing']} not rolled)" if o["resync_roll_missing"] else "")
+              + f"; ratio p50 {ratio(o['alias_move_to_rolled']['p50'], res['p50'])}")  # fmt: skip
+        print("  webhook deliveries during the half: "
+              + ", ".join(f"{k} {v:.0f}" for k, v in o["webhook_deliveries"].items()))  # fmt: skip
         for label, h in (("baseline", s["baseline"]), ("operator", o)):
             cpu_s = ", ".join(f"{k} {v:.1f}" for k, v in sorted(h["cpu_seconds"].items()))
             print(f"  CPU seconds during the {label} half: {cpu_s}")

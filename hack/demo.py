@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import secrets
 import shutil
 import signal
 import subprocess
@@ -44,6 +45,13 @@ CANARY_PACE: dict[str, Any] = {
 }
 sys.path.insert(0, str(ROOT / "hack"))
 import realnode  # noqa: E402
+
+from tests.support import mlflow_webhooks  # noqa: E402
+
+# the operator's MLflow webhook receiver (docs/webhooks.md); a new secret for each demo
+WEBHOOK_PORT = int(os.environ.get("MLOPS_DEMO_WEBHOOK_PORT", "5056"))
+WEBHOOK_URL = f"https://127.0.0.1:{WEBHOOK_PORT}/webhooks/mlflow"
+WEBHOOK_SECRET = secrets.token_hex(32)
 
 # where the model pods download from: the bridge address when the real node serves them
 POD_MLFLOW_URI = f"http://{realnode.BRIDGE_IP}:{MLFLOW_PORT}"
@@ -134,6 +142,8 @@ def mlflow_up(host: str) -> None:
             {
                 "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
                 "PATH": f"{venv_bin}:{os.environ['PATH']}",
+                # it delivers registry webhooks to the operator on this machine (local settings)
+                **mlflow_webhooks.local_mlflow_env(),
             },
         )
     wait_for(
@@ -155,6 +165,7 @@ def operator_up(env: dict[str, str]) -> None:
             "MLOPS_WORK_DIR": str(STATE / "runs"),
             # the demo's own namespace only: tests or another operator may share the cluster
             "MLOPS_NAMESPACES": NAMESPACE,
+            **mlflow_webhooks.receiver_settings(WEBHOOK_PORT, WEBHOOK_SECRET),
             **env,
         },
     )
@@ -410,6 +421,16 @@ def up() -> None:
     with step("start the operator (mlops-operator run, a process on this machine)"):
         operator_up(env)
     with step(
+        f"register the operator's webhook receiver ({WEBHOOK_URL}) in MLflow for alias events: "
+        "an alias move reconciles its followers at once, not at the next resync"
+    ):
+        hook = mlflow_webhooks.register(MLFLOW_URI, "mlops-operator", WEBHOOK_URL, WEBHOOK_SECRET)
+        result = mlflow_webhooks.send_test_delivery(MLFLOW_URI, hook)
+        print(f"    MLflow's test delivery: HTTP {result.get('response_status')}, "
+              f"{result.get('response_body') or result.get('error_message')}")  # fmt: skip
+        if not result.get("success"):
+            raise SystemExit(f"the webhook test delivery failed; logs are in {STATE}")
+    with step(
         "train v1 with a RetrainJob (local backend; noisy labels make it a weak "
         "first model); no holder yet, so the gate promotes it to @champion"
     ):
@@ -447,6 +468,8 @@ def up() -> None:
         if traffic:
             wait_for(lambda: v1 not in pods_and_nodes().split(), "the old pods to go", 120)
             print(f"    {traffic.finish()}")
+        accepted = (STATE / "operator.log").read_text().count(": accepted (alias ")
+        print(f"    alias deliveries accepted by the operator so far: {accepted}")
         print(kubectl("-n", NAMESPACE, "get", "mdep,rtj", capture=True))
     if real:
         show_pod_logs_and_drift(service_url("iris-classifier"), env["MLOPS_PROMETHEUS_URL"])
