@@ -352,3 +352,53 @@ def test_the_prestop_drain_turns_readiness_off_and_closes_every_connection() -> 
     )
     assert status == 200 and headers[b"connection"] == b"close"
     assert call(app, "POST", "/-/drain")[0] == 405
+
+
+def test_concurrent_requests_on_both_protocols_share_model_calls_and_get_their_own_rows() -> None:
+    """On the predict thread (MLOPS_PREDICT_THREADS=1), requests that arrive while the model is
+    busy are scored in one call (runtime/batching.py); each caller gets its own rows."""
+    calls: list[int] = []
+
+    class SlowModel(FakeModel):
+        def predict(self, parsed: Parsed) -> tuple[Any, Any]:
+            time.sleep(0.05)
+            assert parsed.frame is not None
+            calls.append(len(parsed.frame))
+            return super().predict(parsed)
+
+    app = make_app(MLOPS_PREDICT_THREADS="1")
+    app.state.model = SlowModel()  # type: ignore[assignment]
+
+    async def one(body: bytes, path: str) -> tuple[int, bytes]:
+        sent: list[dict[str, Any]] = []
+
+        async def receive() -> dict[str, Any]:
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        async def send(message: MutableMapping[str, Any]) -> None:
+            sent.append(dict(message))
+
+        headers = [(b"content-type", b"application/json")]
+        await app(
+            {"type": "http", "method": "POST", "path": path, "headers": headers}, receive, send
+        )
+        return sent[0]["status"], sent[1]["body"]
+
+    def oip(a: float) -> bytes:
+        tensor = {"name": "x", "shape": [1, 2], "datatype": "FP64", "data": [a, 1]}
+        return orjson.dumps({"inputs": [tensor]})
+
+    async def scenario() -> list[tuple[int, bytes]]:
+        bodies = [(split([[i, 1]] * (i + 1)), "/invocations") for i in range(6)]
+        bodies += [(oip(100 + i), "/v2/models/iris-prod/infer") for i in range(3)]
+        return await asyncio.gather(*(one(b, p) for b, p in bodies))
+
+    out = asyncio.run(scenario())
+    assert all(status == 200 for status, _ in out), out
+    for i in range(6):
+        assert orjson.loads(out[i][1]) == {"predictions": [i + 1.0] * (i + 1)}
+    for i in range(3):
+        assert orjson.loads(out[6 + i][1])["outputs"][0]["data"] == [101.0 + i]
+    assert len(calls) < 9 and sum(calls) == sum(range(1, 7)) + 3, calls
+    text = app.metrics.render().decode()
+    assert "mlops_runtime_batch_size_count" in text

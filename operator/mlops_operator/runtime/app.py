@@ -31,6 +31,7 @@ from typing import Any
 
 from mlops_operator.contract import ROUTE_DRAIN, ROUTE_INFER, ROUTE_INVOCATIONS
 from mlops_operator.runtime import codec, oip
+from mlops_operator.runtime.batching import Batcher
 from mlops_operator.runtime.codec import BadRequest
 from mlops_operator.runtime.config import RuntimeConfig
 from mlops_operator.runtime.drift import DriftMonitor
@@ -52,6 +53,9 @@ JSON = b"application/json"
 BINARY_HEADER = b"inference-header-content-length"
 TEXT = b"text/plain; charset=utf-8"
 VERSION = "0.1.0"
+# bodies and answers up to this many bytes are decoded and encoded on the event loop; an
+# answer's size is guessed from its rows
+INLINE_LIMIT, ROW_BYTES = 64 * 1024, 32
 
 
 @dataclass
@@ -111,6 +115,14 @@ class RuntimeApp:
             )
             if config.shadow_file
             else None
+        )
+        self._batcher = Batcher(
+            self._predict,
+            self._run,
+            self._observe,
+            max_size=config.batch_max_size if self._executor is not None else 1,
+            max_wait=config.batch_max_wait_ms / 1000,
+            on_batch=self.metrics.observe_batch,
         )
         self._model_prefix = f"/v2/models/{name}"
         self._get: dict[str, tuple[str, Callable[[], Response]]] = {
@@ -285,9 +297,14 @@ class RuntimeApp:
                 f"content type {ctype or '(none)'!r} is not supported; use application/json "
                 "(or text/csv)",
             )
-        resp = await self._run(self._score_invocations, body, ctype)
-        resp.copy = (ROUTE_INVOCATIONS, ctype, body)
-        return resp
+        model = self._require_model()
+        if ctype == "text/csv":
+            parsed = await self._near(len(body), codec.parse_csv, body, model.schema)
+        else:
+            parsed = await self._near(len(body), codec.parse_invocations, body, model.schema)
+        data, predictions = await self._batcher.predict(parsed)
+        out = await self._near(_rows(data) * ROW_BYTES, codec.invocations_response, predictions)
+        return Response(200, out, rows=_rows(data), copy=(ROUTE_INVOCATIONS, ctype, body))
 
     async def _infer_oip(self, scope: Scope, receive: Receive) -> Response:
         self._require_model()
@@ -299,33 +316,31 @@ class RuntimeApp:
                 "as JSON 'data' (tritonclient: binary_data=False on inputs and outputs)",
             )
         body = await self._read_body(receive)
-        resp = await self._run(self._score_oip, body)
+        model = self._require_model()
+        parsed, request_id = await self._near(len(body), oip.parse_oip, body, model.schema)
+        data, predictions = await self._batcher.predict(parsed)
+        version = model.ref.version
+        name = self.config.model_name
+        size = _rows(data) * ROW_BYTES
+        out = await self._near(size, oip.oip_response, name, version, request_id, predictions)
         # the candidate serves another version: its unversioned path
-        resp.copy = (f"{self._model_prefix}/infer", "application/json", body)
-        return resp
+        copy = (f"{self._model_prefix}/infer", "application/json", body)
+        return Response(200, out, rows=_rows(data), copy=copy)
 
-    async def _run(self, fn: Callable[..., Response], *args: Any) -> Response:
+    async def _run(self, fn: Callable[..., Any], *args: Any) -> Any:
         if self._executor is None:
             return fn(*args)
         return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
 
-    def _score_invocations(self, body: bytes, ctype: str) -> Response:
-        model = self._require_model()
-        if ctype == "text/csv":
-            parsed = _parse_csv(body, model)
-        else:
-            parsed = codec.parse_invocations(body, model.schema)
-        data, predictions = model.predict(parsed)
-        self._observe(data, predictions)
-        return Response(200, codec.invocations_response(predictions), rows=_rows(data))
+    async def _near(self, size: int, fn: Callable[..., Any], *args: Any) -> Any:
+        """Decoding and encoding: on the event loop for small requests (a thread hop costs
+        more than the work), on the predict thread for big ones (the probes stay answered)."""
+        if size <= INLINE_LIMIT:
+            return fn(*args)
+        return await self._run(fn, *args)
 
-    def _score_oip(self, body: bytes) -> Response:
-        model = self._require_model()
-        parsed, request_id = oip.parse_oip(body, model.schema)
-        data, predictions = model.predict(parsed)
-        self._observe(data, predictions)
-        out = oip.oip_response(self.config.model_name, model.ref.version, request_id, predictions)
-        return Response(200, out, rows=_rows(data))
+    def _predict(self, parsed: codec.Parsed) -> tuple[Any, Any]:
+        return self._require_model().predict(parsed)
 
     def _observe(self, data: Any, predictions: Any) -> None:
         if self.state.drift is not None:
@@ -345,22 +360,6 @@ class RuntimeApp:
             chunks.append(chunk)
             if not message.get("more_body", False):
                 return chunks[0] if len(chunks) == 1 else b"".join(chunks)
-
-
-def _parse_csv(body: bytes, model: LoadedModel) -> codec.Parsed:
-    import io
-
-    import pandas as pd
-
-    try:
-        frame = pd.read_csv(io.BytesIO(body))
-    except (ValueError, UnicodeDecodeError) as e:
-        raise BadRequest(f"request body is not valid CSV: {e}") from None
-    if model.schema is not None:
-        split = {"columns": [str(c) for c in frame.columns], "data": frame.to_numpy().tolist()}
-        # through the JSON path so CSV gets the same column and type checks
-        return codec.parse_invocations(codec.encode_json({"dataframe_split": split}), model.schema)
-    return codec.Parsed(frame, {}, None)
 
 
 def _rows(data: Any) -> int:

@@ -80,6 +80,19 @@ class RuntimeConfig(EnvSettings):
     predict_threads: int = var(
         "MLOPS_PREDICT_THREADS", "1", "Threads that run the model; 0 = on the event loop."
     )
+    batch_max_size: int = var(
+        "MLOPS_BATCH_MAX_SIZE",
+        "32",
+        "Adaptive batching: at most this many concurrent requests scored by one model call "
+        "(1 = off; off when MLOPS_PREDICT_THREADS is 0). A request that finds the model idle "
+        "is scored at once.",
+    )
+    batch_max_wait_ms: float = var(
+        "MLOPS_BATCH_MAX_WAIT_MS",
+        "2",
+        "How long a batch that is not full may wait for more requests, counted from its oldest "
+        "request's arrival; only while requests queue behind a running call.",
+    )
     drain_seconds: float = var(
         "MLOPS_DRAIN_SECONDS", "30", "On SIGTERM, how long in-flight requests may take."
     )
@@ -146,6 +159,7 @@ INTS = {
     "drift_window": (1, 10_000_000),
     "drift_min_rows": (1, 10_000_000),
     "predict_threads": (0, 256),
+    "batch_max_size": (1, 4096),
     "max_body_bytes": (1, 2**40),
     "shadow_queue": (1, 100_000),
     "shadow_concurrency": (1, 256),
@@ -164,6 +178,14 @@ def _parse(attr: str, key: str, raw: str) -> object:
         if not lo <= value <= hi:
             raise ConfigError(f"{key} must be between {lo} and {hi}, got {value}")
         return value
+    if attr == "batch_max_wait_ms":
+        try:
+            ms = float(raw)
+        except ValueError:
+            raise ConfigError(f"{key} must be a number of milliseconds, got {raw!r}") from None
+        if not 0 <= ms <= 1000:
+            raise ConfigError(f"{key} must be between 0 and 1000, got {ms}")
+        return ms
     if attr in (
         "drain_seconds",
         "drain_delay_seconds",

@@ -59,6 +59,9 @@ LATENCY_BUCKETS = (
 )  # fmt: skip
 
 
+BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128)
+
+
 class RuntimeMetrics:
     """The runtime's metrics; label values for the contract labels are fixed at start."""
 
@@ -109,10 +112,20 @@ class RuntimeMetrics:
             BASE,
             registry=r,
         ).labels(*self.base)
+        self.batch_size = Histogram(
+            "mlops_runtime_batch_size",
+            "Requests scored by one call of the model (adaptive batching; 1 = alone).",
+            BASE,
+            buckets=BATCH_BUCKETS,
+            registry=r,
+        ).labels(*self.base)
         self.shadow = ShadowMetrics(r, self.base)
         ProcessCollector(registry=r)
         self._children: dict[tuple[str, int], tuple[Any, Any]] = {}
         self._rows: dict[str, Any] = {}
+
+    def observe_batch(self, requests: int) -> None:
+        self.batch_size.observe(requests)
 
     def observe(self, route: str, status: int, seconds: float, rows: int = 0) -> None:
         """Count one finished request (label children are cached: this is the hot path)."""
