@@ -7,6 +7,9 @@ BIN     := $(or $(MLOPS_CACHE_DIR),$(HOME)/.cache/mlops-operator)/bin
 export PATH := $(CURDIR)/.venv/bin:$(BIN):$(PATH)
 PYTEST  := $(PY) -m pytest
 PHASE   := hack/phase.sh
+# nothing started here reports usage off this machine (MLflow's client and server, DVC)
+export MLFLOW_DISABLE_TELEMETRY := true
+export DO_NOT_TRACK := 1
 
 .PHONY: help setup setup-python setup-binaries demo demo-down test test-unit test-integration test-chaos \
         lint fmt run cluster-up cluster-down cluster-reset crds pipelines bench bench-runtime \
