@@ -78,6 +78,8 @@ ENV_MODEL_DEPLOYMENT: Final = "MLOPS_MODEL_DEPLOYMENT"
 ENV_MODEL_VERSION: Final = "MLOPS_MODEL_VERSION"
 ENV_POD_NAMESPACE: Final = "POD_NAMESPACE"
 ENV_PORT: Final = "PORT"  # a custom runtime's serving port
+# worker processes of our runtime; the builder sets it from the CPU request
+ENV_WORKERS: Final = "MLOPS_WORKERS"
 SERVING_PORT: Final = 8080
 
 # -- metrics the runtime exports and the operator queries ------------------------------------

@@ -21,15 +21,18 @@ import requests
 from kubernetes import client
 
 from tests.support.cluster import eventually
-from tests.support.env import Env
+from tests.support.env import BLAS_ENV, Env
 from tests.support.kube import KUBECTL, kubectl
 from tests.support.mlflow_server import MlflowServer
 from tests.support.models import local_predict, oip, register_diabetes, rows
 from tests.support.objects import unique
-from tests.support.realnode import NODE_NAME, harness
+from tests.support.realnode import NODE_NAME, RUNTIME_IMAGE, harness
 from tests.support.traffic import Traffic
 
 ROOT = Path(__file__).resolve().parents[2]
+# MLOPS_WORKERS as spec.runtime.env sets it (the builder would from a 2-core request, which
+# this node's pods may not get)
+TWO_WORKERS = {"name": "MLOPS_WORKERS", "value": "2"}
 
 pytestmark = [pytest.mark.realnode, pytest.mark.usefixtures("real_node", "operator")]
 
@@ -144,7 +147,8 @@ def test_a_roll_forward_under_traffic_loses_no_request(
     v1 = register_diabetes(mlflow_uri, model, alpha=0.5)
     v2 = register_diabetes(mlflow_uri, model, alpha=2.0)
     reg.set_registered_model_alias(model, "champion", v1)
-    env.apply_md("roll", model)
+    # two workers per pod: the preStop call reaches one, and both must drain
+    env.apply_md("roll", model, runtime={"image": RUNTIME_IMAGE, "env": [*BLAS_ENV, TWO_WORKERS]})
     env.md.wait_serving("roll", v1)
     s = env.served("roll", model)
     t = traffic(f"{s.url}/v2/models/roll/infer", oip(rows(5)))
@@ -220,10 +224,12 @@ def test_drift_in_real_pods_found_by_prometheus_creates_exactly_one_retrain_job(
     version, data = register_with_baseline(mlflow_uri, model)
     fake_kfp.hold = True  # the job it creates stays running: a second period must not fire
     try:
+        # two workers in the pod: each scrape reaches one, which adds up both drift windows
         env.apply_md(
             "watched",
             model,
             model={"name": model, "version": version, "alias": None},
+            runtime={"image": RUNTIME_IMAGE, "env": [*BLAS_ENV, TWO_WORKERS]},
             retraining={
                 "onDrift": {"threshold": 0.25, "for": "3s"},
                 "historyLimit": 2,
@@ -247,6 +253,8 @@ def test_drift_in_real_pods_found_by_prometheus_creates_exactly_one_retrain_job(
         (series,) = prometheus.query(f'mlops_drift_psi{{namespace="{env.ns}"}}')
         assert series["metric"]["job"] == "pods"  # found through the cluster, not a file
         assert series["metric"]["pod"].startswith("watched-")
+        workers = prometheus.query(f'mlops_runtime_workers{{namespace="{env.ns}"}}')
+        assert [float(w["value"][1]) for w in workers] == [2.0]  # one scrape spoke for both
         assert env.rtj.of("watched") == []
         send(data.sample(2000, replace=True, random_state=rng) + 2 * data.std())
         jobs = eventually(lambda: env.rtj.of("watched"), 90, 0.5, "RetrainJob by drift")

@@ -15,10 +15,12 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import textwrap
 import threading
 import time
@@ -652,11 +654,113 @@ def test_baseline_helpers_against_the_registry(registered: Registered) -> None:
     assert run.info.run_id
 
 
-def test_a_model_that_cannot_load_ends_the_process(registered: Registered, tmp_path: Path) -> None:
-    rt = Runtime("models:/no-such-model/1", registered.tracking_uri, tmp_path / "missing.log")
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_a_model_that_cannot_load_ends_the_process(
+    registered: Registered, tmp_path: Path, short_tmp: Path, workers: str
+) -> None:
+    rt = Runtime(
+        "models:/no-such-model/1",
+        registered.tracking_uri,
+        tmp_path / "missing.log",
+        MLOPS_WORKERS=workers,
+        TMPDIR=str(short_tmp),
+    )
     try:
         assert rt.proc.wait(120) == 1  # Kubernetes restarts it with back-off
-        assert "model not loaded" in rt.log_text() and "no-such-model" in rt.log_text()
+        # the pod's termination message is the log's last line: it names the cause
+        last = rt.log_text().strip().splitlines()[-1]
+        assert last.startswith("mlops-runtime: model not loaded") and "no-such-model" in last
+        assert not list(short_tmp.glob("mlops-runtime-*"))  # the supervisor cleaned up
+    finally:
+        rt.stop()
+
+
+def ask_worker(sock: Path, command: bytes = b"metrics") -> Any:
+    """One worker's own answer over its socket in the pod's private directory (peers.py)."""
+    with socket.socket(socket.AF_UNIX) as s:
+        s.settimeout(10)
+        s.connect(str(sock))
+        s.sendall(command + b"\n")
+        data = b""
+        while chunk := s.recv(65536):
+            data += chunk
+    return json.loads(data)
+
+
+def served(payload: Any) -> float:
+    (family,) = [f for f in payload["families"] if f["name"] == "mlops_runtime_requests"]
+    return sum(
+        float(v) for _, labels, v in family["samples"] if labels.get("route") == "/invocations"
+    )
+
+
+@pytest.fixture
+def short_tmp() -> Iterator[Path]:
+    """A directory with a short path: the workers' unix sockets go under it (108 bytes at most,
+    and pytest's tmp_path can be long)."""
+    path = Path(tempfile.mkdtemp(prefix="rt-", dir="/tmp"))
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def test_two_workers_share_the_port_and_answer_for_each_other(
+    registered: Registered, tmp_path: Path, short_tmp: Path
+) -> None:
+    rt = Runtime(
+        registered.tabular,
+        registered.tracking_uri,
+        tmp_path / "two.log",
+        MLOPS_WORKERS="2",
+        MLOPS_DRIFT_WINDOW="4000",
+        MLOPS_DRIFT_MIN_ROWS="1500",
+        MLOPS_DRAIN_DELAY_SECONDS="1",
+        TMPDIR=str(short_tmp),
+    )
+    try:
+        rt.wait_ready()
+        (meet,) = short_tmp.glob("mlops-runtime-*")
+        socks = sorted(meet.glob("worker-*.sock"))
+        assert len(socks) == 2
+
+        # each worker fetches the drift baseline after it is ready: wait for both windows
+        def windows() -> list[bool]:
+            return [ask_worker(s)["drift"] is not None for s in socks]
+
+        _until("both drift windows", lambda: all(windows()), windows, timeout=60)
+
+        # every request on a connection of its own: the kernel spreads them over the workers
+        df = draw(1600, seed=400)
+        expected = np.asarray(pyfunc_predict(registered.tabular, df)).tolist()
+        got: list[Any] = []
+        for i in range(0, 1600, 80):
+            status, out = rt.post("/invocations", {"dataframe_split": as_split(df[i : i + 80])})
+            assert status == 200, out
+            got += out["predictions"]
+        assert got == expected
+
+        answers = [ask_worker(s) for s in socks]
+        each = [served(a) for a in answers]
+        assert sum(each) == 20 and min(each) > 0, each  # both served
+        # each worker holds half the pod's 4,000-row window and saw fewer than the 1,500 rows
+        # PSI needs; their counts added up are over it
+        rows = [a["drift"]["input_rows"] for a in answers]
+        assert sum(rows) == 1600 and max(rows) < 1500, rows
+        ok = "mlops_runtime_requests_total" + labels(rt, route="/invocations", status="200")
+        for _ in range(4):  # whichever worker a scrape reaches, it answers for the pod
+            m = rt.metrics()
+            assert m[ok] == 20
+            assert m["mlops_runtime_workers" + labels(rt)] == 2
+            assert m["mlops_runtime_model_ready" + labels(rt)] == 1
+            assert m["mlops_drift_window_rows" + labels(rt)] == 1600
+            assert m["mlops_drift_psi" + labels(rt)] < 0.1
+
+        # the preStop call reaches one worker; the pod stops being ready on every connection
+        assert rt.get("/-/drain")[0] == 200
+        assert all(rt.get("/v2/health/ready")[0] == 503 for _ in range(6))
+        rt.proc.send_signal(signal.SIGTERM)  # to the supervisor, as the kubelet sends it
+        assert rt.proc.wait(30) == 0
+        assert not meet.exists()
+        assert "Traceback" not in rt.log_text()
     finally:
         rt.stop()
 

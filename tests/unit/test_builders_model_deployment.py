@@ -191,3 +191,43 @@ def test_our_runtime_drains_in_its_prestop_hook() -> None:
         0
     ]
     assert c["lifecycle"] == {"preStop": {"httpGet": {"path": "/-/drain", "port": 8080}}}
+
+
+@pytest.mark.parametrize(
+    ("resources", "env", "workers"),
+    [
+        (None, None, None),  # no CPU asked for: one worker, and no variable in the template
+        ({"requests": {"cpu": "500m"}}, None, None),
+        ({"requests": {"cpu": "1"}}, None, None),
+        ({"requests": {"cpu": "2"}}, None, "2"),
+        ({"requests": {"cpu": "3500m"}}, None, "3"),  # whole cores
+        ({"requests": {"cpu": 4}}, None, "4"),
+        ({"limits": {"cpu": "2"}}, None, "2"),  # the request defaults to the limit
+        ({"requests": {"cpu": "1"}, "limits": {"cpu": "4"}}, None, None),  # the request counts
+        ({"requests": {"cpu": "64"}}, None, "8"),  # at most MAX_WORKERS
+        ({"requests": {"cpu": "4"}}, [{"name": "MLOPS_WORKERS", "value": "1"}], "1"),  # theirs
+    ],
+)
+def test_our_runtime_gets_a_worker_per_requested_core(
+    resources: dict[str, Any] | None, env: list[dict[str, str]] | None, workers: str | None
+) -> None:
+    overrides: dict[str, Any] = {"resources": resources} if resources else {}
+    if env:
+        overrides["runtime"] = {"env": env}
+    got = [e["value"] for e in container(overrides)["env"] if e["name"] == "MLOPS_WORKERS"]
+    assert got == ([workers] if workers else [])
+
+
+def test_a_custom_runtime_is_not_told_a_worker_count() -> None:
+    c = container(
+        {"runtime": {"kind": "custom", "image": "me/x:1"}, "resources": {"requests": {"cpu": "4"}}}
+    )
+    assert not [e for e in c["env"] if e["name"] == "MLOPS_WORKERS"]
+
+
+@pytest.mark.parametrize(
+    ("quantity", "cores"),
+    [("2", 2.0), ("1.5", 1.5), ("2500m", 2.5), (3, 3.0), ("1e1", 10.0), ("2Ki", None), ("x", None)],
+)
+def test_cpu_quantities_in_cores(quantity: object, cores: float | None) -> None:
+    assert b.cpu_cores(quantity) == cores

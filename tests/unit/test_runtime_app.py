@@ -13,12 +13,14 @@ import orjson
 import pytest
 
 from mlops_operator import profiles
+from mlops_operator.runtime import peers
 from mlops_operator.runtime.app import RuntimeApp
 from mlops_operator.runtime.codec import BadRequest, Parsed
 from mlops_operator.runtime.config import ConfigError, RuntimeConfig
 from mlops_operator.runtime.drift import DriftMonitor
 from mlops_operator.runtime.metrics import RuntimeMetrics
 from mlops_operator.runtime.model import ModelRef, check_requirements, parse_model_uri
+from mlops_operator.runtime.peers import WorkerGroup
 from mlops_operator.runtime.schema import Column, ColumnSchema, ColumnType
 
 
@@ -289,6 +291,7 @@ def test_settings_defaults_and_names() -> None:
         {"MODEL_URI": "models:/m/1", "MLOPS_DRIFT": "maybe"},
         {"MODEL_URI": "models:/m/1", "MODEL_NAME": "a/b"},
         {"MODEL_URI": "models:/m/1", "MLOPS_DRAIN_SECONDS": "-1"},
+        {"MODEL_URI": "models:/m/1", "MLOPS_WORKERS": "0"},
     ],
 )
 def test_bad_settings_are_one_line_errors(env: dict[str, str]) -> None:
@@ -402,3 +405,84 @@ def test_concurrent_requests_on_both_protocols_share_model_calls_and_get_their_o
     assert len(calls) < 9 and sum(calls) == sum(range(1, 7)) + 3, calls
     text = app.metrics.render().decode()
     assert "mlops_runtime_batch_size_count" in text
+
+
+# --- several workers (MLOPS_WORKERS): peers over unix sockets in this one process -----------
+
+
+async def acall(app: RuntimeApp, method: str, path: str, body: bytes = b"") -> tuple[int, bytes]:
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    async def send(message: MutableMapping[str, Any]) -> None:
+        sent.append(dict(message))
+
+    headers = [(b"content-type", b"application/json")]
+    scope = {"type": "http", "method": method, "path": path, "headers": headers}
+    await app(scope, receive, send)
+    return sent[0]["status"], sent[1]["body"]
+
+
+def pair(tmp_path: Path, **env: str) -> tuple[RuntimeApp, RuntimeApp]:
+    apps = []
+    for i in range(2):
+        cfg = RuntimeConfig.from_env(
+            {
+                "MODEL_URI": "models:/iris/3",
+                "MODEL_NAME": "iris-prod",
+                "POD_NAMESPACE": "ml",
+                "MLOPS_PREDICT_THREADS": "0",
+                "MLOPS_WORKERS": "2",
+                **env,
+            }
+        )
+        metrics = RuntimeMetrics(cfg.model_deployment, cfg.namespace, cfg.model_version)
+        apps.append(RuntimeApp(cfg, metrics, WorkerGroup(i, 2, tmp_path)))
+    return apps[0], apps[1]
+
+
+def test_a_pod_of_two_workers_is_ready_only_when_both_are(tmp_path: Path) -> None:
+    a, b = pair(tmp_path)
+    a.serve_model(FakeModel())  # type: ignore[arg-type]
+    assert call(a, "GET", "/v2/health/ready")[0] == 503  # b still loads
+    assert call(a, "GET", "/v2/models/iris-prod/ready")[0] == 503
+    assert call(a, "POST", "/invocations", split([[1, 2]]))[0] == 200  # a itself can score
+    b.serve_model(FakeModel())  # type: ignore[arg-type]
+    assert call(a, "GET", "/v2/health/ready")[0] == 200
+    assert call(b, "GET", "/v2/health/ready")[0] == 200
+    b.begin_drain()
+    assert call(a, "GET", "/v2/health/ready")[0] == 503
+
+
+def test_one_scrape_adds_up_both_workers_and_drain_reaches_both(tmp_path: Path) -> None:
+    a, b = pair(tmp_path, MLOPS_DRAIN_DELAY_SECONDS="0")
+    for app in (a, b):
+        app.serve_model(FakeModel())  # type: ignore[arg-type]
+
+    async def scenario() -> None:
+        server = await peers.serve(b.group, b.peer_commands())  # type: ignore[arg-type]
+        try:
+            for app, n in ((a, 2), (b, 3)):
+                for _ in range(n):
+                    assert (await acall(app, "POST", "/invocations", split([[1, 2]])))[0] == 200
+            status, text = await acall(a, "GET", "/metrics")
+            assert status == 200
+            ok = (
+                'mlops_runtime_requests_total{model_deployment="iris-prod",model_version="3",'
+                'namespace="ml",route="/invocations",status="200"} 5.0'
+            )
+            assert ok in text.decode()
+            assert 'mlops_runtime_workers{model_deployment="iris-prod"' in text.decode()
+            # the preStop call reaches a only; b drains too
+            assert (await acall(a, "GET", "/-/drain"))[0] == 200
+            assert b.state.draining and not b.group.all_ready()  # type: ignore[union-attr]
+        finally:
+            server.close()
+            await server.wait_closed()
+        # a peer that does not answer fails the scrape rather than lowering the totals
+        status, body = await acall(a, "GET", "/metrics")
+        assert status == 503 and b"worker(s) 1 of 2 did not answer" in body
+
+    asyncio.run(scenario())

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from mlops_operator import profiles, psi
-from mlops_operator.runtime.drift import DriftMonitor
+from mlops_operator.runtime.drift import DriftCounts, DriftMonitor
 
 
 def data(n: int, seed: int, shift: float = 0.0) -> pd.DataFrame:
@@ -122,3 +122,46 @@ def test_memory_stays_bounded_without_scrapes(baseline: profiles.Profile) -> Non
     assert snap is not None and snap.rows == 100
     last = data(1000, seed=12).iloc[-100:]
     assert snap.features == pytest.approx(psi.psi(baseline, last))
+
+
+def test_two_workers_windows_added_up_give_the_psi_of_one_window_over_all_rows(
+    baseline: profiles.Profile,
+) -> None:
+    # MLOPS_WORKERS=2: each worker keeps half the pod's window; what a scrape reports is PSI
+    # over their counts added up, and min_rows counts the pod's rows
+    one = DriftMonitor(baseline, window=1000, min_rows=300)
+    a, b = (DriftMonitor(baseline, window=1000, min_rows=300, workers=2) for _ in range(2))
+    assert a.window == 500
+    df = data(400, seed=11, shift=0.4)
+    feed(one, df, batch=8)
+    feed(a, df.iloc[:200].reset_index(drop=True), batch=8)
+    feed(b, df.iloc[200:].reset_index(drop=True), batch=8)
+    assert a.snapshot() is None and b.snapshot() is None  # 200 rows each: under min_rows alone
+    total = a.counts() + DriftCounts.from_wire(b.counts().to_wire())  # b's arrive as JSON
+    merged = a.snapshot_of(total)
+    expected = one.snapshot()
+    assert merged is not None and expected is not None
+    assert merged.rows == expected.rows == 400
+    assert merged.features == pytest.approx(expected.features)
+    assert merged.prediction == pytest.approx(expected.prediction)
+    assert merged.overall == pytest.approx(expected.overall)
+
+
+def test_each_worker_keeps_its_share_of_the_window(baseline: profiles.Profile) -> None:
+    w = DriftMonitor(baseline, window=1001, min_rows=10, workers=2)
+    feed(w, data(800, seed=12), batch=10)
+    assert w.rows == 501  # the share rounds up: never fewer rows than asked for in all
+    assert w.counts().input_rows == 501
+    assert int(w.counts().inputs[0].sum()) == 501
+
+
+def test_counts_of_another_baseline_are_refused(baseline: profiles.Profile) -> None:
+    other = profiles.compute_profile(data(500, seed=13)[["x"]])
+    mine = DriftMonitor(baseline, window=100, min_rows=10)
+    theirs = DriftMonitor(other, window=100, min_rows=10)
+    feed(mine, data(50, seed=14), batch=10)
+    feed(theirs, data(50, seed=15)[["x"]], batch=10)
+    with pytest.raises(ValueError, match="different baselines"):
+        mine.counts() + theirs.counts()
+    with pytest.raises(ValueError, match="do not match"):
+        mine.snapshot_of(theirs.counts())

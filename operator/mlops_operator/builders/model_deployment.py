@@ -29,6 +29,7 @@ from mlops_operator.contract import (
     ENV_MODEL_VERSION,
     ENV_POD_NAMESPACE,
     ENV_PORT,
+    ENV_WORKERS,
     GPU_PRODUCT_LABEL,
     GPU_RESOURCE,
     LABEL_MODEL_VERSION,
@@ -40,6 +41,9 @@ from mlops_operator.contract import (
 )
 
 TMP_VOLUME = "tmp"
+# a pod's worker processes at most, however many cores it requests: past this, more replicas
+# serve better than bigger pods (and every worker holds a copy of the model)
+MAX_WORKERS = 8
 
 
 @dataclass(frozen=True)
@@ -73,8 +77,36 @@ def get_env(
     if spec.runtime.kind == "custom":
         env.append({"name": ENV_PORT, "value": str(serving_port(spec))})
     ours = {e["name"] for e in env}
-    env.extend(e for e in (spec.runtime.env or []) if e.get("name") not in ours)
+    given = spec.runtime.env or []
+    env.extend(e for e in given if e.get("name") not in ours)
+    workers = worker_count(spec)
+    # only above 1: a pod template that names the default would roll every existing pod
+    if workers > 1 and not any(e.get("name") == ENV_WORKERS for e in given):
+        env.append({"name": ENV_WORKERS, "value": str(workers)})
     return env
+
+
+def worker_count(spec: ModelDeploymentSpec) -> int:
+    """Our runtime's worker processes: one per whole core of the CPU request (the limit when
+    only that is set), 1 to MAX_WORKERS; a custom runtime is not told."""
+    if spec.runtime.kind != "mlflow" or not spec.resources:
+        return 1
+    cpu = (spec.resources.requests or {}).get("cpu") or (spec.resources.limits or {}).get("cpu")
+    cores = cpu_cores(cpu) if cpu is not None else None
+    return 1 if cores is None else max(1, min(MAX_WORKERS, int(cores)))
+
+
+def cpu_cores(quantity: object) -> float | None:
+    """A CPU quantity ("2", "1.5", "2500m", 4) in cores; None when it is not one."""
+    text = str(quantity).strip()
+    scale = 1.0
+    if text.endswith("m"):
+        text, scale = text[:-1], 0.001
+    try:
+        value = float(text) * scale
+    except ValueError:
+        return None
+    return value if value >= 0 and value != float("inf") else None
 
 
 def get_resources(spec: ModelDeploymentSpec) -> dict[str, Any]:

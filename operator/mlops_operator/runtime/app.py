@@ -22,33 +22,38 @@ Client mistakes get 4xx with a JSON body naming the problem; a failure inside th
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from typing import Any
 
 from mlops_operator.contract import ROUTE_DRAIN, ROUTE_INFER, ROUTE_INVOCATIONS
-from mlops_operator.runtime import codec, oip
+from mlops_operator.runtime import codec, oip, peers
 from mlops_operator.runtime.batching import Batcher
 from mlops_operator.runtime.codec import BadRequest
 from mlops_operator.runtime.config import RuntimeConfig
 from mlops_operator.runtime.drift import DriftMonitor
+from mlops_operator.runtime.http import (
+    Handler,
+    HttpError,
+    Receive,
+    Response,
+    Scope,
+    Send,
+    error,
+    header,
+    rows_of,
+)
 from mlops_operator.runtime.metrics import CONTENT_TYPE, RuntimeMetrics
 from mlops_operator.runtime.model import LoadedModel
+from mlops_operator.runtime.peers import WorkerGroup
 from mlops_operator.runtime.schema import tensor_metadata
 from mlops_operator.runtime.shadow import Mirror
 
 log = logging.getLogger("mlops_operator.runtime")
 
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-Handler = Callable[[Scope, Receive], Awaitable["Response"]]
-
-JSON = b"application/json"
 # the header that marks a request of the OIP binary tensor extension (Triton's, KServe's)
 BINARY_HEADER = b"inference-header-content-length"
 TEXT = b"text/plain; charset=utf-8"
@@ -56,24 +61,6 @@ VERSION = "0.1.0"
 # bodies and answers up to this many bytes are decoded and encoded on the event loop; an
 # answer's size is guessed from its rows
 INLINE_LIMIT, ROW_BYTES = 64 * 1024, 32
-
-
-@dataclass
-class Response:
-    status: int
-    body: bytes
-    content_type: bytes = JSON
-    rows: int = 0
-    # a prediction the shadow may copy: (path on the candidate, content type, request body)
-    copy: tuple[str, str, bytes] | None = None
-
-
-class HttpError(Exception):
-    """An error response with its status; the message is sent to the client."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
 
 
 class ServingState:
@@ -93,10 +80,14 @@ class ServingState:
 class RuntimeApp:
     """ASGI 3 application serving one model."""
 
-    def __init__(self, config: RuntimeConfig, metrics: RuntimeMetrics) -> None:
+    def __init__(
+        self, config: RuntimeConfig, metrics: RuntimeMetrics, group: WorkerGroup | None = None
+    ) -> None:
         self.config = config
         self.metrics = metrics
         self.state = ServingState()
+        # one of several workers of the pod (runtime/peers.py); None: the only one
+        self.group = group
         self._executor = (
             ThreadPoolExecutor(config.predict_threads, thread_name_prefix="predict")
             if config.predict_threads > 0
@@ -135,6 +126,31 @@ class RuntimeApp:
             "/metrics": ("/metrics", self._metrics),
         }
 
+    # --- the serving state, for this worker and its peers -------------------------------
+
+    def serve_model(self, model: LoadedModel) -> None:
+        """The model has loaded: serve it (ready unless draining already)."""
+        self.state.model = model
+        if not self.state.draining:
+            self.metrics.ready.set(1)
+            if self.group is not None:
+                self.group.mark_ready(True)
+
+    def begin_drain(self) -> None:
+        """Not ready from now on; answers close their connections."""
+        self.state.draining = True
+        self.metrics.ready.set(0)
+        if self.group is not None:
+            self.group.mark_ready(False)
+
+    def _pod_ready(self) -> bool:
+        # the kernel sends a connection to any worker: the pod is ready when all of them are
+        return self.state.ready and (self.group is None or self.group.all_ready())
+
+    def peer_commands(self) -> peers.Commands:
+        """What the other workers of the pod may ask of this one."""
+        return peers.commands(lambda: json.dumps(self.metrics.payload()).encode(), self.begin_drain)
+
     # --- ASGI entry ----------------------------------------------------------------------
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -147,12 +163,12 @@ class RuntimeApp:
             route, handler = self._resolve(scope["method"], scope["path"])
             resp = await handler(scope, receive)
         except HttpError as e:
-            resp = _error(e.status, str(e), route)
+            resp = error(e.status, str(e), route)
         except BadRequest as e:
-            resp = _error(400, str(e), route)
+            resp = error(400, str(e), route)
         except Exception:
             log.exception("internal error serving %s %s", scope["method"], scope["path"])
-            resp = _error(500, "internal error while serving the request (see server log)", route)
+            resp = error(500, "internal error while serving the request (see server log)", route)
         finally:
             self.metrics.in_flight.dec()
         headers = [
@@ -177,6 +193,10 @@ class RuntimeApp:
             if method not in ("GET", "HEAD"):
                 raise HttpError(405, "method not allowed; use GET")
             return path, self._drain
+        if path == "/metrics" and self.group is not None:
+            if method not in ("GET", "HEAD"):
+                raise HttpError(405, "method not allowed; use GET")
+            return path, self._metrics_of_all
         hit = self._get.get(path.rstrip("/") or path)
         if hit is not None:
             route, fn = hit
@@ -227,8 +247,9 @@ class RuntimeApp:
         drain_delay_seconds (clients move to the other pods), then let SIGTERM come."""
         if not self.state.draining:
             log.info("preStop: draining for %.0fs before SIGTERM", self.config.drain_delay_seconds)
-        self.state.draining = True
-        self.metrics.ready.set(0)
+        self.begin_drain()
+        if self.group is not None:  # the preStop call reached this worker only
+            await peers.drain_others(self.group)
         await asyncio.sleep(self.config.drain_delay_seconds)
         return Response(200, b'{"drained":true}')
 
@@ -236,11 +257,11 @@ class RuntimeApp:
         return Response(200, b'{"live":true}')
 
     def _ready(self) -> Response:
-        ready = self.state.ready
+        ready = self._pod_ready()
         return Response(200 if ready else 503, b'{"ready":true}' if ready else b'{"ready":false}')
 
     def _model_ready(self) -> Response:
-        ready = self.state.ready
+        ready = self._pod_ready()
         body = {"name": self.config.model_name, "ready": ready}
         return Response(200 if ready else 503, codec.encode_json(body))
 
@@ -279,6 +300,16 @@ class RuntimeApp:
     def _metrics(self) -> Response:
         return Response(200, self.metrics.render(), CONTENT_TYPE.encode())
 
+    async def _metrics_of_all(self, scope: Scope, receive: Receive) -> Response:
+        """All workers' counts added up. A worker that does not answer fails the scrape: totals
+        without it would fall, and Prometheus reads a counter that falls as a restart."""
+        assert self.group is not None
+        try:
+            payloads = await peers.metrics_of_others(self.group)
+        except peers.Unanswered as e:
+            raise HttpError(503, str(e)) from None
+        return Response(200, self.metrics.render_merged(payloads), CONTENT_TYPE.encode())
+
     # --- inference -----------------------------------------------------------------------
 
     def _require_model(self) -> LoadedModel:
@@ -289,7 +320,7 @@ class RuntimeApp:
 
     async def _invocations(self, scope: Scope, receive: Receive) -> Response:
         self._require_model()
-        ctype = _header(scope, b"content-type").split(";")[0].strip().lower()
+        ctype = header(scope, b"content-type").split(";")[0].strip().lower()
         body = await self._read_body(receive)
         if ctype not in ("application/json", "text/csv"):
             raise HttpError(
@@ -303,12 +334,12 @@ class RuntimeApp:
         else:
             parsed = await self._near(len(body), codec.parse_invocations, body, model.schema)
         data, predictions = await self._batcher.predict(parsed)
-        out = await self._near(_rows(data) * ROW_BYTES, codec.invocations_response, predictions)
-        return Response(200, out, rows=_rows(data), copy=(ROUTE_INVOCATIONS, ctype, body))
+        out = await self._near(rows_of(data) * ROW_BYTES, codec.invocations_response, predictions)
+        return Response(200, out, rows=rows_of(data), copy=(ROUTE_INVOCATIONS, ctype, body))
 
     async def _infer_oip(self, scope: Scope, receive: Receive) -> Response:
         self._require_model()
-        if _header(scope, BINARY_HEADER):
+        if header(scope, BINARY_HEADER):
             raise HttpError(
                 415,
                 "the Open Inference Protocol binary tensor extension "
@@ -321,11 +352,11 @@ class RuntimeApp:
         data, predictions = await self._batcher.predict(parsed)
         version = model.ref.version
         name = self.config.model_name
-        size = _rows(data) * ROW_BYTES
+        size = rows_of(data) * ROW_BYTES
         out = await self._near(size, oip.oip_response, name, version, request_id, predictions)
         # the candidate serves another version: its unversioned path
         copy = (f"{self._model_prefix}/infer", "application/json", body)
-        return Response(200, out, rows=_rows(data), copy=copy)
+        return Response(200, out, rows=rows_of(data), copy=copy)
 
     async def _run(self, fn: Callable[..., Any], *args: Any) -> Any:
         if self._executor is None:
@@ -360,30 +391,3 @@ class RuntimeApp:
             chunks.append(chunk)
             if not message.get("more_body", False):
                 return chunks[0] if len(chunks) == 1 else b"".join(chunks)
-
-
-def _rows(data: Any) -> int:
-    try:
-        return len(data)
-    except TypeError:
-        return 1
-
-
-def _header(scope: Scope, name: bytes) -> str:
-    for key, value in scope["headers"]:
-        if key == name:
-            return str(value.decode("latin-1"))
-    return ""
-
-
-def _error(status: int, message: str, route: str) -> Response:
-    if route == "/invocations":
-        # MLflow's scoring server error shape, so its clients parse it as before
-        if status == 503:
-            code = "TEMPORARILY_UNAVAILABLE"
-        else:
-            code = "BAD_REQUEST" if status < 500 else "INTERNAL_ERROR"
-        body = {"error_code": code, "message": message}
-    else:
-        body = {"error": message}  # Open Inference Protocol error shape
-    return Response(status, codec.encode_json(body))

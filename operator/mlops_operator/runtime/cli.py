@@ -11,24 +11,33 @@ the pod's termination message), so Kubernetes restarts it with back-off and the 
 reports the pod as failing with that line. SIGTERM turns
 readiness false, closes the listener, lets in-flight requests finish (up to
 MLOPS_DRAIN_SECONDS) and exits 0.
+
+With MLOPS_WORKERS above 1 this process is a supervisor (runtime/workers.py): it starts that
+many workers, each this same program serving the same port, hands SIGTERM on to them, and when
+one ends by itself ends the others and exits with its status, the failing worker's last line
+repeated last.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import logging
 import signal
 import socket
 import sys
 import threading
 import time
+from pathlib import Path
 from types import FrameType
 
 import uvicorn
 
+from mlops_operator.runtime import peers, workers
 from mlops_operator.runtime.app import RuntimeApp
 from mlops_operator.runtime.config import ConfigError, RuntimeConfig
 from mlops_operator.runtime.metrics import RuntimeMetrics
+from mlops_operator.runtime.peers import WorkerGroup
 
 log = logging.getLogger("mlops_operator.runtime")
 
@@ -49,18 +58,28 @@ class RuntimeServer(uvicorn.Server):
     def __init__(self, config: uvicorn.Config, app: RuntimeApp) -> None:
         super().__init__(config)
         self.runtime = app
+        self.peer_server: asyncio.Server | None = None
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         if not self.runtime.state.draining:
             log.info("signal %s: draining in-flight requests, then exiting", sig)
-        self.runtime.state.draining = True
-        self.runtime.metrics.ready.set(0)
+        self.runtime.begin_drain()
         super().handle_exit(sig, frame)
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        group = self.runtime.group
+        # the socket the other workers of the pod ask this one on (runtime/peers.py)
+        self.peer_server = (
+            await peers.serve(group, self.runtime.peer_commands()) if group is not None else None
+        )
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
         await super().shutdown(sockets)
         if self.runtime.mirror is not None:  # copies still queued are not sent
             await self.runtime.mirror.close()
+        if self.peer_server is not None:
+            self.peer_server.close()
 
 
 def _loader(app: RuntimeApp, server: RuntimeServer) -> None:
@@ -94,9 +113,7 @@ def load_in_background(app: RuntimeApp, server: RuntimeServer) -> None:
     m.load_seconds.set(loaded.load_seconds)
     # the version is a label of every series already (model_version)
     m.info.info({"model_name": loaded.ref.name, "model_uri": loaded.ref.uri})
-    app.state.model = loaded
-    if not app.state.draining:
-        m.ready.set(1)
+    app.serve_model(loaded)
     log.info(
         "model %s (version %s) loaded in %.2fs; %s; ready",
         loaded.ref.name,
@@ -114,7 +131,10 @@ def load_in_background(app: RuntimeApp, server: RuntimeServer) -> None:
         return
     from mlops_operator.runtime.drift import DriftMonitor
 
-    monitor = DriftMonitor(baseline, window=cfg.drift_window, min_rows=cfg.drift_min_rows)
+    workers = app.group.count if app.group is not None else 1
+    monitor = DriftMonitor(
+        baseline, window=cfg.drift_window, min_rows=cfg.drift_min_rows, workers=workers
+    )
     app.metrics.add_drift(monitor)
     app.state.drift = monitor
     log.info(
@@ -125,8 +145,9 @@ def load_in_background(app: RuntimeApp, server: RuntimeServer) -> None:
     )
 
 
-def build(cfg: RuntimeConfig) -> tuple[RuntimeApp, RuntimeServer]:
-    app = RuntimeApp(cfg, RuntimeMetrics(cfg.model_deployment, cfg.namespace, cfg.model_version))
+def build(cfg: RuntimeConfig, group: WorkerGroup | None = None) -> tuple[RuntimeApp, RuntimeServer]:
+    metrics = RuntimeMetrics(cfg.model_deployment, cfg.namespace, cfg.model_version)
+    app = RuntimeApp(cfg, metrics, group)
     ucfg = uvicorn.Config(
         app,
         host=cfg.host,
@@ -155,17 +176,26 @@ def main(argv: list[str] | None = None) -> int:
         epilog=epilog,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    ap.parse_args(argv)
+    # set by the supervisor for the workers it starts (runtime/workers.py), never by hand
+    ap.add_argument("--worker", type=int, default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--worker-dir", type=Path, default=None, help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
     try:
         cfg = RuntimeConfig.from_env()
     except ConfigError as e:
         print(f"mlops-runtime: {e}", file=sys.stderr)
         return 2
+    group = None
+    if args.worker is not None and args.worker_dir is not None:
+        group = WorkerGroup(args.worker, cfg.workers, args.worker_dir)
+    who = f" [worker {group.index}]" if group is not None else ""
     logging.basicConfig(
-        level=cfg.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+        level=cfg.log_level, format=f"%(asctime)s %(levelname)s %(name)s{who}: %(message)s"
     )
+    if cfg.workers > 1 and group is None:
+        return workers.supervise(cfg)
     started = time.monotonic()
-    app, server = build(cfg)
+    app, server = build(cfg, group)
     log.info(
         "serving %s as %r on %s:%d (model_deployment=%s namespace=%s)",
         cfg.model_uri,
@@ -179,15 +209,17 @@ def main(argv: list[str] | None = None) -> int:
     # uvicorn re-raises the signal it caught once it has shut down; with this no-op handler in
     # place that ends in a normal return (exit 0) instead of death by SIGTERM.
     signal.signal(signal.SIGTERM, lambda *_: None)
-    server.run()
+    # one of several workers: the port is shared with the others (the kernel spreads the
+    # connections); the only one: uvicorn binds it
+    server.run(sockets=[workers.shared_socket(cfg.host, cfg.port)] if group else None)
     if app.state.load_error:
         # the last line of the log: what the pod's termination message and the status quote
-        print(
-            one_line(
-                f"mlops-runtime: model not loaded from {cfg.model_uri}: {app.state.load_error}"
-            ),
-            file=sys.stderr,
+        line = one_line(
+            f"mlops-runtime: model not loaded from {cfg.model_uri}: {app.state.load_error}"
         )
+        if group is not None:  # the supervisor repeats it as the pod's last line
+            group.error_file(group.index).write_text(line)
+        print(line, file=sys.stderr)
         return 1
     log.info("stopped after %.1fs", time.monotonic() - started)
     return 0

@@ -24,6 +24,7 @@ from mlops_operator.contract import (
     ENV_MODEL_VERSION,
     ENV_POD_NAMESPACE,
     ENV_PORT,
+    ENV_WORKERS,
     SHADOW_CONFIG_DIR,
     SHADOW_CONFIG_KEY,
 )
@@ -77,6 +78,13 @@ class RuntimeConfig(EnvSettings):
     )
     drift_window: int = var("MLOPS_DRIFT_WINDOW", "10000", "Rows in the sliding drift window.")
     drift_min_rows: int = var("MLOPS_DRIFT_MIN_ROWS", "500", "Rows needed before PSI is exported.")
+    workers: int = var(
+        ENV_WORKERS,
+        "1",
+        "Worker processes serving the port together (SO_REUSEPORT), each with its own copy of "
+        "the model; /metrics and readiness speak for all of them. The operator sets it from "
+        "the container's CPU request (whole cores, 1 to 8) unless spec.runtime.env does.",
+    )
     predict_threads: int = var(
         "MLOPS_PREDICT_THREADS", "1", "Threads that run the model; 0 = on the event loop."
     )
@@ -158,6 +166,7 @@ INTS = {
     "port": (1, 65535),
     "drift_window": (1, 10_000_000),
     "drift_min_rows": (1, 10_000_000),
+    "workers": (1, 64),
     "predict_threads": (0, 256),
     "batch_max_size": (1, 4096),
     "max_body_bytes": (1, 2**40),

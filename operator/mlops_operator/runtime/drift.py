@@ -58,12 +58,52 @@ class _Ring:
         self.pos = (self.pos + n) % self.size
         self.filled = min(self.size, self.filled + n)
 
-    def psi(self) -> list[float]:
+    def counts(self) -> tuple[npt.NDArray[np.int64], ...]:
         rows = self.idx[: self.filled]
-        return [
-            psi.psi_from_counts(f, np.bincount(rows[:, j], minlength=f.n_bins))
+        return tuple(
+            np.bincount(rows[:, j], minlength=f.n_bins).astype(np.int64)
             for j, f in enumerate(self.feats)
-        ]
+        )
+
+
+@dataclass(frozen=True)
+class DriftCounts:
+    """A window as bin counts per feature: what several workers' windows add up to (PSI needs
+    nothing else), and what one worker sends another (``to_wire``)."""
+
+    input_rows: int
+    inputs: tuple[npt.NDArray[np.int64], ...]
+    output_rows: int
+    outputs: tuple[npt.NDArray[np.int64], ...]
+
+    def __add__(self, other: DriftCounts) -> DriftCounts:
+        if [len(c) for c in self.inputs] != [len(c) for c in other.inputs] or [
+            len(c) for c in self.outputs
+        ] != [len(c) for c in other.outputs]:
+            raise ValueError("drift counts of different baselines cannot be added")
+        return DriftCounts(
+            self.input_rows + other.input_rows,
+            tuple(a + b for a, b in zip(self.inputs, other.inputs, strict=True)),
+            self.output_rows + other.output_rows,
+            tuple(a + b for a, b in zip(self.outputs, other.outputs, strict=True)),
+        )
+
+    def to_wire(self) -> dict[str, Any]:
+        return {
+            "input_rows": self.input_rows,
+            "inputs": [c.tolist() for c in self.inputs],
+            "output_rows": self.output_rows,
+            "outputs": [c.tolist() for c in self.outputs],
+        }
+
+    @classmethod
+    def from_wire(cls, wire: dict[str, Any]) -> DriftCounts:
+        def arrays(key: str) -> tuple[npt.NDArray[np.int64], ...]:
+            return tuple(np.asarray(c, dtype=np.int64) for c in wire[key])
+
+        return cls(
+            int(wire["input_rows"]), arrays("inputs"), int(wire["output_rows"]), arrays("outputs")
+        )
 
 
 class DriftMonitor:
@@ -74,16 +114,24 @@ class DriftMonitor:
     """
 
     def __init__(
-        self, baseline: profiles.Profile, *, window: int = 10_000, min_rows: int = 500
+        self,
+        baseline: profiles.Profile,
+        *,
+        window: int = 10_000,
+        min_rows: int = 500,
+        workers: int = 1,
     ) -> None:
-        if window < 1 or min_rows < 1:
-            raise ValueError("window and min_rows must be positive")
+        if window < 1 or min_rows < 1 or workers < 1:
+            raise ValueError("window, min_rows and workers must be positive")
         self.baseline = baseline
-        self.window, self.min_rows = window, min(min_rows, window)
+        # the pod's window is shared out over its workers, whose counts are added up when
+        # scraped (snapshot_of): min_rows is a count of the pod's rows
+        self.min_rows = min(min_rows, window)
+        self.window = -(-window // workers)
         self.feature_names = list(baseline.features)
         self.prediction_names = list(baseline.predictions)
-        self._inputs = _Ring(list(baseline.features.values()), window)
-        self._outputs = _Ring(list(baseline.predictions.values()), window)
+        self._inputs = _Ring(list(baseline.features.values()), self.window)
+        self._outputs = _Ring(list(baseline.predictions.values()), self.window)
         self._pending: deque[tuple[npt.NDArray[Any], npt.NDArray[Any] | None]] = deque()
         self._pending_rows = 0
         self._lock = threading.Lock()
@@ -144,9 +192,23 @@ class DriftMonitor:
         with self._lock:
             if self._dirty:
                 self._flush()
-                self._cached = self._compute()
+                self._cached = self.snapshot_of(self._counts())
                 self._dirty = False
             return self._cached
+
+    def counts(self) -> DriftCounts:
+        """The window's bin counts (queued rows binned first)."""
+        with self._lock:
+            self._flush()
+            return self._counts()
+
+    def _counts(self) -> DriftCounts:
+        return DriftCounts(
+            self._inputs.filled,
+            self._inputs.counts(),
+            self._outputs.filled,
+            self._outputs.counts(),
+        )
 
     @property
     def rows(self) -> int:
@@ -154,14 +216,29 @@ class DriftMonitor:
         with self._lock:
             return min(self.window, self._inputs.filled + self._pending_rows)
 
-    def _compute(self) -> DriftSnapshot | None:
-        rows = self._inputs.filled
-        if rows < self.min_rows:
+    def snapshot_of(self, counts: DriftCounts) -> DriftSnapshot | None:
+        """PSI of ``counts`` (this window's, or several workers' added up) against the
+        baseline; None below ``min_rows``."""
+        if counts.input_rows < self.min_rows:
             return None
-        per_feature = dict(zip(self.feature_names, self._inputs.psi(), strict=True))
+        if len(counts.inputs) != len(self.feature_names) or len(counts.outputs) != len(
+            self.prediction_names
+        ):
+            raise ValueError("drift counts do not match this baseline's features")
+        feats = self.baseline.features.values()
+        per_feature = {
+            name: psi.psi_from_counts(f, c)
+            for name, f, c in zip(self.feature_names, feats, counts.inputs, strict=True)
+        }
         prediction = None
-        if self.prediction_names and self._outputs.filled >= self.min_rows:
+        if self.prediction_names and counts.output_rows >= self.min_rows:
+            preds = self.baseline.predictions.values()
             prediction = psi.overall_psi(
-                dict(zip(self.prediction_names, self._outputs.psi(), strict=True))
+                {
+                    name: psi.psi_from_counts(f, c)
+                    for name, f, c in zip(self.prediction_names, preds, counts.outputs, strict=True)
+                }
             )
-        return DriftSnapshot(rows, per_feature, psi.overall_psi(per_feature), prediction)
+        return DriftSnapshot(
+            counts.input_rows, per_feature, psi.overall_psi(per_feature), prediction
+        )

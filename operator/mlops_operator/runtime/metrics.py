@@ -5,12 +5,14 @@ DESIGN.md), so one Prometheus query can pick a ModelDeployment's pods whatever t
 and a canary's analysis the pods of one version. The drift gauges
 ``mlops_feature_drift_psi{feature}``, ``mlops_drift_psi`` and ``mlops_prediction_drift_psi``
 are what the operator's drift trigger reads; they are computed when scraped (drift.py) and
-absent while there is no baseline or too little data.
+absent while there is no baseline or too little data. With several workers (MLOPS_WORKERS) the
+worker a scrape reaches adds up every worker's counts (merge.py) and their drift windows' bin
+counts, so one scrape speaks for the pod.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from prometheus_client import (
@@ -20,6 +22,7 @@ from prometheus_client import (
     Gauge,
     Histogram,
     Info,
+    Metric,
     ProcessCollector,
     disable_created_metrics,
     generate_latest,
@@ -46,7 +49,8 @@ from mlops_operator.contract import (
     METRIC_SHADOW_REL_ERROR,
     METRIC_SHADOW_REQUESTS,
 )
-from mlops_operator.runtime.drift import DriftMonitor
+from mlops_operator.runtime import merge
+from mlops_operator.runtime.drift import DriftCounts, DriftMonitor, DriftSnapshot
 
 # `*_created` series double the output and nobody queries them; this process is ours alone.
 disable_created_metrics()  # type: ignore[no-untyped-call]
@@ -121,6 +125,7 @@ class RuntimeMetrics:
         ).labels(*self.base)
         self.shadow = ShadowMetrics(r, self.base)
         ProcessCollector(registry=r)
+        self.drift: DriftMonitor | None = None
         self._children: dict[tuple[str, int], tuple[Any, Any]] = {}
         self._rows: dict[str, Any] = {}
 
@@ -146,10 +151,54 @@ class RuntimeMetrics:
             counter.inc(rows)
 
     def add_drift(self, monitor: DriftMonitor) -> None:
-        self.registry.register(DriftCollector(monitor, self.base))
+        self.drift = monitor
 
     def render(self) -> bytes:
-        return generate_latest(self.registry)
+        """This process's exposition (one worker: the pod's)."""
+        families = list(self.registry.collect())
+        if self.drift is not None:
+            families += drift_families(self.base, self.drift.rows, self.drift.snapshot())
+        return generate_latest(_Families([*families, self._workers(1)]))
+
+    def payload(self) -> dict[str, Any]:
+        """What this worker sends the worker that answers a scrape (runtime/peers.py)."""
+        return {
+            "families": merge.to_wire(self.registry.collect()),
+            "drift": self.drift.counts().to_wire() if self.drift is not None else None,
+        }
+
+    def render_merged(self, peers: Sequence[dict[str, Any]]) -> bytes:
+        """The exposition of all workers: this one's families and the ``payload`` of each
+        peer added up, and PSI over their drift windows' counts added up."""
+        own = self.payload()
+        families = merge.merge([own["families"], *(p["families"] for p in peers)])
+        if self.drift is not None:
+            windows = [own["drift"], *(p["drift"] for p in peers if p.get("drift") is not None)]
+            total = sum(
+                (DriftCounts.from_wire(w) for w in windows[1:]), DriftCounts.from_wire(windows[0])
+            )
+            snap = self.drift.snapshot_of(total)
+            families += drift_families(self.base, total.input_rows, snap)
+        return generate_latest(_Families([*families, self._workers(1 + len(peers))]))
+
+    def _workers(self, n: int) -> GaugeMetricFamily:
+        g = GaugeMetricFamily(
+            "mlops_runtime_workers",
+            "Worker processes whose counts this scrape adds up (MLOPS_WORKERS).",
+            labels=list(BASE),
+        )
+        g.add_metric(list(self.base), n)
+        return g
+
+
+class _Families(Collector):
+    """Families already collected, in the form generate_latest takes."""
+
+    def __init__(self, families: list[Metric]) -> None:
+        self.families = families
+
+    def collect(self) -> Iterator[Metric]:
+        return iter(self.families)
 
 
 class ShadowMetrics:
@@ -223,45 +272,39 @@ class ShadowMetrics:
                 self.sums[name].labels(*self.base, version).inc(value)
 
 
-class DriftCollector(Collector):
-    """Computes the drift gauges from the window when Prometheus scrapes."""
-
-    def __init__(self, monitor: DriftMonitor, base: tuple[str, str, str]) -> None:
-        self.monitor = monitor
-        self.base = list(base)
-
-    def describe(self) -> list[Any]:
-        return []  # values appear only once there is enough data; nothing to pre-declare
-
-    def collect(self) -> Iterator[GaugeMetricFamily]:
-        rows = GaugeMetricFamily(
-            METRIC_DRIFT_WINDOW_ROWS, "Rows in the drift window.", labels=list(BASE)
-        )
-        rows.add_metric(self.base, self.monitor.rows)
-        yield rows
-        snap = self.monitor.snapshot()
-        if snap is None:
-            return
-        feature = GaugeMetricFamily(
-            METRIC_FEATURE_DRIFT_PSI,
-            "PSI of each input feature, window vs the version's training baseline.",
-            labels=[*BASE, "feature"],
-        )
-        for name, value in snap.features.items():
-            feature.add_metric([*self.base, name], value)
-        yield feature
-        overall = GaugeMetricFamily(
-            METRIC_DRIFT_PSI,
-            "Overall input drift: the largest feature PSI (<0.1 stable, >0.25 significant).",
+def drift_families(
+    base: tuple[str, str, str], rows: int, snap: DriftSnapshot | None
+) -> list[Metric]:
+    """The drift gauges: the window's rows always, PSI once there is enough data (computed
+    when scraped, drift.py)."""
+    values = list(base)
+    window = GaugeMetricFamily(
+        METRIC_DRIFT_WINDOW_ROWS, "Rows in the drift window.", labels=list(BASE)
+    )
+    window.add_metric(values, rows)
+    out: list[Metric] = [window]
+    if snap is None:
+        return out
+    feature = GaugeMetricFamily(
+        METRIC_FEATURE_DRIFT_PSI,
+        "PSI of each input feature, window vs the version's training baseline.",
+        labels=[*BASE, "feature"],
+    )
+    for name, value in snap.features.items():
+        feature.add_metric([*values, name], value)
+    overall = GaugeMetricFamily(
+        METRIC_DRIFT_PSI,
+        "Overall input drift: the largest feature PSI (<0.1 stable, >0.25 significant).",
+        labels=list(BASE),
+    )
+    overall.add_metric(values, snap.overall)
+    out += [feature, overall]
+    if snap.prediction is not None:
+        pred = GaugeMetricFamily(
+            METRIC_PREDICTION_DRIFT_PSI,
+            "PSI of the model's predictions, window vs the training baseline.",
             labels=list(BASE),
         )
-        overall.add_metric(self.base, snap.overall)
-        yield overall
-        if snap.prediction is not None:
-            pred = GaugeMetricFamily(
-                METRIC_PREDICTION_DRIFT_PSI,
-                "PSI of the model's predictions, window vs the training baseline.",
-                labels=list(BASE),
-            )
-            pred.add_metric(self.base, snap.prediction)
-            yield pred
+        pred.add_metric(values, snap.prediction)
+        out.append(pred)
+    return out
