@@ -12,9 +12,10 @@ gets the same `POST /invocations` (`dataframe_split`) bodies:
     trees, on scikit-learn's diabetes data.
 
 Servers: the runtime (adaptive batching on, its default), the runtime with batching off
-(MLOPS_BATCH_MAX_SIZE=1: what it was before batching), and `mlflow models serve`, one worker
-each. Measured, with the servers' blocks interleaved (A B C, C B A, ...) so background load
-hits all:
+(MLOPS_BATCH_MAX_SIZE=1: what it was before batching), and `mlflow models serve`, with the
+same number of worker processes each (--workers: MLOPS_WORKERS, and mlflow's own --workers),
+every model at every count given (1 and 2 unless told). Measured, with the servers' blocks
+interleaved (A B C, C B A, ...) so background load hits all:
   * cold start: process start -> first successful prediction (includes download from the
     registry), median of --cold-starts tries each, alternating which server goes first (small
     model)
@@ -242,9 +243,11 @@ def _port_open(port: int) -> bool:
 PROBE_BODY = b""
 
 
-def make_servers(model_uri: str, tracking_uri: str, label: str) -> dict[str, Server]:
+def make_servers(
+    model_uri: str, tracking_uri: str, label: str, workers: int = 1
+) -> dict[str, Server]:
     """The runtime (batching on), the runtime with batching off or with drift off, and
-    `mlflow models serve`; one worker each."""
+    `mlflow models serve`; `workers` worker processes each."""
     base = dict(
         os.environ,
         MLFLOW_TRACKING_URI=tracking_uri,
@@ -260,6 +263,7 @@ def make_servers(model_uri: str, tracking_uri: str, label: str) -> dict[str, Ser
         PORT=str(ours),
         MLOPS_HOST="127.0.0.1",
         MLOPS_LOG_LEVEL="WARNING",
+        MLOPS_WORKERS=str(workers),
     )
     alone_env = dict(ours_env, PORT=str(ours_alone), MLOPS_BATCH_MAX_SIZE="1")
     return {
@@ -274,7 +278,7 @@ def make_servers(model_uri: str, tracking_uri: str, label: str) -> dict[str, Ser
             [
                 str(VENV_BIN / "mlflow"), "models", "serve", "-m", model_uri,
                 "--env-manager", "local", "--host", "127.0.0.1", "-p", str(theirs),
-                "--workers", "1",
+                "--workers", str(workers),
             ],
             base,
             theirs,
@@ -419,15 +423,16 @@ def measure_model(
     tracking_uri: str,
     work: Path,
     servers: dict[str, Server],
+    workers: int = 1,
 ) -> dict[str, object]:
-    """Every scenario on the three servers of one model (and, for the small model, the cold
-    starts and drift on/off)."""
+    """Every scenario on the three servers of one model (and, for the small model with one
+    worker, the cold starts and drift on/off)."""
     global PROBE_BODY
     scenarios = scenarios_of(rows, columns, args.requests)
     PROBE_BODY = scenarios[0][1]
-    made = make_servers(model_uri, tracking_uri, label)
+    made = make_servers(model_uri, tracking_uri, f"{label} w{workers}", workers)
     servers.update({s.label: s for s in made.values()})
-    small = label == "small"
+    small = label == "small" and workers == 1
     cold: dict[str, list[float]] = {"runtime": [], "mlflow": []}
     if small:  # cold starts, alternating which goes first
         for i in range(args.cold_starts):
@@ -446,7 +451,7 @@ def measure_model(
                 measured.setdefault((name, server), []).append(
                     run_load(made[server].port, body, conc, total)
                 )
-        print(f"# {label}: round {rnd + 1}/{args.rounds} done", flush=True)
+        print(f"# {label}, {workers} worker(s): round {rnd + 1}/{args.rounds} done", flush=True)
     if small:
         # drift on vs off: the difference is microseconds, so alternate short blocks many
         # times to cancel out the background load that drifts over seconds
@@ -462,7 +467,7 @@ def measure_model(
         print("# drift on/off done", flush=True)
     for name in live:
         made[name].stop()
-    return _report(label, scenarios, measured, cold if small else None)
+    return _report(label, workers, scenarios, measured, cold if small else None)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -472,6 +477,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--cold-starts", type=int, default=3, help="cold starts per server")
     ap.add_argument(
         "--models", default="small,realistic", help="which models: small, realistic or both"
+    )
+    ap.add_argument(
+        "--workers",
+        default="1,2",
+        help="worker processes per server (MLOPS_WORKERS, mlflow's --workers), comma-separated: "
+        "every model is measured at each count",
     )
     ap.add_argument(
         "--json",
@@ -489,13 +500,15 @@ def main(argv: list[str] | None = None) -> int:
     registry = start_mlflow(work / "mlflow")
     servers: dict[str, Server] = {}
     report: dict[str, object] = {}
+    counts = [int(w) for w in args.workers.split(",")]
     try:
         for label in args.models.split(","):
             if label == "small":
                 uri, rows, columns = register_model(registry.url)
-                report["small"] = measure_model(
-                    label, uri, rows, columns, args, registry.url, work, servers
-                )
+                for w in counts:
+                    report[key(label, w)] = measure_model(
+                        label, uri, rows, columns, args, registry.url, work, servers, w
+                    )
                 cost = drift_cost(rows, columns)
                 report["drift_in_process"] = cost
                 print(
@@ -507,9 +520,10 @@ def main(argv: list[str] | None = None) -> int:
                 )
             elif label == "realistic":
                 uri, rrows, columns = register_realistic(registry.url)
-                report["realistic"] = measure_model(
-                    label, uri, rrows, columns, args, registry.url, work, servers
-                )
+                for w in counts:
+                    report[key(label, w)] = measure_model(
+                        label, uri, rrows, columns, args, registry.url, work, servers, w
+                    )
             else:
                 raise SystemExit(f"unknown model {label!r}: small or realistic")
         report["seconds"] = time.monotonic() - started
@@ -523,8 +537,14 @@ def main(argv: list[str] | None = None) -> int:
         registry.stop()
 
 
+def key(label: str, workers: int) -> str:
+    """The JSON key of one model at one worker count ("small", "realistic_workers_2")."""
+    return label if workers == 1 else f"{label}_workers_{workers}"
+
+
 def _report(
     label: str,
+    workers: int,
     scenarios: Sequence[tuple[str, bytes, int, int]],
     measured: dict[tuple[str, str], list[Result]],
     cold: dict[str, list[float]] | None,
@@ -533,8 +553,9 @@ def _report(
 
     rows: list[dict[str, object]] = []
     print(
-        f"\n## {label} model: runtime vs mlflow models serve, and batching on vs off "
-        f"({platform.node()}, {os.cpu_count()} CPUs; ms, requests/s; ratios runtime / other)\n"
+        f"\n## {label} model, {workers} worker(s) each: runtime vs mlflow models serve, and "
+        f"batching on vs off ({platform.node()}, {os.cpu_count()} CPUs; ms, requests/s; ratios "
+        "runtime / other)\n"
     )
     hdr = (
         f"| {'scenario':<13} | {'runtime p50':>11} | {'p99':>8} | {'rps':>6} "
@@ -564,7 +585,7 @@ def _report(
         "\ngoals (issue 13): at 1 row, c=8 on the realistic model throughput >= 3x and p99 <= "
         "0.5x of mlflow's; at c=1, p50 no worse than with batching off"
     )
-    out: dict[str, object] = {"comparison": rows}
+    out: dict[str, object] = {"workers": workers, "comparison": rows}
     if cold is not None:
         ca, cb = statistics.median(cold["runtime"]), statistics.median(cold["mlflow"])
         print(
