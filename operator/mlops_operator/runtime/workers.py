@@ -79,6 +79,8 @@ def supervise(cfg: RuntimeConfig) -> int:
     log.info("supervisor: starting %d workers on port %d", cfg.workers, cfg.port)
     try:
         for i in range(cfg.workers):
+            if stopping:  # a signal while starting: the ones not yet started never are
+                break
             cmd = [sys.executable, "-m", "mlops_operator.runtime.cli"]
             cmd += ["--worker", str(i), "--worker-dir", str(meet)]
             # a group of their own: a terminal's Ctrl-C reaches the supervisor alone, which
