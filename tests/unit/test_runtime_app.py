@@ -43,7 +43,7 @@ class FakeModel:
         return frame, (frame["a"] + frame["b"]).to_numpy()
 
 
-def make_app(**env: str) -> RuntimeApp:
+def make_app(group: WorkerGroup | None = None, **env: str) -> RuntimeApp:
     cfg = RuntimeConfig.from_env(
         {
             "MODEL_URI": "models:/iris/3",
@@ -53,7 +53,8 @@ def make_app(**env: str) -> RuntimeApp:
             **env,
         }
     )
-    return RuntimeApp(cfg, RuntimeMetrics(cfg.model_deployment, cfg.namespace, cfg.model_version))
+    metrics = RuntimeMetrics(cfg.model_deployment, cfg.namespace, cfg.model_version)
+    return RuntimeApp(cfg, metrics, group)
 
 
 def call(
@@ -93,6 +94,21 @@ def call_with_headers(
     }
     asyncio.run(app(scope, receive, send))
     return sent[0]["status"], dict(sent[0]["headers"]), sent[1]["body"]
+
+
+async def acall(app: RuntimeApp, method: str, path: str, body: bytes = b"") -> tuple[int, bytes]:
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    async def send(message: MutableMapping[str, Any]) -> None:
+        sent.append(dict(message))
+
+    headers = [(b"content-type", b"application/json")]
+    scope = {"type": "http", "method": method, "path": path, "headers": headers}
+    await app(scope, receive, send)
+    return sent[0]["status"], sent[1]["body"]
 
 
 def split(rows: list[list[Any]]) -> bytes:
@@ -372,21 +388,6 @@ def test_concurrent_requests_on_both_protocols_share_model_calls_and_get_their_o
     app = make_app(MLOPS_PREDICT_THREADS="1")
     app.state.model = SlowModel()  # type: ignore[assignment]
 
-    async def one(body: bytes, path: str) -> tuple[int, bytes]:
-        sent: list[dict[str, Any]] = []
-
-        async def receive() -> dict[str, Any]:
-            return {"type": "http.request", "body": body, "more_body": False}
-
-        async def send(message: MutableMapping[str, Any]) -> None:
-            sent.append(dict(message))
-
-        headers = [(b"content-type", b"application/json")]
-        await app(
-            {"type": "http", "method": "POST", "path": path, "headers": headers}, receive, send
-        )
-        return sent[0]["status"], sent[1]["body"]
-
     def oip(a: float) -> bytes:
         tensor = {"name": "x", "shape": [1, 2], "datatype": "FP64", "data": [a, 1]}
         return orjson.dumps({"inputs": [tensor]})
@@ -394,7 +395,7 @@ def test_concurrent_requests_on_both_protocols_share_model_calls_and_get_their_o
     async def scenario() -> list[tuple[int, bytes]]:
         bodies = [(split([[i, 1]] * (i + 1)), "/invocations") for i in range(6)]
         bodies += [(oip(100 + i), "/v2/models/iris-prod/infer") for i in range(3)]
-        return await asyncio.gather(*(one(b, p) for b, p in bodies))
+        return await asyncio.gather(*(acall(app, "POST", p, b) for b, p in bodies))
 
     out = asyncio.run(scenario())
     assert all(status == 200 for status, _ in out), out
@@ -410,37 +411,9 @@ def test_concurrent_requests_on_both_protocols_share_model_calls_and_get_their_o
 # --- several workers (MLOPS_WORKERS): peers over unix sockets in this one process -----------
 
 
-async def acall(app: RuntimeApp, method: str, path: str, body: bytes = b"") -> tuple[int, bytes]:
-    sent: list[dict[str, Any]] = []
-
-    async def receive() -> dict[str, Any]:
-        return {"type": "http.request", "body": body, "more_body": False}
-
-    async def send(message: MutableMapping[str, Any]) -> None:
-        sent.append(dict(message))
-
-    headers = [(b"content-type", b"application/json")]
-    scope = {"type": "http", "method": method, "path": path, "headers": headers}
-    await app(scope, receive, send)
-    return sent[0]["status"], sent[1]["body"]
-
-
 def pair(tmp_path: Path, **env: str) -> tuple[RuntimeApp, RuntimeApp]:
-    apps = []
-    for i in range(2):
-        cfg = RuntimeConfig.from_env(
-            {
-                "MODEL_URI": "models:/iris/3",
-                "MODEL_NAME": "iris-prod",
-                "POD_NAMESPACE": "ml",
-                "MLOPS_PREDICT_THREADS": "0",
-                "MLOPS_WORKERS": "2",
-                **env,
-            }
-        )
-        metrics = RuntimeMetrics(cfg.model_deployment, cfg.namespace, cfg.model_version)
-        apps.append(RuntimeApp(cfg, metrics, WorkerGroup(i, 2, tmp_path)))
-    return apps[0], apps[1]
+    a, b = (make_app(WorkerGroup(i, 2, tmp_path), MLOPS_WORKERS="2", **env) for i in range(2))
+    return a, b
 
 
 def test_a_pod_of_two_workers_is_ready_only_when_both_are(tmp_path: Path) -> None:

@@ -170,13 +170,13 @@ class RuntimeMetrics:
     def render_merged(self, peers: Sequence[dict[str, Any]]) -> bytes:
         """The exposition of all workers: this one's families and the ``payload`` of each
         peer added up, and PSI over their drift windows' counts added up."""
-        own = self.payload()
-        families = merge.merge([own["families"], *(p["families"] for p in peers)])
+        own = merge.to_wire(self.registry.collect())
+        families = merge.merge([own, *(p["families"] for p in peers)])
         if self.drift is not None:
-            windows = [own["drift"], *(p["drift"] for p in peers if p.get("drift") is not None)]
-            total = sum(
-                (DriftCounts.from_wire(w) for w in windows[1:]), DriftCounts.from_wire(windows[0])
-            )
+            total = self.drift.counts()
+            for p in peers:
+                if p.get("drift") is not None:
+                    total += DriftCounts.from_wire(p["drift"])
             snap = self.drift.snapshot_of(total)
             families += drift_families(self.base, total.input_rows, snap)
         return generate_latest(_Families([*families, self._workers(1 + len(peers))]))

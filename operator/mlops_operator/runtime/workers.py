@@ -32,6 +32,7 @@ from pathlib import Path
 from types import FrameType
 
 from mlops_operator.runtime.config import RuntimeConfig
+from mlops_operator.runtime.peers import WorkerGroup
 
 log = logging.getLogger("mlops_operator.runtime")
 
@@ -104,7 +105,7 @@ def supervise(cfg: RuntimeConfig) -> int:
         if failed is None:
             return max((_status(p.returncode) for p in procs), default=0)
         index, status = failed
-        error = meet / f"error-{index}"
+        error = WorkerGroup(index, cfg.workers, meet).error_file(index)
         if error.exists():  # the pod's termination message: the failing worker's last line
             print(error.read_text(), file=sys.stderr)
         return status or 1
