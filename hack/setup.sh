@@ -42,7 +42,7 @@ step() {
 }
 
 last_line() { tail -n 1 "$1" | cut -c1-120; }
-pip_progress() { echo "$(grep -c -E '^(Collecting|Downloading|Using cached)' "$1" || true) packages collected; $(last_line "$1")"; }
+pip_progress() { echo "$(grep -c -E '^(Downloading| \+ )' "$1" || true) packages downloaded or installed; $(last_line "$1")"; }
 go_progress() { # go build -v prints each package it compiles; hack/build-binaries.sh says which build
   local what; what="$(grep -E '^>> building' "$1" | tail -n 1 | cut -c4- | sed -E 's/ into .*//')"
   echo "${what:-checking}; $(grep -c -v -E '^(>>|go: )' "$1" || true) packages compiled, now $(last_line "$1")"
@@ -54,9 +54,13 @@ python_env() {
   if [[ -f $stamp && "$(cat $stamp)" == "$want" ]]; then return; fi
   python_install() {
     [[ -x .venv/bin/python ]] || "$py" -m venv .venv
-    .venv/bin/pip install --upgrade pip
-    # constraints.txt pins every version, for .venv and the images alike (images/)
-    .venv/bin/pip install -c constraints.txt -e '.[runtime,pipelines,test,dev]'
+    # uv links each package from its cache and compiles nothing ahead: a warm install of the
+    # ~200 packages takes seconds, where pip took 164 s on a 2-core machine (byte-compiling
+    # every file). constraints.txt pins every version, for .venv and the images alike (images/),
+    # uv's own included.
+    .venv/bin/pip install -q -c constraints.txt uv
+    UV_SYSTEM_CERTS=1 .venv/bin/uv pip install --python .venv/bin/python \
+      -c constraints.txt -e '.[runtime,pipelines,test,dev]'
   }
   step python-env pip_progress python_install
   echo "$want" > $stamp
