@@ -36,6 +36,9 @@ if TYPE_CHECKING:  # imported lazily below: a unit-test run never loads them
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     # tests under tests/unit are unit tests, the rest integration, unless marked otherwise
     for item in items:
+        if item.get_closest_marker("slow") and not item.get_closest_marker("chaos"):
+            # make test leaves slow tests out; only make test-chaos (-m chaos) would run it
+            raise pytest.UsageError(f"{item.nodeid} is marked slow but not chaos: nothing runs it")
         if item.get_closest_marker("unit") or item.get_closest_marker("integration"):
             continue
         kind = "unit" if "/tests/unit/" in str(item.path) else "integration"

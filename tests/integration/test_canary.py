@@ -205,6 +205,7 @@ def test_a_bad_version_is_rolled_back_by_analysis_and_the_alias_reverted(
     assert env.md.cond("bad", "Stalled")["reason"] == "RolledBack"
 
 
+@pytest.mark.chaos
 def test_prometheus_lost_and_the_operator_killed_mid_rollout_pause_it_then_it_resumes(
     env: Env,
     mlflow_uri: str,

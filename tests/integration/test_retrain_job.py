@@ -209,7 +209,9 @@ def test_unknown_pipeline_and_parameters_are_refused_before_any_run(
 def test_kfp_backend_against_the_fake_api(env: Env, fake_kfp: FakeKfp) -> None:
     model = unique("kfp")
     before = len(fake_kfp.runs)
-    env.apply(rtj("on-kfp", model, backend="kfp"))
+    # the test-only quick-train: the backend is under test here; every task of the shipped
+    # tabular-train goes through it in test_kfp_task_pods_get_the_credentials_secret
+    env.apply(rtj("on-kfp", model, backend="kfp", pipeline="quick-train"))
     obj = env.rtj.finished("on-kfp")
     st = obj["status"]
     assert env.rtj.cond("on-kfp", "Succeeded")["status"] == "True"
@@ -311,7 +313,8 @@ def test_operator_killed_right_after_submit_runs_once(
     # status: the worst moment for a restart
     operator.start_again(MLOPS_TEST_CRASH_AT=AFTER_SUBMIT)
     try:
-        env.apply(rtj("crash", model, backend=backend))
+        # the test-only quick-train: what runs does not matter here, only that it runs once
+        env.apply(rtj("crash", model, backend=backend, pipeline="quick-train"))
         operator.process.wait(60)
         assert operator.process.returncode == CRASH_EXIT
         assert not (env.rtj.get("crash").get("status") or {}).get("run")
@@ -350,7 +353,8 @@ def test_schedule_trigger_creates_one_job_no_overlap_and_prunes(
                 retraining={
                     "schedule": "0 3 * * *",
                     "historyLimit": 1,
-                    "template": rtj("x", model, backend="kfp")["spec"],
+                    # the test-only quick-train: the schedule is under test, not the pipeline
+                    "template": rtj("x", model, backend="kfp", pipeline="quick-train")["spec"],
                 },
             )
         )
