@@ -14,7 +14,7 @@ export DO_NOT_TRACK := 1
 
 .PHONY: help setup setup-python setup-binaries demo demo-down test test-unit test-integration test-chaos \
         lint fmt run cluster-up cluster-down cluster-reset crds pipelines bench bench-runtime \
-        bench-reconcile bench-canary bench-shadow bench-clients images constraints docs kind-up kind-down kind-load deploy e2e
+        bench-reconcile bench-memory bench-canary bench-shadow bench-clients images constraints docs kind-up kind-down kind-load deploy e2e
 
 help: ## this list
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -110,6 +110,9 @@ bench-profile: setup ## bench-reconcile at 1,000 objects with py-spy on the oper
 	@spy=$${MLOPS_CACHE_DIR:-$$HOME/.cache/mlops-operator}/py-spy; \
 	  [ -f $$spy/.done-0.4.3 ] || { $(PY) -m pip install -q --target $$spy py-spy==0.4.3 && touch $$spy/.done-0.4.3; }; \
 	  MLOPS_PY_SPY=$$spy/bin/py-spy $(PY) bench/bench_reconcile.py --sizes 1000 --idle 30 --profile bench/results/profile $(BENCH_RECONCILE_ARGS)
+
+bench-memory: setup ## bench-reconcile at 1,000 objects with the operator under tracemalloc: where its memory is
+	@$(PY) bench/bench_reconcile.py --sizes 1000 --idle 30 --memory bench/results/memory $(BENCH_RECONCILE_ARGS)
 
 bench-canary: setup ## real pods: alias move -> canary promoted / rolled back, vs a rolling update
 	@$(PY) bench/bench_canary.py

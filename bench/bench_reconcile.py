@@ -42,6 +42,7 @@ import json
 import math
 import os
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -475,6 +476,7 @@ def operator_half(
     idle: float,
     profile: Path | None,
     hook: Hook,
+    memory: Path | None = None,
 ) -> OperatorHalf:
     core, apps, custom = client.CoreV1Api(api), client.AppsV1Api(api), client.CustomObjectsApi(api)
     ns = namespace(core, WATCHED)
@@ -553,6 +555,8 @@ def operator_half(
     for w in watchers:
         w.stop.set()
     rss = rss_mb(op_pid)
+    if memory:
+        memory_dump(op_pid, memory, n)
     if not delete_namespace(core, ns, timeout):
         print(f"  namespace {ns} not gone after {timeout:.0f} s", file=sys.stderr)
     available = [deps.ready[k] - t for k, t in mds.added.items() if k in deps.ready]
@@ -571,6 +575,25 @@ def operator_half(
         n - len(rolled_resync),
         deliveries,
     )
+
+
+MEMORY_DUMP = "operator-memory.txt"
+
+
+def memory_dump(op_pid: int, memory: Path, n: int) -> None:
+    """Ask the operator where its memory is (tests/support/operator_main.py, on SIGUSR2), keep
+    the answer as memory-<n>.txt and print its head."""
+    dump = memory / MEMORY_DUMP
+    dump.unlink(missing_ok=True)
+    os.kill(op_pid, signal.SIGUSR2)
+    if not wait_for(dump.exists, 600):
+        print(f"  no memory report from the operator within 600 s ({dump})", file=sys.stderr)
+        return
+    kept = memory / f"memory-{n}.txt"
+    dump.replace(kept)
+    text = kept.read_text().splitlines()
+    print(f"  where the operator's memory is at {n} objects ({kept}):")
+    print("\n".join(f"    {ln}" for ln in text[:45]))
 
 
 def write_counts(before: Samples, after: Samples) -> dict[str, float]:
@@ -652,6 +675,15 @@ def run(a: argparse.Namespace) -> dict[str, Any]:
         mlflow = start_mlflow(Path(tmp) / "mlflow", env=mlflow_webhooks.local_mlflow_env())
         port, hook_port = free_port(), free_port()
         hook = Hook(mlflow.url, hook_port, port)
+        traced = {}
+        if a.memory:
+            a.memory.mkdir(parents=True, exist_ok=True)
+            # tracemalloc slows the operator and adds to its RSS: figures of such a run are
+            # for where the memory is, not for comparing
+            traced = {
+                "PYTHONTRACEMALLOC": "8",
+                "MLOPS_TEST_MEMORY_DUMP": str(a.memory.resolve() / MEMORY_DUMP),
+            }
         op = start_operator(
             kubeconfig,
             mlflow.url,
@@ -663,6 +695,7 @@ def run(a: argparse.Namespace) -> dict[str, Any]:
             MLOPS_LEADER_ELECTION_NAMESPACE="default",
             MLOPS_LEADER_ELECTION_NAME=f"bench-{uuid.uuid4().hex[:6]}",
             **mlflow_webhooks.receiver_settings(hook_port, hook.secret),
+            **traced,
         )
         try:
             for s in a.sizes.split(","):
@@ -675,7 +708,7 @@ def run(a: argparse.Namespace) -> dict[str, Any]:
                 print(f"  the webhook's first delivery after {armed:.1f} s", flush=True)
                 ours = operator_half(
                     api, n, a.pool, timeout, op.process.pid, port, mlflow.url, a.idle, a.profile,
-                    hook,
+                    hook, a.memory,
                 )  # fmt: skip
                 sizes.append(size_record(n, base, ours))
         finally:
@@ -802,6 +835,12 @@ def main() -> int:
         help="record the operator with py-spy while each operator half converges (collapsed "
         "stacks in this directory; needs py-spy, as `make bench-profile` installs it) and print "
         "where its time went",
+    )
+    ap.add_argument(
+        "--memory",
+        type=Path,
+        help="run the operator under tracemalloc and, after each operator half, write and print "
+        "where its memory is (this directory; such a run's timings and RSS are not comparable)",
     )
     a = ap.parse_args()
     if a.json:

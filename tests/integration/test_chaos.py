@@ -1,7 +1,8 @@
 """The project's own fault-injection suite, in the manner of Sieve and Acto.
 
 `make test` runs it at a fixed seed and small sizes, except the three RetrainJob scenarios
-marked `slow` (over a minute each on 2 cores, which kept CI past its budget);
+marked `slow` (over a minute each on 2 cores, which kept CI past its budget; the fourth is
+test_leader_election.py's adoption of a dead leader's run);
 `make test-chaos` runs all of it at full size from a fresh seed (MLOPS_CHAOS_SEED, printed),
 with MLOPS_CHAOS_OBJECTS, _ROLLOUT_OBJECTS, _KILLS, _RUNS and _CRASH_PIPELINE (the RetrainJob
 crash points: the test-only quick-train, or tabular-train). In `make test` a RetrainJob run's

@@ -223,6 +223,11 @@ def test_only_the_leader_reconciles_and_a_standby_takes_over(
     )
 
 
+# over a minute on 2 cores: make test-chaos only. In make test, a local run outliving its
+# operator and adopted by the next one stays covered by test_retrain_job.py's
+# test_operator_killed_right_after_submit_runs_once[local] (the same work directory, one process)
+@pytest.mark.chaos
+@pytest.mark.slow
 def test_a_local_run_the_dead_leader_started_is_adopted(
     kube: client.ApiClient, namespace: str, mlflow_uri: str, candidates: Candidates
 ) -> None:
