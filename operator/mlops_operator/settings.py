@@ -77,6 +77,12 @@ class Settings(EnvSettings):
     local_concurrency: int = var(
         "MLOPS_LOCAL_CONCURRENCY", "2", "How many `local` pipeline runs may execute at once."
     )
+    max_concurrent_reconciles: int = var(
+        "MLOPS_MAX_CONCURRENT_RECONCILES",
+        "16",
+        "How many ModelDeployments (and, apart, RetrainJobs) are reconciled at once; the others "
+        "wait their turn, first come first served.",
+    )
     pipeline_packages_dir: str = var(
         "MLOPS_PIPELINE_PACKAGES_DIR",
         "",
@@ -209,12 +215,14 @@ def _parse(attr: str, name: str, raw: str) -> object:
         return v
     if attr in ("webhook_cert_file", "webhook_key_file") and raw and not Path(raw).is_file():
         raise bad("no such file")
-    if attr in ("local_concurrency", "metrics_port", "webhook_port"):
+    if attr in ("local_concurrency", "max_concurrent_reconciles", "metrics_port", "webhook_port"):
         try:
             n = int(raw)
         except ValueError:
             raise bad("expected an integer") from None
-        lo, hi = (1, 64) if attr == "local_concurrency" else (0, 65535)
+        lo, hi = {"local_concurrency": (1, 64), "max_concurrent_reconciles": (1, 1000)}.get(
+            attr, (0, 65535)
+        )
         if not lo <= n <= hi:
             raise bad(f"expected between {lo} and {hi}")
         return n

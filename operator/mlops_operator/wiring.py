@@ -341,6 +341,7 @@ def build(cfg: Settings, seams: Seams, observer: QueueObserver | None) -> Wired:
         cfg.resync_seconds,
         clock=seams.trigger_clock,
         observer=observer,
+        max_concurrent=cfg.max_concurrent_reconciles,
     )
 
     backends: dict[str, PipelineBackend] = {
@@ -371,7 +372,13 @@ def build(cfg: Settings, seams: Seams, observer: QueueObserver | None) -> Wired:
             return await rjr.reconcile(body, rdeps, now)
         return None
 
-    rtj_queue = WorkQueue("RetrainJob", reconcile_rtj, cfg.resync_seconds, observer=observer)
+    rtj_queue = WorkQueue(
+        "RetrainJob",
+        reconcile_rtj,
+        cfg.resync_seconds,
+        observer=observer,
+        max_concurrent=cfg.max_concurrent_reconciles,
+    )
     queues.update({MODEL_DEPLOYMENT_KIND: md_queue, RETRAIN_JOB_KIND: rtj_queue})
 
     def alias_moved(event: AliasEvent) -> int:

@@ -30,9 +30,11 @@ def test_parses_values() -> None:
             "MLOPS_NAMESPACES": "ml, team-b",
             "MLOPS_LOCAL_CONCURRENCY": "4",
             "MLOPS_API_TIMEOUT_SECONDS": "4",
+            "MLOPS_MAX_CONCURRENT_RECONCILES": "3",
         }
     )
     assert s.api_timeout_seconds == 4
+    assert s.max_concurrent_reconciles == 3
     assert s.pod_mlflow_uri == "http://mlflow.ml.svc:5000"
     assert (s.resync_seconds, s.pipeline_backend, s.namespaces, s.local_concurrency) == (
         2.5,
@@ -53,6 +55,8 @@ def test_parses_values() -> None:
         ({"MLOPS_KFP_HOST": "ftp://x"}, "MLOPS_KFP_HOST"),
         ({"MLOPS_NAMESPACES": "Bad_NS"}, "not a namespace name"),
         ({"MLOPS_LOCAL_CONCURRENCY": "0"}, "between 1 and 64"),
+        ({"MLOPS_MAX_CONCURRENT_RECONCILES": "0"}, "between 1 and 1000"),
+        ({"MLOPS_MAX_CONCURRENT_RECONCILES": "many"}, "expected an integer"),
         ({"MLOPS_API_TIMEOUT_SECONDS": "0.5"}, "between 1 and 600"),
         ({"MLOPS_API_TIMEOUT_SECONDS": "never"}, "MLOPS_API_TIMEOUT_SECONDS='never' is invalid"),
     ],

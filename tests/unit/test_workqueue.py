@@ -215,3 +215,76 @@ def test_poke_where_wakes_only_the_wanted_objects() -> None:
 
     assert asyncio.run(scenario()) == 2
     assert sorted(passes) == ["a", "a", "b", "c", "c"], passes
+
+
+def test_at_most_max_concurrent_passes_run_at_once_first_come_first_served() -> None:
+    running, most, order = 0, 0, []
+    release = asyncio.Event()
+
+    async def reconcile(b: dict[str, Any], _: dt.datetime) -> Requeue | None:
+        nonlocal running, most
+        running += 1
+        most = max(most, running)
+        order.append(b["metadata"]["name"])
+        await release.wait()
+        running -= 1
+        return None
+
+    async def scenario() -> None:
+        q = WorkQueue("T", reconcile, resync_seconds=3600, max_concurrent=2)
+        for i in range(6):
+            q.update({"metadata": {"namespace": "ns", "name": f"o{i}", "uid": f"u{i}"}})
+        await asyncio.sleep(0.1)
+        assert order == ["o0", "o1"]  # the others wait for a free pass
+        release.set()
+        await asyncio.sleep(0.1)
+        await q.stop()
+
+    asyncio.run(scenario())
+    assert most == 2
+    assert order == [f"o{i}" for i in range(6)]
+
+
+def test_events_while_waiting_for_a_pass_make_one_pass_on_the_newest_body() -> None:
+    seen: list[tuple[str, int]] = []
+    release = asyncio.Event()
+
+    async def reconcile(b: dict[str, Any], _: dt.datetime) -> Requeue | None:
+        seen.append((b["metadata"]["name"], b["metadata"].get("generation", 0)))
+        if b["metadata"]["name"] == "busy":
+            await release.wait()
+        return None
+
+    async def scenario() -> None:
+        q = WorkQueue("T", reconcile, resync_seconds=3600, max_concurrent=1)
+        q.update({"metadata": {"namespace": "ns", "name": "busy", "uid": "b"}})
+        await asyncio.sleep(0.05)
+        for gen in (1, 2, 3):  # three versions of the same object while "busy" holds the pass
+            q.update({"metadata": {"namespace": "ns", "name": "w", "uid": "w", "generation": gen}})
+            await asyncio.sleep(0.01)
+        release.set()
+        await asyncio.sleep(0.1)
+        await q.stop()
+
+    asyncio.run(scenario())
+    assert seen == [("busy", 0), ("w", 3)]
+
+
+def test_stop_ends_the_passes_still_waiting_for_their_turn() -> None:
+    started: list[str] = []
+
+    async def reconcile(b: dict[str, Any], _: dt.datetime) -> Requeue | None:
+        started.append(b["metadata"]["name"])
+        await asyncio.sleep(3600)
+        return None
+
+    async def scenario() -> None:
+        q = WorkQueue("T", reconcile, resync_seconds=3600, max_concurrent=1)
+        for i in range(3):
+            q.update({"metadata": {"namespace": "ns", "name": f"o{i}", "uid": f"u{i}"}})
+        await asyncio.sleep(0.05)
+        await asyncio.wait_for(q.stop(), timeout=2)
+        assert len(q) == 0
+
+    asyncio.run(scenario())
+    assert started == ["o0"]
