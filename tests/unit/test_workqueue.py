@@ -11,8 +11,8 @@ from mlops_operator.contract import Requeue
 from mlops_operator.workqueue import WorkQueue
 
 
-def body(name: str = "a") -> dict[str, Any]:
-    return {"metadata": {"namespace": "ns", "name": name, "uid": "u1"}}
+def body(name: str = "a", uid: str = "u1", **metadata: Any) -> dict[str, Any]:
+    return {"metadata": {"namespace": "ns", "name": name, "uid": uid, **metadata}}
 
 
 def test_backoff_grows_only_for_outages_and_events_coalesce() -> None:
@@ -233,7 +233,7 @@ def test_at_most_max_concurrent_passes_run_at_once_first_come_first_served() -> 
     async def scenario() -> None:
         q = WorkQueue("T", reconcile, resync_seconds=3600, max_concurrent=2)
         for i in range(6):
-            q.update({"metadata": {"namespace": "ns", "name": f"o{i}", "uid": f"u{i}"}})
+            q.update(body(f"o{i}", f"u{i}"))
         await asyncio.sleep(0.1)
         assert order == ["o0", "o1"]  # the others wait for a free pass
         release.set()
@@ -257,10 +257,10 @@ def test_events_while_waiting_for_a_pass_make_one_pass_on_the_newest_body() -> N
 
     async def scenario() -> None:
         q = WorkQueue("T", reconcile, resync_seconds=3600, max_concurrent=1)
-        q.update({"metadata": {"namespace": "ns", "name": "busy", "uid": "b"}})
+        q.update(body("busy", "b"))
         await asyncio.sleep(0.05)
         for gen in (1, 2, 3):  # three versions of the same object while "busy" holds the pass
-            q.update({"metadata": {"namespace": "ns", "name": "w", "uid": "w", "generation": gen}})
+            q.update(body("w", "w", generation=gen))
             await asyncio.sleep(0.01)
         release.set()
         await asyncio.sleep(0.1)
@@ -281,7 +281,7 @@ def test_stop_ends_the_passes_still_waiting_for_their_turn() -> None:
     async def scenario() -> None:
         q = WorkQueue("T", reconcile, resync_seconds=3600, max_concurrent=1)
         for i in range(3):
-            q.update({"metadata": {"namespace": "ns", "name": f"o{i}", "uid": f"u{i}"}})
+            q.update(body(f"o{i}", f"u{i}"))
         await asyncio.sleep(0.05)
         await asyncio.wait_for(q.stop(), timeout=2)
         assert len(q) == 0
